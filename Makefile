@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv if it is missing and install the package with what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint format bench sample clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev,mqtt,dask]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/iotlab demo
+
+# ruff, then a real Cassandra node and Mosquitto broker around pytest (stopped even on failure).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PATH="$(abspath $(BIN)):$$PATH" scripts/with-services $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" scripts/with-services sh -c 'for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done'
+
+sample: $(STAMP)
+	$(BIN)/python -m iotlab.datasets --write data/
+
+clean:
+	rm -rf $(VENV) .iotlab reports .pytest_cache

@@ -1,0 +1,113 @@
+"""The storage protocol every backend implements.
+
+A backend knows how to create the tables of :mod:`iotlab.store.schema`, upsert
+rows, read a partition's time range, and append events atomically. Everything
+above it (validation, roll-ups, projections, detection) is backend-neutral and
+lives in other modules, so a new backend is one small module.
+
+Data contract at this boundary
+------------------------------
+- DataFrames carry exactly the table's columns (``TableSpec.columns``), except the
+  derived bucket column (``bucket``/``day``): the store computes it from
+  ``bucket_source`` and never returns it.
+- ``timestamp`` columns are ``datetime64[ms, UTC]`` (tz-aware) both ways;
+  ``double`` is float64, ``int`` int64, ``text`` str (object or string dtype).
+- Rows are upserted by primary key: writing the same row twice leaves one row.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from iotlab.store.schema import TABLES, TableSpec
+from iotlab.store.url import StoreURL
+
+__all__ = ["Store"]
+
+
+class Store(ABC):
+    """Abstract storage backend; see the module docstring for the data contract."""
+
+    #: URL scheme this backend serves, e.g. ``"sqlite"``.
+    scheme: str = ""
+
+    def __init__(self, url: StoreURL, tables: Mapping[str, TableSpec] | None = None) -> None:
+        self.url = url
+        self.tables: dict[str, TableSpec] = dict(tables or TABLES)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abstractmethod
+    def create_schema(self) -> None:
+        """Create missing tables (and keyspace); never drop or alter existing data.
+
+        Raises ``SchemaMismatchError`` if an existing table lacks a needed column or has
+        one of another type. Calling it twice is a no-op.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, object]:
+        """Backend facts for people: ``{"backend", "server_version", "location", ...}``."""
+
+    # -- rows -------------------------------------------------------------------------------
+    @abstractmethod
+    def write_rows(self, table: str, rows: pd.DataFrame, *, progress: bool = False) -> int:
+        """Upsert ``rows`` into ``table``; return how many rows were written."""
+
+    @abstractmethod
+    def read_rows(
+        self,
+        table: str,
+        key: Mapping[str, object] | None = None,
+        *,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of ``table`` whose partition-key columns equal ``key``.
+
+        ``key`` holds the partition key without the bucket column; a value may be a list
+        to read several partitions (read concurrently where the backend can). ``start``
+        (inclusive) and ``end`` (exclusive) bound the first clustering column, and for
+        bucketed tables decide which buckets are read. ``key=None`` reads the whole
+        table and is only allowed for small, unbucketed tables (devices, sensors).
+        Rows come sorted by the primary key.
+        """
+
+    @abstractmethod
+    def delete_rows(self, table: str, key: Mapping[str, object]) -> int:
+        """Delete whole partitions of ``table`` (projections rebuild); return rows deleted."""
+
+    # -- events -----------------------------------------------------------------------------
+    @abstractmethod
+    def append_events(self, device_id: str, expected_version: int, events: pd.DataFrame) -> None:
+        """Append ``events`` (columns of the ``events`` table, versions expected+1, +2, ...).
+
+        Atomic per version: raises ``ConcurrencyError`` if any of those versions exists,
+        and then writes none of the later ones.
+        """
+
+    # -- housekeeping -----------------------------------------------------------------------
+    @abstractmethod
+    def purge_expired(self) -> int:
+        """Delete rows past their TTL where the backend does not do it itself."""
+
+    @abstractmethod
+    def stats(self) -> pd.DataFrame:
+        """One row per table: ``table, rows, partitions, first, last``."""
+
+    # -- context manager --------------------------------------------------------------------
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"

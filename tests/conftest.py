@@ -1,0 +1,90 @@
+"""Shared fixtures: every backend-facing test runs on SQLite and on a real Cassandra node.
+
+The Cassandra node is named by ``IOTLAB_TEST_CASSANDRA=host:port`` (``make test`` starts one
+and sets it). Without it, Cassandra tests are skipped for a quick local run, unless
+``IOTLAB_REQUIRE_SERVICES=1`` (set by ``make test`` and CI), where they fail loudly.
+The same holds for the MQTT broker and ``IOTLAB_TEST_MQTT``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+import iotlab
+
+BACKENDS = ("sqlite", "cassandra")
+
+
+def _service(env: str, what: str) -> tuple[str, int]:
+    value = os.environ.get(env)
+    if not value:
+        message = f"{what} not configured: set {env}=host:port (make test does)"
+        if os.environ.get("IOTLAB_REQUIRE_SERVICES") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    host, _, port = value.rpartition(":")
+    return host, int(port)
+
+
+@pytest.fixture(scope="session")
+def cassandra_contact() -> tuple[str, int]:
+    """(host, port) of the test Cassandra node; fails under make test if missing."""
+    return _service("IOTLAB_TEST_CASSANDRA", "Cassandra")
+
+
+@pytest.fixture(scope="session")
+def mqtt_contact() -> tuple[str, int]:
+    """(host, port) of the test MQTT broker; fails under make test if missing."""
+    return _service("IOTLAB_TEST_MQTT", "MQTT broker")
+
+
+@pytest.fixture(scope="session")
+def cassandra_keyspaces(cassandra_contact: tuple[str, int]) -> Iterator[list[str]]:
+    """Collects keyspaces made by tests and drops them when the session ends."""
+    created: list[str] = []
+    yield created
+    from cassandra.cluster import Cluster
+
+    host, port = cassandra_contact
+    cluster = Cluster([host], port=port)
+    try:
+        session = cluster.connect()
+        for keyspace in created:
+            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+
+def make_store_url(backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh, empty store URL for ``backend``."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'iotlab.db'}"
+    host, port = request.getfixturevalue("cassandra_contact")
+    keyspace = f"t_{uuid.uuid4().hex[:16]}"
+    request.getfixturevalue("cassandra_keyspaces").append(keyspace)
+    return f"cassandra://{host}:{port}/{keyspace}?replication_factor=1"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend-facing test runs once per backend."""
+    if request.param == "cassandra":
+        request.applymarker(pytest.mark.cassandra)
+    return request.param
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh, empty store on the current backend."""
+    return make_store_url(backend, request, tmp_path)
+
+
+@pytest.fixture
+def platform(store_url: str) -> Iterator[iotlab.Platform]:
+    """A Platform on a fresh store of the current backend."""
+    with iotlab.connect(store_url) as lab:
+        yield lab
