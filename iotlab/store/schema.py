@@ -257,6 +257,7 @@ TABLES: dict[str, TableSpec] = {
             partition_key=("day",),
             clustering=("occurred_at", "device_id", "version"),
             bucket_seconds=DAY,
+            bucket_source="occurred_at",
             comment="fleet-wide event feed by day for catch-up readers",
         ),
         TableSpec(
@@ -293,6 +294,7 @@ TABLES: dict[str, TableSpec] = {
             partition_key=("day",),
             clustering=("received_at", "id"),
             bucket_seconds=DAY,
+            bucket_source="received_at",
             ttl_seconds=THIRTY_DAYS,
             comment="malformed messages with the reason they were refused",
         ),

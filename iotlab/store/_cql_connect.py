@@ -1,0 +1,189 @@
+"""Open a Cassandra cluster from a :class:`~iotlab.store.url.StoreURL`.
+
+Everything the URL says becomes one execution profile (the driver's current
+configuration API, so no legacy-setting warnings fire): token-aware routing over
+a DC-aware round robin, the consistency level, the request timeout. TLS, auth and
+the connect timeout go to the ``Cluster``. The protocol version is pinned to v5
+(Cassandra 4.0+) so the driver never negotiates down with a warning.
+
+The driver is imported here, lazily: ``iotlab.store`` imports this module only
+for ``cassandra://`` URLs.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from iotlab.errors import MissingDependencyError, StoreConnectionError
+from iotlab.store.url import StoreURL
+
+__all__ = ["Connection", "connect_cluster", "import_driver"]
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_REQUEST_TIMEOUT = 30.0
+BULK_PROFILE = "iotlab_bulk"
+
+
+def import_driver() -> Any:
+    """Import ``cassandra`` or raise ``MissingDependencyError`` naming the extra."""
+    try:
+        import cassandra
+        import cassandra.cluster
+        import cassandra.policies
+    except ImportError as exc:  # pragma: no cover - the dev env has the driver
+        raise MissingDependencyError("cassandra-driver", "cassandra") from exc
+    return cassandra
+
+
+@dataclass
+class Connection:
+    """An open cluster with its two sessions.
+
+    ``session`` returns ordinary rows; ``bulk`` decodes each result page into NumPy
+    arrays (the driver's ``NumpyProtocolHandler``), for large reads. The handler is a
+    per-session setting, hence a second session rather than a flag per query.
+    """
+
+    cluster: Any
+    session: Any
+    bulk: Any | None
+    consistency: int
+
+
+def _flag(options: dict[str, str], name: str, default: bool) -> bool:
+    value = options.get(name)
+    return default if value is None else value.lower() in ("true", "1")
+
+
+def ssl_context_from_options(options: dict[str, str]) -> ssl.SSLContext | None:
+    """The TLS context the URL asks for (``ssl=true`` or any ``ssl_*`` path), else ``None``.
+
+    Examples
+    --------
+    >>> ssl_context_from_options({}) is None
+    True
+    >>> ctx = ssl_context_from_options({"ssl": "true", "ssl_verify": "false"})
+    >>> ctx.check_hostname, ctx.verify_mode == ssl.CERT_NONE
+    (False, True)
+    """
+    wanted = _flag(options, "ssl", False) or any(
+        options.get(k) for k in ("ssl_ca", "ssl_cert", "ssl_key")
+    )
+    if not wanted:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if _flag(options, "ssl_verify", True):
+        if options.get("ssl_ca"):
+            context.load_verify_locations(options["ssl_ca"])
+        else:
+            context.load_default_certs()
+    else:  # test clusters with self-signed certificates only
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if options.get("ssl_cert"):
+        context.load_cert_chain(options["ssl_cert"], options.get("ssl_key"))
+    return context
+
+
+def _fix_numpy_parser() -> None:
+    """Make the driver's NumPy result parser work on NumPy 2.
+
+    cassandra-driver 3.30's ``numpy_parser.make_native_byteorder`` calls
+    ``ndarray.newbyteorder()``, removed in NumPy 2.0; the Cython parser then fails
+    silently and every numeric page comes back empty. The parser looks the helper up
+    in its module globals, so replacing it there is enough. Idempotent.
+    """
+    if hasattr(np.ndarray, "newbyteorder"):
+        return
+    import cassandra.numpy_parser as numpy_parser
+
+    if getattr(numpy_parser.make_native_byteorder, "_iotlab_fixed", False):
+        return
+
+    def make_native_byteorder(arr: np.ndarray) -> np.ndarray:
+        if arr.dtype.kind == "O" or arr.dtype.isnative:
+            return arr
+        return arr.astype(arr.dtype.newbyteorder("="))  # keeps a masked array's mask
+
+    make_native_byteorder._iotlab_fixed = True  # type: ignore[attr-defined]
+    numpy_parser.make_native_byteorder = make_native_byteorder
+
+
+def _numpy_handler() -> Any | None:
+    from cassandra.protocol import NumpyProtocolHandler
+
+    if NumpyProtocolHandler is not None:
+        _fix_numpy_parser()
+    return NumpyProtocolHandler
+
+
+def connect_cluster(url: StoreURL) -> Connection:
+    """Connect to the cluster ``url`` names; raise ``StoreConnectionError`` if it cannot."""
+    import_driver()
+    from cassandra import AuthenticationFailed, ConsistencyLevel, ProtocolVersion
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.query import tuple_factory
+
+    options = url.options
+    dc = options.get("dc")
+    consistency = ConsistencyLevel.name_to_value[
+        options.get("consistency", "LOCAL_QUORUM").upper()
+    ]
+    serial = ConsistencyLevel.LOCAL_SERIAL if dc else ConsistencyLevel.SERIAL
+    request_timeout = float(options.get("request_timeout", DEFAULT_REQUEST_TIMEOUT))
+    connect_timeout = float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
+
+    def profile() -> Any:
+        return ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=dc)),
+            consistency_level=consistency,
+            serial_consistency_level=serial,
+            request_timeout=request_timeout,
+            row_factory=tuple_factory,
+        )
+
+    auth = None
+    if url.username:
+        auth = PlainTextAuthProvider(username=url.username, password=url.password or "")
+    cluster = Cluster(
+        contact_points=list(url.hosts),
+        port=url.port or 9042,
+        protocol_version=ProtocolVersion.V5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile(), BULK_PROFILE: profile()},
+        auth_provider=auth,
+        ssl_context=ssl_context_from_options(options),
+        connect_timeout=connect_timeout,
+        control_connection_timeout=connect_timeout,
+    )
+    where = f"{','.join(url.hosts)}:{url.port}"
+    try:
+        session = cluster.connect()
+        handler = _numpy_handler()
+        bulk = None
+        if handler is not None:
+            bulk = cluster.connect()
+            bulk.client_protocol_handler = handler
+    except NoHostAvailable as exc:
+        cluster.shutdown()
+        causes = list(exc.errors.values())
+        if any(isinstance(c, AuthenticationFailed) for c in causes):
+            raise StoreConnectionError(
+                f"Cassandra at {where} refused the credentials of user {url.username!r}"
+            ) from exc
+        detail = "; ".join(str(c) for c in causes) or str(exc)
+        raise StoreConnectionError(f"cannot reach Cassandra at {where}: {detail}") from exc
+    except AuthenticationFailed as exc:
+        cluster.shutdown()
+        raise StoreConnectionError(
+            f"Cassandra at {where} refused the credentials of user {url.username!r}"
+        ) from exc
+    except Exception as exc:
+        cluster.shutdown()
+        raise StoreConnectionError(f"cannot connect to Cassandra at {where}: {exc}") from exc
+    return Connection(cluster, session, bulk, consistency)

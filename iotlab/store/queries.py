@@ -1,0 +1,288 @@
+"""Reads for people: readings, heartbeats, roll-ups and xarray datasets, on any backend.
+
+Rules
+-----
+- ``start``/``end`` may be strings, datetimes or Timestamps; naive values are read as
+  UTC (:func:`iotlab._time.utc_timestamp_or_none`). ``start`` is inclusive, ``end``
+  exclusive; ``None`` leaves that side open.
+- ``sensor_id=None`` means the device's sensors in the ``sensors`` projection (readings
+  of a sensor that was never provisioned are found only by naming it).
+- An unknown device raises :class:`~iotlab.errors.NotFoundError`: one that is neither in
+  the ``devices`` projection nor has any rows in the range asked for. A provisioned
+  device without data gives an empty frame.
+- Results are sorted by time and carry tz-aware UTC timestamps. xarray coordinates
+  cannot hold a time zone, so :func:`read_dataset`'s ``time`` is naive UTC and says so in
+  its ``timezone`` attribute.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from iotlab.store import open_store
+>>> from iotlab.store.ingest import ingest_readings
+>>> store = open_store("sqlite://")
+>>> ts = pd.date_range("2026-01-01", periods=120, freq="1min", tz="UTC")
+>>> frame = pd.DataFrame({"device_id": "d1", "sensor_id": "t", "ts": ts, "value": 1.0})
+>>> ingest_readings(store, frame, require_provisioned=False, progress=False).written
+120
+>>> len(read_readings(store, "d1", "t", "2026-01-01 01:00", None))
+60
+>>> read_rollups(store, "d1", "t", interval="hour")[["bucket_start", "count", "avg"]]
+               bucket_start  count  avg
+0 2026-01-01 00:00:00+00:00     60  1.0
+1 2026-01-01 01:00:00+00:00     60  1.0
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from iotlab._time import TimeLike, utc_timestamp_or_none
+from iotlab.errors import NotFoundError, ValidationError
+from iotlab.store.rollups import INTERVALS
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from iotlab.store.base import Store
+
+__all__ = ["read_dataset", "read_heartbeats", "read_readings", "read_rollups"]
+
+
+def read_readings(
+    store: Store,
+    device_id: str,
+    sensor_id: str | Sequence[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+) -> pd.DataFrame:
+    """Raw readings of one device, sorted by ``ts`` (then ``sensor_id``)."""
+    lo, hi = _range(start, end)
+    sensors = _sensors(store, device_id, sensor_id)
+    rows = store.read_rows(
+        "readings", {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi
+    )
+    _check_known(store, device_id, rows)
+    return rows.sort_values(["ts", "sensor_id"], kind="stable", ignore_index=True)
+
+
+def read_heartbeats(
+    store: Store, device_id: str, start: TimeLike | None = None, end: TimeLike | None = None
+) -> pd.DataFrame:
+    """Heartbeats (cpu, memory, battery, signal) of one device, sorted by ``ts``."""
+    lo, hi = _range(start, end)
+    rows = store.read_rows("device_metrics", {"device_id": device_id}, start=lo, end=hi)
+    _check_known(store, device_id, rows)
+    return rows.sort_values("ts", kind="stable", ignore_index=True)
+
+
+def read_rollups(
+    store: Store,
+    device_id: str,
+    sensor_id: str | Sequence[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    interval: str = "hour",
+) -> pd.DataFrame:
+    """Per-``"minute"`` or per-``"hour"`` count, sum, min, max and ``avg`` of a device.
+
+    ``start``/``end`` bound ``bucket_start``.
+    """
+    table = _rollup_table(interval)
+    lo, hi = _range(start, end)
+    sensors = _sensors(store, device_id, sensor_id)
+    rows = store.read_rows(table, {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi)
+    _check_known(store, device_id, rows)
+    rows["avg"] = rows["sum"] / rows["count"]
+    return rows.sort_values(["bucket_start", "sensor_id"], kind="stable", ignore_index=True)
+
+
+def read_dataset(
+    store: Store,
+    device_ids: Sequence[str] | None = None,
+    sensor_ids: Sequence[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    interval: str | None = None,
+) -> xr.Dataset:
+    """Readings as an ``xarray.Dataset`` with dims (device, time), one variable per sensor.
+
+    Parameters
+    ----------
+    device_ids
+        Devices to include; ``None`` means every device of the ``devices`` projection
+        (or, if it is empty, of the ``sensors`` projection).
+    sensor_ids
+        Sensors to include; ``None`` means every provisioned sensor of those devices.
+    start, end
+        Time range, ``[start, end)``.
+    interval
+        ``None`` for raw timestamps, or a pandas frequency (``"1min"``, ``"15min"``,
+        ``"1h"``, ``"1D"``) for means per interval (floored to the epoch). Whole minutes
+        and hours are computed from the roll-up tables (exact: sum of sums over sum of
+        counts) instead of raw rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from iotlab.store import open_store
+    >>> from iotlab.store.ingest import ingest_readings
+    >>> store = open_store("sqlite://")
+    >>> ts = pd.date_range("2026-01-01", periods=4, freq="30min", tz="UTC")
+    >>> frame = pd.DataFrame({"device_id": "d1", "sensor_id": "t", "ts": ts,
+    ...                       "value": [1.0, 3.0, 5.0, 7.0]})
+    >>> _ = ingest_readings(store, frame, require_provisioned=False, progress=False)
+    >>> read_dataset(store, ["d1"], ["t"], interval="1h")["t"].values.tolist()
+    [[2.0, 6.0]]
+    >>> store.close()
+    """
+    import xarray as xr
+
+    lo, hi = _range(start, end)
+    sensors_table = store.read_rows("sensors")
+    devices = _dataset_devices(store, device_ids, sensors_table)
+    if sensor_ids is None:
+        provisioned = sensors_table[sensors_table["device_id"].isin(devices)]
+        sensor_ids = sorted(provisioned["sensor_id"].unique())
+    sensors = [sensor_ids] if isinstance(sensor_ids, str) else list(sensor_ids)
+    long = _dataset_values(store, devices, sensors, lo, hi, interval)
+    wide = long.pivot_table(
+        index=["device", "time"], columns="sensor_id", values="value", aggfunc="first"
+    )
+    wide = wide.reindex(columns=sensors)
+    wide.columns.name = None
+    dataset = xr.Dataset.from_dataframe(wide) if len(wide) else _empty_dataset(sensors)
+    dataset = dataset.reindex(device=list(devices))
+    for sensor in sensors:
+        dataset[sensor].attrs.update(_sensor_attrs(sensors_table, sensor))
+    dataset["time"].attrs["timezone"] = "UTC"
+    dataset.attrs.update({"interval": interval or "raw", "source": str(store.url)})
+    return dataset
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _range(start: TimeLike | None, end: TimeLike | None) -> tuple[pd.Timestamp | None, ...]:
+    lo = utc_timestamp_or_none(start, field="start")
+    hi = utc_timestamp_or_none(end, field="end")
+    if lo is not None and hi is not None and hi < lo:
+        raise ValidationError(f"end {hi} is before start {lo}", field="end")
+    return lo, hi
+
+
+def _rollup_table(interval: str) -> str:
+    if interval not in INTERVALS:
+        raise ValidationError(
+            f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}", field="interval"
+        )
+    return INTERVALS[interval][0]
+
+
+def _sensors(store: Store, device_id: str, sensor_id: str | Sequence[str] | None) -> list[str]:
+    if not isinstance(device_id, str) or not device_id:
+        raise ValidationError(f"must be a device id string, got {device_id!r}", field="device_id")
+    if sensor_id is None:
+        rows = store.read_rows("sensors", {"device_id": device_id}, columns=["sensor_id"])
+        return rows["sensor_id"].tolist()
+    return [sensor_id] if isinstance(sensor_id, str) else list(sensor_id)
+
+
+def _check_known(store: Store, device_id: str, rows: pd.DataFrame) -> None:
+    if rows.empty and store.read_rows("devices", {"device_id": device_id}).empty:
+        raise NotFoundError(f"unknown device {device_id!r}: not provisioned and no data")
+
+
+def _dataset_devices(
+    store: Store, device_ids: Sequence[str] | None, sensors_table: pd.DataFrame
+) -> list[str]:
+    if device_ids is not None:
+        return [device_ids] if isinstance(device_ids, str) else list(device_ids)
+    devices = store.read_rows("devices", columns=["device_id"])["device_id"].tolist()
+    return devices or sorted(sensors_table["device_id"].unique())
+
+
+def _dataset_values(
+    store: Store,
+    devices: list[str],
+    sensors: list[str],
+    lo: pd.Timestamp | None,
+    hi: pd.Timestamp | None,
+    interval: str | None,
+) -> pd.DataFrame:
+    """Long frame ``device, sensor_id, time (naive UTC), value``."""
+    key = {"device_id": devices, "sensor_id": sensors}
+    columns = ["device", "sensor_id", "time", "value"]
+    if interval is None:
+        raw = store.read_rows(
+            "readings", key, start=lo, end=hi, columns=list(key) + ["ts", "value"]
+        )
+        long = raw.rename(columns={"device_id": "device", "ts": "time"})
+    else:
+        freq = _frequency(interval)
+        source = _rollup_source(freq, lo, hi)
+        if source is None:
+            raw = store.read_rows("readings", key, start=lo, end=hi)
+            raw["time"] = raw["ts"].dt.floor(freq)
+            long = raw.groupby(["device_id", "sensor_id", "time"], as_index=False)["value"].mean()
+        else:
+            # Exact from roll-ups: the mean of an interval is its total sum over total count.
+            rolled = store.read_rows(INTERVALS[source][0], key, start=lo, end=hi)
+            rolled["time"] = rolled["bucket_start"].dt.floor(freq)
+            sums = rolled.groupby(["device_id", "sensor_id", "time"], as_index=False)[
+                ["sum", "count"]
+            ].sum()
+            long = sums.assign(value=sums["sum"] / sums["count"])
+        long = long.rename(columns={"device_id": "device"})
+    long["time"] = long["time"].dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+    return long[columns]
+
+
+def _frequency(interval: str) -> pd.Timedelta:
+    try:
+        freq = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"cannot read {interval!r} as a fixed interval such as '1min', '1h', '1D'",
+            field="interval",
+        ) from exc
+    if freq <= pd.Timedelta(0):
+        raise ValidationError(f"must be positive, got {interval!r}", field="interval")
+    return freq
+
+
+def _rollup_source(
+    freq: pd.Timedelta, lo: pd.Timestamp | None, hi: pd.Timestamp | None
+) -> str | None:
+    """The roll-up interval whose buckets tile ``freq`` and the range exactly, else ``None``.
+
+    A range edge inside a roll-up bucket would count rows outside the range, so such
+    ranges are answered from raw rows.
+    """
+    for source, step in (("hour", pd.Timedelta("1h")), ("minute", pd.Timedelta("1min"))):
+        edges_aligned = all(t is None or t == t.floor(step) for t in (lo, hi))
+        if freq % step == pd.Timedelta(0) and edges_aligned:
+            return source
+    return None
+
+
+def _sensor_attrs(sensors_table: pd.DataFrame, sensor: str) -> dict[str, str]:
+    rows = sensors_table[sensors_table["sensor_id"] == sensor]
+    attrs = {}
+    for column, attr in (("unit", "units"), ("sensor_type", "sensor_type")):
+        values = rows[column].dropna().unique()
+        if len(values) == 1:
+            attrs[attr] = str(values[0])
+    return attrs
+
+
+def _empty_dataset(sensors: list[str]) -> xr.Dataset:
+    import xarray as xr
+
+    empty = np.empty((0, 0))
+    return xr.Dataset(
+        {s: (("device", "time"), empty) for s in sensors},
+        coords={"device": np.array([], dtype=object), "time": np.array([], "datetime64[ns]")},
+    )

@@ -1,0 +1,361 @@
+"""The store contract: every backend (sqlite, cassandra) passes these same tests.
+
+They use only the ``Store`` ABC and the backend-neutral modules, through the ``backend`` /
+``store_url`` / ``platform`` fixtures of ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iotlab.errors import ConcurrencyError, NotFoundError, ValidationError
+from iotlab.store import open_store
+from iotlab.store.queries import read_dataset, read_readings, read_rollups
+from iotlab.store.schema import TABLES
+from iotlab.store.validate import DUPLICATE_REASON, NAIVE_REASON
+
+T0 = pd.Timestamp("2026-01-01", tz="UTC")
+DERIVED = {"bucket", "day"}
+
+
+@pytest.fixture
+def store(store_url):
+    with open_store(store_url) as opened:
+        yield opened
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+def test_create_schema_twice_keeps_data(store, store_url, provision):
+    provision(store, {"dev-1": ["temp_01"]})
+    store.create_schema()
+    with open_store(store_url) as again:  # a second open creates the schema once more
+        assert again.read_rows("sensors", {"device_id": "dev-1"})["sensor_id"].tolist() == [
+            "temp_01"
+        ]
+    assert len(store.read_rows("devices")) == 1
+
+
+def test_close_is_idempotent_and_describe_names_backend(store_url, backend):
+    store = open_store(store_url)
+    assert store.describe()["backend"] == backend
+    assert store.describe()["server_version"]
+    store.close()
+    store.close()
+
+
+# -- round trip of every column type of every table --------------------------------------------
+def _sample_value(kind: str, column: str, i: int):
+    if kind == "text":
+        return [f"{column}-ä€-{i}", "x" * 300, "'; DROP TABLE readings; --"][i]
+    if kind == "int":
+        return [0, -7, 2**53 + 1][i]
+    if kind == "double":
+        return [0.0, -1.5e-300, 1.7976931348623157e308][i]
+    if kind == "bool":
+        return [True, False, True][i]
+    # timestamp: millisecond precision, one before 1970, bucket-edge values
+    return [
+        pd.Timestamp("2026-01-01 00:00:00.000", tz="UTC"),
+        pd.Timestamp("2026-01-01 23:59:59.999", tz="UTC"),
+        pd.Timestamp("1969-12-31 23:59:59.123", tz="UTC"),
+    ][i]
+
+
+def _sample_frame(spec) -> pd.DataFrame:
+    columns = {c: k for c, k in spec.columns.items() if not (spec.bucket_seconds and c in DERIVED)}
+    data = {c: [_sample_value(k, c, i) for i in range(3)] for c, k in columns.items()}
+    frame = pd.DataFrame(data)
+    for column, kind in columns.items():
+        if kind == "timestamp":
+            frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ms, UTC]")
+    return frame
+
+
+def test_round_trip_every_column_type(store):
+    # One store for all tables: a fresh Cassandra keyspace per table would cost minutes.
+    for table, spec in TABLES.items():
+        frame = _sample_frame(spec)
+        assert store.write_rows(table, frame) == 3, table
+        key = {c: frame[c].tolist() for c in spec.partition_key if c in frame}
+        time_col = spec.clustering[0] if spec.clustering else None
+        bounded = spec.bucket_seconds is not None and time_col in frame
+        start = frame[time_col].min() if bounded else None
+        end = frame[time_col].max() + pd.Timedelta("1ms") if bounded else None
+        got = store.read_rows(table, key, start=start, end=end)
+        assert list(got.columns) == list(frame.columns), table
+        order = list(frame.columns)
+        expected = frame.sort_values(order, ignore_index=True)
+        got = got.sort_values(order, ignore_index=True)
+        for column, kind in spec.columns.items():
+            if column not in frame:
+                continue
+            where = f"{table}.{column}"
+            if kind == "timestamp":
+                assert str(got[column].dtype) == "datetime64[ms, UTC]", where
+            if kind == "text":
+                assert got[column].tolist() == expected[column].tolist(), where
+            else:
+                np.testing.assert_array_equal(
+                    got[column].to_numpy(), expected[column].to_numpy(), err_msg=where
+                )
+
+
+def test_upsert_by_primary_key_leaves_one_row(store, make_readings, rng):
+    frame = make_readings(rng, ["dev-1"], ["temp_01"], T0, 5)
+    store.write_rows("readings", frame)
+    store.write_rows("readings", frame.assign(value=frame["value"] + 1))
+    got = store.read_rows("readings", {"device_id": "dev-1", "sensor_id": "temp_01"})
+    assert len(got) == 5
+    np.testing.assert_allclose(got["value"], frame["value"] + 1)
+
+
+def test_delete_rows_removes_whole_partitions(store, provision):
+    provision(store, {"dev-1": ["temp_01", "hum_01"], "dev-2": ["temp_01"]})
+    assert store.delete_rows("sensors", {"device_id": "dev-1"}) in (2, -1)  # -1: not counted
+    assert store.read_rows("sensors")["device_id"].tolist() == ["dev-2"]
+
+
+# -- range queries at bucket edges -------------------------------------------------------------
+def test_range_queries_at_bucket_edges(store):
+    times = pd.to_datetime(
+        [
+            "2025-12-31 23:59:59.999",
+            "2026-01-01 00:00:00.000",  # exactly a bucket start
+            "2026-01-01 12:00:00.000",
+            "2026-01-01 23:59:59.999",
+            "2026-01-02 00:00:00.000",
+            "2026-01-03 00:00:00.000",
+            "2026-01-03 00:00:00.001",
+        ],
+        utc=True,
+    ).astype("datetime64[ms, UTC]")
+    frame = pd.DataFrame(
+        {"device_id": "d", "sensor_id": "s", "ts": times, "value": np.arange(7.0)}
+    ).assign(quality=100, status="ok")
+    store.write_rows("readings", frame)
+    key = {"device_id": "d", "sensor_id": "s"}
+
+    def values(start, end):
+        got = store.read_rows("readings", key, start=pd.Timestamp(start, tz="UTC"), end=end)
+        return got["value"].tolist()
+
+    day = pd.Timestamp("2026-01-02", tz="UTC")
+    assert values("2026-01-01", day) == [1.0, 2.0, 3.0]  # end exclusive
+    assert values("2026-01-02", pd.Timestamp("2026-01-03", tz="UTC")) == [4.0]
+    assert values(
+        "2025-12-31 23:59:59.999", pd.Timestamp("2026-01-03 00:00:00.001", tz="UTC")
+    ) == [
+        0.0,
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        5.0,
+    ]  # spans 4 buckets
+    assert values("2026-01-03 00:00:00.001", None) == [6.0]
+    assert store.read_rows("readings", key)["value"].tolist() == list(np.arange(7.0))
+
+
+# -- ingest: idempotence and roll-ups ----------------------------------------------------------
+def _pandas_rollups(raw: pd.DataFrame, freq: str) -> pd.DataFrame:
+    keyed = raw.assign(bucket_start=raw["ts"].dt.floor(freq))
+    out = keyed.groupby(["sensor_id", "bucket_start"])["value"].agg(["count", "sum", "min", "max"])
+    return out.reset_index()
+
+
+def _assert_rollups_match_raw(platform, device: str) -> None:
+    raw = platform.readings(device)
+    for interval, freq in (("minute", "min"), ("hour", "h")):
+        got = platform.rollups(device, interval=interval)
+        want = _pandas_rollups(raw, freq)
+        assert len(got) == len(want), interval
+        got = got.sort_values(["sensor_id", "bucket_start"], ignore_index=True)
+        assert got["bucket_start"].tolist() == want["bucket_start"].tolist()
+        assert got["count"].tolist() == want["count"].tolist()
+        np.testing.assert_allclose(got["sum"], want["sum"], rtol=1e-12)
+        np.testing.assert_array_equal(got["min"], want["min"])
+        np.testing.assert_array_equal(got["max"], want["max"])
+        np.testing.assert_allclose(got["avg"], want["sum"] / want["count"], rtol=1e-12)
+
+
+def test_reingest_changes_nothing(platform, provision, make_readings, rng):
+    provision(platform.store, {"dev-1": ["temp_01", "hum_01"]})
+    frame = make_readings(rng, ["dev-1"], ["temp_01", "hum_01"], T0, 200)
+    assert platform.ingest(frame, progress=False).written == 400
+    before = platform.stats().set_index("table")["rows"]
+    rollups = platform.rollups("dev-1", interval="minute")
+    again = platform.ingest(frame, progress=False)
+    assert again.written == 400 and again.rejected.empty
+    after = platform.stats().set_index("table")["rows"]
+    pd.testing.assert_series_equal(before, after)
+    pd.testing.assert_frame_equal(rollups, platform.rollups("dev-1", interval="minute"))
+    _assert_rollups_match_raw(platform, "dev-1")
+
+
+def test_rollups_equal_pandas_after_overlapping_and_late_batches(
+    platform, provision, make_readings, rng
+):
+    provision(platform.store, {"dev-1": ["temp_01", "hum_01"]})
+    full = make_readings(rng, ["dev-1"], ["temp_01", "hum_01"], T0, 400)  # ~4 hours
+    first, overlap = full.iloc[: len(full) // 2 + 60], full.iloc[len(full) // 2 - 60 :]
+    platform.ingest(first, progress=False)
+    platform.ingest(overlap.assign(value=overlap["value"] * 2), progress=False)  # rewrites some
+    late = make_readings(rng, ["dev-1"], ["temp_01"], T0 + pd.Timedelta("7s"), 20, "53s")
+    platform.ingest(late, progress=False)  # late rows for hours already rolled up
+    stored = platform.readings("dev-1")
+    assert len(stored) == len(full) + len(late)
+    _assert_rollups_match_raw(platform, "dev-1")
+
+
+def test_every_bad_input_gets_its_reason_and_valid_rows_land(platform, provision):
+    provision(platform.store, {"dev-1": ["temp_01"]})
+    ts = pd.Timestamp("2026-01-01 00:00", tz="UTC")
+    rows = [
+        ("dev-1", "temp_01", ts, 1.0, None),  # valid
+        ("dev-1", "temp_01", ts + pd.Timedelta("1min"), float("nan"), "value is missing or NaN"),
+        ("dev-1", "temp_01", ts + pd.Timedelta("2min"), float("inf"), "value is infinite"),
+        ("dev-1", "temp_01", None, 1.0, "missing timestamp"),
+        ("dev-1", "temp_01", "2026-01-01 00:03", 1.0, NAIVE_REASON),
+        ("dev-1", "temp_01", "yesterday-ish", 1.0, "unparseable timestamp"),
+        ("dev-1", "temp_01", ts + pd.Timedelta("4min"), "warm", "unparseable value"),
+        ("dev-1", "temp_01", ts + pd.Timedelta("5min"), 1.0, DUPLICATE_REASON),
+        ("dev-1", "temp_01", ts + pd.Timedelta("5min"), 2.0, None),  # wins
+        ("dev-1", "nope_01", ts, 1.0, "sensor not provisioned"),
+        ("dev-9", "temp_01", ts, 1.0, "sensor not provisioned"),
+        (None, "temp_01", ts, 1.0, "missing device_id"),
+        ("dev-1", "temp_01", "2026-01-01T02:06:00+02:00", 3.0, None),  # converted to UTC
+    ]
+    frame = pd.DataFrame(
+        [r[:4] for r in rows], columns=["device_id", "sensor_id", "ts", "value"]
+    ).assign(tag=range(len(rows)))
+    result = platform.ingest(frame, progress=False)
+    expected_bad = {i: r[4] for i, r in enumerate(rows) if r[4]}
+    assert dict(zip(result.rejected["row"], result.rejected["reason"])) == expected_bad
+    assert result.rejected["tag"].tolist() == list(expected_bad)  # original columns kept
+    assert result.written == len(rows) - len(expected_bad)
+    stored = platform.readings("dev-1")
+    assert stored["value"].tolist() == [1.0, 2.0, 3.0]
+    assert stored["ts"].tolist()[-1] == pd.Timestamp("2026-01-01 00:06", tz="UTC")
+    assert stored["quality"].tolist() == [100] * 3 and set(stored["status"]) == {"ok"}
+
+
+def test_missing_required_column_is_a_clear_error(platform):
+    frame = pd.DataFrame({"device_id": ["d"], "ts": [T0], "value": [1.0]})
+    with pytest.raises(ValidationError, match="sensor_id"):
+        platform.ingest(frame, progress=False)
+
+
+def test_unprovisioned_allowed_when_asked(platform, make_readings, rng):
+    frame = make_readings(rng, ["dev-7"], ["temp_01"], T0, 10)
+    result = platform.ingest(frame, require_provisioned=False, progress=False)
+    assert (result.written, len(result.rejected)) == (10, 0)
+    assert "reason" in result.rejected.columns
+    assert len(platform.readings("dev-7", "temp_01")) == 10
+
+
+# -- events -----------------------------------------------------------------------------------
+def _events(device: str, versions: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "device_id": device,
+            "version": versions,
+            "event_id": [f"e{v}" for v in versions],
+            "event_type": "DeviceRegistered",
+            "data": "{}",
+            "occurred_at": pd.Timestamp("2026-01-01", tz="UTC"),
+        }
+    ).astype({"occurred_at": "datetime64[ms, UTC]"})
+
+
+def test_append_events_conflict_writes_nothing(store):
+    store.append_events("dev-1", 0, _events("dev-1", [1, 2]))
+    with pytest.raises(ConcurrencyError, match="dev-1"):
+        store.append_events("dev-1", 1, _events("dev-1", [2, 3, 4]))
+    stored = store.read_rows("events", {"device_id": "dev-1"})
+    assert stored["version"].tolist() == [1, 2]
+    assert stored["event_id"].tolist() == ["e1", "e2"]
+    store.append_events("dev-1", 2, _events("dev-1", [3]))
+    assert store.read_rows("events", {"device_id": "dev-1"})["version"].tolist() == [1, 2, 3]
+
+
+# -- stats and queries ------------------------------------------------------------------------
+def test_stats_counts_rows_partitions_and_span(platform, make_readings, rng):
+    frame = make_readings(rng, ["a", "b"], ["s1"], T0 + pd.Timedelta("23h"), 3, "1h")
+    platform.ingest(frame, require_provisioned=False, progress=False)
+    stats = platform.stats().set_index("table")
+    assert set(TABLES) <= set(stats.index)
+    row = stats.loc["readings"]
+    assert (row["rows"], row["partitions"]) == (6, 4)  # 2 devices x 2 day buckets
+    assert row["first"] == T0 + pd.Timedelta("23h")
+    assert row["last"] == T0 + pd.Timedelta("25h")
+    assert stats.loc["rollups_hour", "rows"] == 6
+
+
+def test_unknown_device_and_bad_interval(platform):
+    with pytest.raises(NotFoundError, match="ghost"):
+        platform.readings("ghost", "temp_01")
+    with pytest.raises(ValidationError, match="interval"):
+        read_rollups(platform.store, "ghost", "temp_01", interval="fortnight")
+
+
+def test_readings_sorted_utc_and_dataset(platform, provision, make_readings, rng):
+    provision(platform.store, {"a": ["temp_01", "hum_01"], "b": ["temp_01"]})
+    frame = make_readings(rng, ["a", "b"], ["temp_01", "hum_01"], T0, 120, "1min")
+    frame = frame[~((frame["device_id"] == "b") & (frame["sensor_id"] == "hum_01"))]
+    platform.ingest(frame.sample(frac=1, random_state=3), progress=False)
+    got = read_readings(platform.store, "a", None, "2026-01-01 00:30", "2026-01-01 01:00")
+    assert str(got["ts"].dtype) == "datetime64[ms, UTC]"
+    assert got["ts"].is_monotonic_increasing and len(got) == 60
+    ds = read_dataset(platform.store, None, None, T0, T0 + pd.Timedelta("2h"), "1h")
+    assert dict(ds.sizes) == {"device": 2, "time": 2}
+    assert ds["temp_01"].attrs["units"] == "°C"
+    hourly = frame.assign(h=frame["ts"].dt.floor("h")).groupby(["device_id", "sensor_id", "h"])
+    want = hourly["value"].mean()
+    assert ds["temp_01"].sel(device="a").values.tolist() == pytest.approx(
+        want.loc[("a", "temp_01")].tolist()
+    )
+    assert np.isnan(ds["hum_01"].sel(device="b").values).all()
+    raw = read_dataset(platform.store, ["a"], ["temp_01"], T0, T0 + pd.Timedelta("10min"))
+    assert raw.sizes["time"] == 10
+    by_15 = read_dataset(platform.store, ["a"], ["temp_01"], T0, T0 + pd.Timedelta("1h"), "15min")
+    subset = frame[(frame["device_id"] == "a") & (frame["sensor_id"] == "temp_01")]
+    want15 = subset.set_index("ts")["value"].iloc[:60].resample("15min").mean()
+    assert by_15["temp_01"].values[0].tolist() == pytest.approx(want15.tolist())
+
+
+def test_heartbeats_round_trip_and_rejections(platform, provision):
+    provision(platform.store, {"dev-1": ["temp_01"]})
+    ts = pd.date_range(T0, periods=4, freq="1min", unit="ms")
+    beats = pd.DataFrame(
+        {
+            "device_id": ["dev-1", "dev-1", "dev-1", "dev-2"],
+            "ts": ts[[2, 0, 1, 3]],
+            "cpu": [0.5, 0.2, float("inf"), 0.1],
+            "memory": [0.3, 0.3, 0.3, 0.3],
+            "battery": [float("nan"), 0.9, 0.9, 0.9],  # a metric may be missing
+            "signal": [-60.0, -61.0, -62.0, -63.0],
+        }
+    )
+    result = platform.ingest_metrics(beats, progress=False)
+    assert result.written == 2
+    assert result.rejected["reason"].tolist() == ["cpu is infinite", "device not provisioned"]
+    got = platform.heartbeats("dev-1")
+    assert got["ts"].tolist() == [ts[0], ts[2]]
+    assert got["cpu"].tolist() == [0.2, 0.5]
+    assert np.isnan(got["battery"].iloc[1])
+
+
+def test_empty_batches_write_nothing(platform):
+    empty = pd.DataFrame(
+        {
+            "device_id": pd.Series([], dtype=str),
+            "sensor_id": pd.Series([], dtype=str),
+            "ts": pd.Series([], dtype="datetime64[ms, UTC]"),
+            "value": pd.Series([], dtype=float),
+        }
+    )
+    result = platform.ingest(empty, require_provisioned=False, progress=False)
+    assert (result.written, len(result.rejected), "reason" in result.rejected) == (0, 0, True)
+    assert platform.stats().set_index("table").loc["readings", "rows"] == 0
