@@ -1,0 +1,92 @@
+"""Turn heartbeat gaps into ``DeviceWentOffline`` / ``DeviceCameOnline`` events.
+
+Heartbeats stay time series (``device_metrics``); only the *changes* of connectivity
+enter a device's history. An active device with no heartbeat in ``(now - timeout, now]``
+goes offline (with the time of its last heartbeat as ``last_seen``); an offline device
+with a heartbeat in that window comes online at the time of the first one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from iotlab._time import TimeLike, utc_timestamp
+from iotlab.errors import ValidationError
+from iotlab.history.aggregate import Device
+
+__all__ = ["update_connectivity"]
+
+#: How far back to look for a silent device's last heartbeat (the metrics TTL).
+LAST_SEEN_LOOKBACK = pd.Timedelta(days=30)
+_MS = pd.Timedelta(milliseconds=1)
+
+
+def _times(heartbeats: pd.DataFrame) -> pd.DatetimeIndex:
+    # read_heartbeats gives a ``ts`` column; accept a DatetimeIndex too.
+    values = heartbeats["ts"] if "ts" in heartbeats.columns else heartbeats.index
+    return pd.DatetimeIndex(values).sort_values()
+
+
+def update_connectivity(
+    platform: Any, now: TimeLike | None = None, timeout: str | pd.Timedelta = "10min"
+) -> pd.DataFrame:
+    """Record connectivity changes of every active or offline device as of ``now``.
+
+    Parameters
+    ----------
+    platform
+        A :class:`iotlab.Platform` (its ``devices`` repository and ``heartbeats``).
+    now
+        The time to judge at (default: the current time). Devices whose last lifecycle
+        event is later than ``now`` are skipped, since history cannot be rewritten.
+    timeout
+        Longest silence still counted as online.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The events emitted: ``device_id, version, occurred_at, event_type, last_seen``.
+    """
+    now = pd.Timestamp.now(tz="UTC") if now is None else utc_timestamp(now, field="now")
+    now = now.floor("ms")
+    try:
+        timeout = pd.Timedelta(timeout)
+    except ValueError as exc:
+        raise ValidationError(f"cannot read {timeout!r} as a duration", field="timeout") from exc
+    if timeout <= pd.Timedelta(0):
+        raise ValidationError(f"must be positive, got {timeout}", field="timeout")
+    repo = platform.devices
+    rows = platform.store.read_rows("devices")
+    rows = rows[rows["status"].isin(["active", "offline"]) & (rows["updated_at"] <= now)]
+    changed: list[Device] = []
+    for device_id, status, updated_at, last_seen in zip(
+        rows["device_id"], rows["status"], rows["updated_at"], rows["last_seen"]
+    ):
+        recent = _times(platform.heartbeats(device_id, now - timeout + _MS, now + _MS))
+        if status == "active" and recent.empty:
+            start = max(now - LAST_SEEN_LOOKBACK, updated_at)
+            before = _times(platform.heartbeats(device_id, start, now - timeout + _MS))
+            seen = before[-1] if len(before) else (None if pd.isna(last_seen) else last_seen)
+            device = repo.load(device_id)
+            if device.mark_offline(seen, at=now) is not None:
+                changed.append(device)
+        elif status == "offline" and not recent.empty:
+            device = repo.load(device_id)
+            at = max(recent[0].floor("ms"), device.updated_at)
+            if device.mark_online(at=at) is not None:
+                changed.append(device)
+    saved = repo.save_all(changed)
+    return pd.DataFrame(
+        {
+            "device_id": pd.Series([e.device_id for e in saved], dtype=object),
+            "version": pd.Series([e.version for e in saved], dtype="int64"),
+            "occurred_at": pd.Series([e.occurred_at for e in saved], dtype="datetime64[ms, UTC]"),
+            "event_type": pd.Series([e.event_type for e in saved], dtype=object),
+            "last_seen": pd.Series(
+                [getattr(e, "last_seen", None) or pd.NaT for e in saved],
+                dtype="datetime64[ms, UTC]",
+            ),
+        }
+    )
