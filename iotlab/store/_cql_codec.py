@@ -116,7 +116,8 @@ def _column(chunks: list, logical: str) -> object:
     if data.dtype.kind == "O":
         if logical == "timestamp":  # plain session: ints from toUnixTimestamp
             values = pd.array(data.tolist(), dtype="Int64")
-            return pd.to_datetime(values.to_numpy("int64", na_value=_NAT), unit="ms", utc=True)
+            ms = values.to_numpy("int64", na_value=_NAT)
+            return pd.DatetimeIndex(ms.astype("datetime64[ms]")).tz_localize("UTC")
         if logical == "int":
             values = pd.array(data.tolist(), dtype="Int64")
             return values if values.isna().any() else values.to_numpy("int64")

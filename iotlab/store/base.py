@@ -22,10 +22,21 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from iotlab.errors import ValidationError
 from iotlab.store.schema import TABLES, TableSpec
 from iotlab.store.url import StoreURL
 
-__all__ = ["Store"]
+__all__ = ["Store", "range_column"]
+
+
+def range_column(spec: TableSpec, table: str) -> str:
+    """The column ``start``/``end`` bound: the first clustering column, a time or an int."""
+    first = spec.clustering[0] if spec.clustering else None
+    if first is None or spec.columns[first] not in ("timestamp", "int"):
+        raise ValidationError(
+            f"table {table} has no time or version clustering column", field="start"
+        )
+    return first
 
 
 class Store(ABC):
@@ -74,8 +85,9 @@ class Store(ABC):
 
         ``key`` holds the partition key without the bucket column; a value may be a list
         to read several partitions (read concurrently where the backend can). ``start``
-        (inclusive) and ``end`` (exclusive) bound the first clustering column, and for
-        bucketed tables decide which buckets are read. ``key=None`` reads the whole
+        (inclusive) and ``end`` (exclusive) bound the first clustering column (a time, or an
+        integer for ``int`` columns such as the events' ``version``), and for bucketed
+        tables decide which buckets are read. ``key=None`` reads the whole
         table and is only allowed for small, unbucketed tables (devices, sensors).
         Rows come sorted by the primary key.
         """

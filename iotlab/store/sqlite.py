@@ -57,7 +57,7 @@ from iotlab.errors import (
     StoreError,
     ValidationError,
 )
-from iotlab.store.base import Store
+from iotlab.store.base import Store, range_column
 from iotlab.store.schema import TableSpec
 from iotlab.store.url import StoreURL, validate_identifier
 
@@ -283,13 +283,12 @@ class SQLiteStore(Store):
         key = self._normalise_key(spec, key)
         where, params = [], []
         if start is not None or end is not None:
-            time_col = spec.clustering[0] if spec.clustering else None
-            if time_col is None or spec.columns[time_col] != "timestamp":
-                raise ValidationError(f"table {table} has no time clustering column", "start")
+            first = range_column(spec, table)
+            as_value = int if spec.columns[first] == "int" else _epoch_ms
             for bound, op in ((start, ">="), (end, "<")):
                 if bound is not None:
-                    where.append(f"{_quote(time_col)} {op} ?")
-                    params.append(_epoch_ms(bound))
+                    where.append(f"{_quote(first)} {op} ?")
+                    params.append(as_value(bound))
         alive, alive_params = self._alive_clause(spec)
         if alive:
             where.append(alive)
