@@ -1,0 +1,243 @@
+"""Fleet-wide detection: one model per (device, sensor), fitted in parallel, stored.
+
+The parallel core (:func:`score_many`) takes plain data (timestamps and values),
+never the store, so it runs the same in a process pool (spawned workers, one
+core each) and on a ``dask.distributed`` cluster (``client.map``).
+:func:`detect_anomalies` reads the readings from a store, runs the core, and writes
+one row per anomalous *event* (its peak reading, as :meth:`Detector.detect`
+returns it) to both ``anomalies`` and ``anomalies_by_day``. The rows' keys are the
+event's peak time, device and sensor, so re-running writes the same rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import pandas as pd
+
+from iotlab._time import TimeLike, utc_timestamp_or_none
+from iotlab.detect.base import Detector
+from iotlab.detect.prophet import ProphetResidualDetector
+from iotlab.errors import IotlabError, NotFoundError, ValidationError
+
+__all__ = ["detect_anomalies", "detect_many", "read_anomalies", "score_many"]
+
+SeriesKey = tuple[str, str]
+_STORED = ("value", "expected", "lower", "upper", "score", "confidence")
+
+
+def _configured(detector: Detector, sensor_range: tuple[float, float] | None) -> Detector:
+    fresh = copy.deepcopy(detector)
+    usable = sensor_range is not None and all(pd.notna(v) for v in sensor_range)
+    if usable and sensor_range[1] > sensor_range[0]:
+        fresh.sensor_range = (float(sensor_range[0]), float(sensor_range[1]))
+    return fresh
+
+
+def _run_one(task: tuple[SeriesKey, pd.DataFrame, Any, Detector, str]) -> tuple:
+    """Worker: fit and score one series. Returns (key, frame or None, error or None).
+
+    Expected failures (too little data, a constant series a detector cannot use) come
+    back as text so one bad sensor never aborts a fleet run.
+    """
+    key, series, sensor_range, detector, mode = task
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # reported per series below
+            fitted = _configured(detector, sensor_range)
+            scored = fitted.score(series)
+            out = fitted.events(scored) if mode == "events" else scored
+        return key, out, None
+    except (IotlabError, ValueError, RuntimeError) as exc:
+        return key, None, f"{type(exc).__name__}: {exc}"
+
+
+def _progress(iterable: Iterator, total: int, enabled: bool) -> Iterator:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc="detect", unit="series")
+
+
+def _run(
+    series: Mapping[SeriesKey, pd.DataFrame],
+    detector: Detector,
+    sensor_ranges: Mapping[SeriesKey, tuple[float, float]] | None,
+    n_jobs: int,
+    client: Any,
+    progress: bool,
+    mode: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if n_jobs < 1:
+        raise ValidationError(f"must be >= 1, got {n_jobs}", field="n_jobs")
+    ranges = sensor_ranges or {}
+    tasks = [(key, frame, ranges.get(key), detector, mode) for key, frame in series.items()]
+    results: list[tuple] = []
+    if client is not None:
+        from distributed import as_completed
+
+        futures = client.map(_run_one, tasks, pure=False)
+        results = [f.result() for f in _progress(as_completed(futures), len(tasks), progress)]
+    elif n_jobs == 1 or len(tasks) <= 1:
+        results = [_run_one(task) for task in _progress(iter(tasks), len(tasks), progress)]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
+            chunk = max(1, len(tasks) // (8 * n_jobs))
+            mapped = pool.map(_run_one, tasks, chunksize=chunk)
+            results = list(_progress(mapped, len(tasks), progress))
+    frames, failures = [], []
+    for (device_id, sensor_id), frame, error in sorted(results, key=lambda r: r[0]):
+        if error is not None:
+            failures.append({"device_id": device_id, "sensor_id": sensor_id, "error": error})
+        elif len(frame):
+            frames.append(frame.assign(device_id=device_id, sensor_id=sensor_id))
+    failed = pd.DataFrame(failures, columns=["device_id", "sensor_id", "error"])
+    if not frames:
+        return pd.DataFrame(), failed
+    out = pd.concat(frames, ignore_index=True)
+    front = ["device_id", "sensor_id"]
+    return out[front + [c for c in out.columns if c not in front]], failed
+
+
+def score_many(
+    series: Mapping[SeriesKey, pd.DataFrame],
+    detector: Detector | None = None,
+    *,
+    sensor_ranges: Mapping[SeriesKey, tuple[float, float]] | None = None,
+    n_jobs: int = 1,
+    client: Any = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit and score many series in parallel: ``(scored rows, failures)``.
+
+    ``series`` maps ``(device_id, sensor_id)`` to a series; each gets its own copy of
+    ``detector`` (default :class:`ProphetResidualDetector`) with its sensor range.
+    """
+    return _run(
+        series,
+        detector or ProphetResidualDetector(),
+        sensor_ranges,
+        n_jobs,
+        client,
+        progress,
+        "scores",
+    )
+
+
+def detect_many(
+    series: Mapping[SeriesKey, pd.DataFrame],
+    detector: Detector | None = None,
+    *,
+    sensor_ranges: Mapping[SeriesKey, tuple[float, float]] | None = None,
+    n_jobs: int = 1,
+    client: Any = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Events of many series, one row per event; failures in ``result.attrs["failures"]``."""
+    events, failed = _run(
+        series,
+        detector or ProphetResidualDetector(),
+        sensor_ranges,
+        n_jobs,
+        client,
+        progress,
+        "events",
+    )
+    events.attrs["failures"] = failed
+    return events
+
+
+def detect_anomalies(
+    store: Any,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    *,
+    devices: Sequence[str] | None = None,
+    detector: Detector | None = None,
+    n_jobs: int = 1,
+    client: Any = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Detect anomalies of every (device, sensor) in ``[start, end)`` and store them.
+
+    Returns one row per event (columns of :meth:`Detector.detect` plus ``device_id``,
+    ``sensor_id``, ``status="open"`` and ``detector``); series that could not be
+    processed are listed in ``result.attrs["failures"]`` (device_id, sensor_id, error).
+    The events' peak readings are written to ``anomalies`` and ``anomalies_by_day``.
+    """
+    from iotlab.store.queries import read_readings
+
+    detector = detector or ProphetResidualDetector()
+    lo, hi = utc_timestamp_or_none(start, field="start"), utc_timestamp_or_none(end, field="end")
+    sensors = store.read_rows("sensors")
+    if devices is not None:
+        sensors = sensors[sensors["device_id"].isin(list(devices))]
+    series: dict[SeriesKey, pd.DataFrame] = {}
+    ranges: dict[SeriesKey, tuple[float, float]] = {}
+    for device_id, own in sensors.groupby("device_id", sort=True):
+        try:
+            readings = read_readings(store, device_id, None, lo, hi)
+        except NotFoundError:  # a sensor without readings: reported as a failure below
+            readings = pd.DataFrame()
+        by_sensor = dict(iter(readings.groupby("sensor_id"))) if len(readings) else {}
+        for row in own.itertuples(index=False):
+            key = (row.device_id, row.sensor_id)
+            data = by_sensor.get(row.sensor_id)
+            series[key] = (
+                data[["ts", "value"]]
+                if data is not None
+                else pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ms, UTC]"), "value": []})
+            )
+            ranges[key] = (row.min_value, row.max_value)
+    events = detect_many(
+        series, detector, sensor_ranges=ranges, n_jobs=n_jobs, client=client, progress=progress
+    )
+    failures = events.attrs["failures"]
+    if events.empty:
+        events = pd.DataFrame(
+            columns=[
+                "device_id",
+                "sensor_id",
+                "start",
+                "end",
+                "ts",
+                *_STORED,
+                "severity",
+                "n_points",
+            ]
+        )
+    events = events.assign(status="open", detector=detector.name)
+    rows = events[["device_id", "ts", "sensor_id", *_STORED]].assign(
+        ts=pd.to_datetime(events["ts"], utc=True).astype("datetime64[ms, UTC]"),
+        severity=events["severity"].astype(object).astype(str),
+        status="open",
+        detector=detector.name,
+    )
+    if len(rows):
+        store.write_rows("anomalies", rows)
+        store.write_rows(
+            "anomalies_by_day", rows[["ts", "device_id", "sensor_id", *rows.columns[3:]]]
+        )
+    events.attrs["failures"] = failures
+    return events
+
+
+def read_anomalies(
+    store: Any,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    device_id: str | None = None,
+) -> pd.DataFrame:
+    """Stored anomalies in ``[start, end)``: one device's, or fleet-wide (by day)."""
+    lo, hi = utc_timestamp_or_none(start, field="start"), utc_timestamp_or_none(end, field="end")
+    if device_id is not None:
+        return store.read_rows("anomalies", {"device_id": device_id}, start=lo, end=hi)
+    return store.read_rows("anomalies_by_day", {}, start=lo, end=hi)

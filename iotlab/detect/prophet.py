@@ -1,0 +1,385 @@
+"""Prophet forecast-residual detector.
+
+Prophet learns trend plus daily/weekly seasonality; a reading is anomalous when its
+residual is improbable *for an out-of-sample forecast*. In-sample residuals
+understate forecast error (the model has seen the data), so the residual scale is
+measured where the model had not looked: on a holdout fold after :meth:`fit`, and
+on the forecasts already made for later readings in :meth:`score_online`.
+
+The expected value of a reading is the sum of three parts:
+
+1. Prophet's forecast (trend, a daily seasonality from 2 days of data, a weekly one
+   from 14 days), fitted on ``resample`` (30 min) means: a day is 48 points whatever
+   the sensor's rate, which keeps fits fast;
+2. a :class:`~iotlab.detect.profile.DayProfile`: the median residual per 5-minute
+   bin of the day, for weekdays, Saturdays and Sundays separately. It follows the
+   steps (a shift starting at 06:00, an office emptying at 18:00) that Fourier terms
+   smooth into an hour of ringing, and the different shape of a weekend day;
+3. a local level correction: the median residual of the trailing ``local_window``
+   (1 h), which follows a sensor's slow wander (weather, a busier day). It uses only
+   earlier readings.
+
+Readings far off (beyond 3 robust sds) in a first pass are left out of the final fit
+and profile, so a level shift or a burst does not bend the expectation towards
+itself. Less than ``min_span`` (1 day) of data: :class:`ShortHistoryWarning` and the
+:class:`RollingZScoreDetector` instead.
+
+Refits in :meth:`score_online` start from the previous fit's parameters (Prophet's
+"updating fitted models" warm start), which cuts their optimiser time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from iotlab.detect._quiet import fit_quietly, import_prophet, prophet_warnings_silenced
+from iotlab.detect.base import Detector, Forecast, ShortHistoryWarning
+from iotlab.detect.baselines import RollingZScoreDetector
+from iotlab.detect.calibration import robust_scale
+from iotlab.detect.profile import DayProfile, ts_ns
+
+__all__ = ["ProphetResidualDetector"]
+
+_MIN_TRAIN_POINTS = 10
+_MIN_OOS_RESIDUALS = 50
+_REFIT_MASK_Z = 3.0
+
+
+class _Design(NamedTuple):
+    """The shape of a Prophet model; equal designs can warm-start each other."""
+
+    n_changepoints: int
+    daily: bool
+    weekly: bool
+
+
+class _Fitted(NamedTuple):
+    model: Any
+    design: _Design
+    profile: DayProfile | None
+
+
+def _local_correction(
+    ts: pd.Series, residual: np.ndarray, window: pd.Timedelta | None, *, causal: bool = True
+) -> np.ndarray:
+    """Median of the residuals in ``[t - window, t)`` for each reading (0 if none).
+
+    Prophet's trend and seasonality miss a sensor's slow wander (weather, a busier
+    day); left in the residuals it would dominate their scale and hide faults 5 noise
+    sds tall. Correcting each forecast by the recent residual level removes it, and
+    uses only earlier readings, so it is as causal as the forecast itself. Offline
+    (``causal=False``), a reading with no earlier one in the window (the start of the
+    series, the end of a gap) takes the next correction there is rather than none.
+    """
+    if window is None:
+        return np.zeros(len(residual))
+    rolling = pd.Series(residual, index=pd.DatetimeIndex(ts)).rolling(
+        window, closed="left", min_periods=3
+    )
+    median = rolling.median()
+    if not causal:
+        median = median.bfill()
+    return np.nan_to_num(median.to_numpy(), nan=0.0)
+
+
+def _median_step(ts: pd.Series) -> pd.Timedelta:
+    steps = np.diff(ts_ns(ts))
+    steps = steps[steps > 0]
+    return pd.Timedelta(int(np.median(steps))) if steps.size else pd.Timedelta(0)
+
+
+def _warm_start(previous: _Fitted | None, design: _Design) -> dict[str, Any] | None:
+    """Initial values from an earlier fit of the same design (Prophet's documented
+    ``stan_init`` pattern), or ``None``."""
+    if previous is None or previous.design != design or design.n_changepoints < 1:
+        return None
+    params = previous.model.params
+    return {
+        "k": float(params["k"][0][0]),
+        "m": float(params["m"][0][0]),
+        "sigma_obs": float(params["sigma_obs"][0][0]),
+        "delta": params["delta"][0],
+        "beta": params["beta"][0],
+    }
+
+
+class ProphetResidualDetector(Detector):
+    """Flag readings far from a Prophet forecast, on an out-of-sample residual scale.
+
+    Parameters
+    ----------
+    resample
+        Fit Prophet on means of this bin width when readings are denser.
+    holdout, holdout_block
+        Share of the data held out, as every n-th block of ``holdout_block``, to measure
+        errors at readings the model has not seen.
+    min_span
+        Less data than this: warn and fall back to a rolling z-score.
+    changepoint_prior_scale, changepoint_every
+        Prophet's trend flexibility and how often its trend may bend.
+    local_window
+        Correct each forecast by the median residual of this trailing window (``None``:
+        no correction); see :func:`_local_correction`.
+    daily_order, weekly_order
+        Fourier orders of Prophet's seasonalities.
+    profile_bin, profile_min_days
+        Bin width of the day-type profile, and how many distinct days a day type needs
+        before it gets its own profile (see :mod:`iotlab.detect.profile`).
+    max_iter
+        Iteration cap of Prophet's L-BFGS optimiser.
+    **kwargs
+        See :class:`Detector` (threshold, sensor_range, calibration, severity, event_gap).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> ts = pd.date_range("2026-01-01", periods=4 * 96, freq="15min", tz="UTC")
+    >>> rng = np.random.default_rng(1)
+    >>> values = 20 + 3 * np.sin(2 * np.pi * ts.hour.to_numpy() / 24) + rng.normal(0, 0.2, len(ts))
+    >>> values[300] += 5
+    >>> events = ProphetResidualDetector().detect(pd.DataFrame({"ts": ts, "value": values}))
+    >>> events["ts"].tolist() == [ts[300]]
+    True
+    """
+
+    name = "prophet"
+
+    def __init__(
+        self,
+        *,
+        resample: str | pd.Timedelta = "30min",
+        holdout: float = 0.2,
+        holdout_block: str | pd.Timedelta = "2h",
+        min_span: str | pd.Timedelta = "1D",
+        changepoint_prior_scale: float = 0.05,
+        changepoint_every: str | pd.Timedelta = "12h",
+        local_window: str | pd.Timedelta | None = "1h",
+        daily_order: int = 10,
+        weekly_order: int = 0,
+        profile_bin: str | pd.Timedelta = "5min",
+        profile_min_days: int = 2,
+        max_iter: int = 2000,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 < holdout < 0.5:
+            raise ValueError(f"holdout must be in (0, 0.5), got {holdout}")
+        self.resample = pd.Timedelta(resample)
+        self.holdout = holdout
+        self.holdout_block = pd.Timedelta(holdout_block)
+        self.min_span = pd.Timedelta(min_span)
+        self.changepoint_prior_scale = changepoint_prior_scale
+        self.changepoint_every = pd.Timedelta(changepoint_every)
+        self.local_window = pd.Timedelta(local_window) if local_window is not None else None
+        self.daily_order = daily_order
+        self.weekly_order = weekly_order
+        self.profile_bin = pd.Timedelta(profile_bin)
+        self.profile_min_days = profile_min_days
+        self.max_iter = max_iter
+
+    # -- model building ----------------------------------------------------------------------
+    def _history(self, train: pd.DataFrame) -> pd.DataFrame:
+        history = pd.DataFrame(
+            {"ds": train["ts"].dt.tz_localize(None), "y": train["value"].to_numpy()}
+        )
+        if _median_step(train["ts"]) < self.resample:
+            history = (
+                history.groupby(history["ds"].dt.floor(self.resample))["y"]
+                .mean()
+                .rename_axis("ds")
+                .reset_index()
+            )
+        return history
+
+    def _design(self, train: pd.DataFrame, history: pd.DataFrame) -> _Design:
+        """Seasonalities from the span and sampling step; changepoints from the span
+        (capped as Prophet caps them, so equal designs really have equal shapes)."""
+        span = train["ts"].iloc[-1] - train["ts"].iloc[0]
+        seasonal = span >= pd.Timedelta("2D") and _median_step(train["ts"]) <= pd.Timedelta("2h")
+        # One possible trend bend every ``changepoint_every``: a sensor's baseline wanders
+        # over days; the local correction follows what is faster than that.
+        wanted = max(1, min(200, int(span / self.changepoint_every)))
+        return _Design(
+            n_changepoints=max(0, min(wanted, len(history) - 1)),
+            daily=seasonal,
+            weekly=seasonal and self.weekly_order > 0 and span >= pd.Timedelta("14D"),
+        )
+
+    def _fit_prophet(self, train: pd.DataFrame, previous: _Fitted | None) -> tuple[Any, _Design]:
+        prophet_cls = import_prophet()
+        history = self._history(train)
+        design = self._design(train, history)
+        model = prophet_cls(
+            growth="linear",
+            n_changepoints=design.n_changepoints,
+            changepoint_range=1.0,
+            yearly_seasonality=False,
+            daily_seasonality=self.daily_order if design.daily else False,
+            weekly_seasonality=self.weekly_order if design.weekly else False,
+            changepoint_prior_scale=self.changepoint_prior_scale,
+            mcmc_samples=0,
+            uncertainty_samples=0,  # our bands come from out-of-sample residuals
+        )
+        fit_args: dict[str, Any] = {"iter": self.max_iter}
+        if len(history) >= 100:
+            fit_args["algorithm"] = "LBFGS"
+        init = _warm_start(previous, design)
+        if init is not None:
+            fit_args["init"] = init
+        return fit_quietly(model, history, **fit_args), design
+
+    @staticmethod
+    def _forecast(model: Any, ts: pd.Series) -> np.ndarray:
+        # Sorted: Prophet returns its predictions in time order, whatever the input order.
+        unique = pd.DatetimeIndex(ts.unique()).tz_localize(None).sort_values()
+        with prophet_warnings_silenced():
+            yhat = model.predict(pd.DataFrame({"ds": unique}))["yhat"].to_numpy()
+        return yhat[unique.get_indexer(pd.DatetimeIndex(ts).tz_localize(None))]
+
+    def _learn(
+        self, train: pd.DataFrame, ts: pd.Series, previous: _Fitted | None
+    ) -> tuple[_Fitted, np.ndarray]:
+        """Fit Prophet and the day profile on ``train``; return the fit and its
+        expectation (before the local correction) at ``ts``."""
+        model, design = self._fit_prophet(train, previous)
+        base = self._forecast(model, pd.concat([train["ts"], ts], ignore_index=True))
+        n = len(train)
+        profile = None
+        if design.daily:
+            profile = DayProfile.learn(
+                ts_ns(train["ts"]),
+                train["value"].to_numpy() - base[:n],
+                bin=self.profile_bin,
+                min_days=self.profile_min_days,
+            )
+            base = base[n:] + profile.at(ts_ns(ts))
+        else:
+            base = base[n:]
+        return _Fitted(model, design, profile), base
+
+    def _expected(
+        self, ts: pd.Series, values: np.ndarray, base: np.ndarray, *, causal: bool
+    ) -> np.ndarray:
+        correction = _local_correction(ts, values - base, self.local_window, causal=causal)
+        return base + correction
+
+    def _fit_with_holdout(
+        self, clean: pd.DataFrame, floor: float, previous: _Fitted | None = None
+    ) -> tuple[_Fitted, float]:
+        """Measure errors on held-out blocks, then refit on everything except the
+        readings found far off. Returns (fit, scale).
+
+        Every fifth ``holdout_block`` of time is held out (not the end of the series):
+        a fault just before a cut-off would otherwise tilt the extrapolated trend and
+        inflate the scale of a perfectly good model.
+        """
+        ts, values = clean["ts"], clean["value"].to_numpy()
+        block = (ts_ns(ts) - ts_ns(ts)[0]) // self.holdout_block.value
+        every = round(1 / self.holdout)
+        held = (block % every) == every - 1
+        first, base = self._learn(clean[~held], ts, previous)
+        residual = values - self._expected(ts, values, base, causal=False)
+        scale = max(robust_scale(residual[held]), robust_scale(residual[~held]), floor)
+        # Leave out anything beyond 3 sds, not just flagged readings: a fault bends the
+        # first fit towards itself, so its residuals there understate it.
+        keep = np.abs(residual) <= _REFIT_MASK_Z * scale
+        final, _ = self._learn(clean[keep], ts.iloc[:0], first)
+        return final, scale
+
+    def _too_short(self, span: pd.Timedelta) -> RollingZScoreDetector:
+        warnings.warn(
+            ShortHistoryWarning(
+                f"{self.name}: {span} of data is less than min_span={self.min_span}; "
+                "falling back to a rolling z-score"
+            ),
+            stacklevel=4,
+        )
+        return RollingZScoreDetector(
+            threshold=self.threshold,
+            sensor_range=self.sensor_range,
+            calibration=self.calibration,
+            severity=self.severity,
+            event_gap=self.event_gap,
+        )
+
+    def _base(self, fitted: _Fitted, ts: pd.Series) -> np.ndarray:
+        base = self._forecast(fitted.model, ts)
+        if fitted.profile is not None:
+            base = base + fitted.profile.at(ts_ns(ts))
+        return base
+
+    # -- Detector hooks -----------------------------------------------------------------------
+    def _fit(self, clean: pd.DataFrame) -> None:
+        span = clean["ts"].iloc[-1] - clean["ts"].iloc[0]
+        self._fallback = None
+        if span < self.min_span or len(clean) < _MIN_TRAIN_POINTS:
+            self._fallback = self._too_short(span).fit(clean)
+            return
+        values = clean["value"].to_numpy()
+        self._width_ = self._width(values)
+        self._fitted_model, self.scale_ = self._fit_with_holdout(clean, self._floor(values))
+
+    def _predict(self, frame: pd.DataFrame) -> Forecast:
+        if self._fallback is not None:
+            return self._fallback._predict(frame)
+        n = len(frame)
+        values = frame["value"].to_numpy()
+        base = self._base(self._fitted_model, frame["ts"])
+        expected = self._expected(frame["ts"], values, base, causal=False)
+        return Forecast(expected, np.full(n, self.scale_), np.full(n, self._width_))
+
+    def _predict_online(self, frame, refit_every, window, min_history) -> Forecast:
+        min_history = (
+            min_history if min_history is not None else max(self.min_span, pd.Timedelta("2D"))
+        )
+        ts, values = frame["ts"], frame["value"].to_numpy()
+        valid = np.isfinite(values)
+        span = ts[valid].iloc[-1] - ts[valid].iloc[0] if valid.any() else pd.Timedelta(0)
+        if span < min_history:
+            fallback = self._too_short(span)
+            fallback._fitted = True
+            return fallback._predict_online(frame, refit_every, window, None)
+        n = len(frame)
+        expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        flagged = np.zeros(n, dtype=bool)
+        lookback = self.local_window.value if self.local_window is not None else 0
+        oos: list[tuple[pd.Timestamp, np.ndarray]] = []  # (refit time, residuals)
+        first = ts[valid].iloc[0] + min_history
+        t_ns = ts_ns(ts)
+        segment = np.floor_divide(t_ns - first.as_unit("ns").value, refit_every.value)
+        previous: _Fitted | None = None
+        for k in np.unique(segment[segment >= 0]):
+            refit_at = first + k * refit_every
+            rows = np.flatnonzero(segment == k)
+            in_window = valid & ~flagged & (t_ns >= (refit_at - window).value)
+            in_window &= t_ns < refit_at.value
+            train = frame[in_window].reset_index(drop=True)
+            if len(train) < _MIN_TRAIN_POINTS:
+                continue  # a long outage: nothing to forecast from, readings stay unscored
+            train_values = train["value"].to_numpy()
+            floor = self._floor(train_values)
+            recent = [res for at, res in oos if at >= refit_at - window]
+            recent_residuals = np.concatenate(recent) if recent else np.empty(0)
+            if recent_residuals.size >= _MIN_OOS_RESIDUALS:
+                previous, _ = self._learn(train, ts.iloc[:0], previous)
+                seg_scale = max(robust_scale(recent_residuals), floor)
+            else:
+                previous, seg_scale = self._fit_with_holdout(train, floor, previous)
+            # The local correction looks back over earlier readings, whose residuals are
+            # taken against this model too (another model's level would leak in).
+            context = int(np.searchsorted(t_ns, t_ns[rows[0]] - lookback, side="left"))
+            span_rows = np.arange(context, rows[-1] + 1)
+            span_ts = ts.iloc[span_rows]
+            own = rows - context
+            expected[rows] = self._expected(
+                span_ts, values[span_rows], self._base(previous, span_ts), causal=True
+            )[own]
+            residual = values[rows] - expected[rows]
+            scale[rows], width[rows] = seg_scale, self._width(train_values)
+            oos.append((refit_at, residual[np.isfinite(residual)]))
+            flagged[rows] = self.calibration.confidence(residual / seg_scale) > self.threshold
+        return Forecast(expected, scale, width)
