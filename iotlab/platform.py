@@ -20,7 +20,9 @@ from iotlab.store.url import parse_store_url, resolve_store_url
 if TYPE_CHECKING:
     import xarray as xr
 
+    from iotlab.analytics import DeviceMetrics, FleetOverview
     from iotlab.history import DeviceRepository
+    from iotlab.reports import Report
     from iotlab.store.ingest import IngestResult
 
 __all__ = ["Platform", "connect"]
@@ -248,3 +250,31 @@ class Platform:
         from iotlab.detect.fleet import read_anomalies
 
         return read_anomalies(self.store, start, end, device_id=device_id)
+
+    # -- analytics and reports (iotlab.analytics, iotlab.reports) ---------------------------
+    def device_metrics(
+        self, device_id: str, start: TimeLike | None = None, end: TimeLike | None = None
+    ) -> DeviceMetrics:
+        """Reading statistics per sensor, anomalies by severity, uptime, last seen, status."""
+        from iotlab.analytics import device_metrics
+
+        return device_metrics(self, device_id, start, end)
+
+    def fleet_overview(self, now: TimeLike | None = None) -> FleetOverview:
+        """Devices by status and type, readings and anomalies of the last 24 h before ``now``."""
+        from iotlab.analytics import fleet_overview
+
+        return fleet_overview(self, now)
+
+    def report(
+        self,
+        kind: str,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        devices: Sequence[str] | None = None,
+        **options: Any,
+    ) -> Report:
+        """Build ``fleet_health``, ``device_performance`` or ``anomaly_summary`` over a window."""
+        from iotlab.reports import build_report
+
+        return build_report(self, kind, start, end, devices, **options)

@@ -1,0 +1,112 @@
+"""Exact count, min, max and mean of a time window from roll-ups instead of raw rows.
+
+A window rarely starts and ends on hour boundaries, so it is cut into pieces that
+each table answers exactly: whole hours from ``rollups_hour``, whole minutes at the
+edges from ``rollups_minute``, and the sub-minute remainders from raw readings. The
+result equals what pandas computes on the raw rows of the window, while reading a
+few hundred roll-up rows instead of tens of thousands of readings per sensor.
+Medians and percentiles cannot be merged from roll-ups; those need raw rows
+(:func:`iotlab.analytics.metrics.sensor_statistics`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from iotlab.platform import Platform
+
+__all__ = ["ROLLUP_COLUMNS", "rollup_statistics", "split_window"]
+
+ROLLUP_COLUMNS = ["sensor_id", "count", "sum", "min", "max", "mean"]
+
+
+def split_window(
+    start: pd.Timestamp, end: pd.Timestamp
+) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
+    """Cut ``[start, end)`` into ``(source, start, end)`` pieces of hours, minutes and raw.
+
+    ``source`` is ``"hour"``, ``"minute"`` or ``"raw"``; the pieces are disjoint, cover the
+    window exactly, and each is aligned to its source's granularity.
+
+    Examples
+    --------
+    >>> t = pd.Timestamp
+    >>> for piece in split_window(t("2026-01-01 00:58:30Z"), t("2026-01-01 03:00:20Z")):
+    ...     print(piece[0], piece[1].strftime("%H:%M:%S"), piece[2].strftime("%H:%M:%S"))
+    hour 01:00:00 03:00:00
+    raw 00:58:30 00:59:00
+    minute 00:59:00 01:00:00
+    raw 03:00:00 03:00:20
+    """
+    pieces: list[tuple[str, pd.Timestamp, pd.Timestamp]] = []
+    first_hour, last_hour = start.ceil("h"), end.floor("h")
+    if first_hour < last_hour:
+        pieces.append(("hour", first_hour, last_hour))
+        edges = [(start, first_hour), (last_hour, end)]
+    else:
+        edges = [(start, end)]
+    for low, high in edges:
+        first_minute, last_minute = low.ceil("min"), high.floor("min")
+        if first_minute < last_minute:
+            parts = [("raw", low, first_minute), ("minute", first_minute, last_minute)]
+            parts.append(("raw", last_minute, high))
+        else:
+            parts = [("raw", low, high)]
+        pieces.extend(p for p in parts if p[1] < p[2])
+    return pieces
+
+
+def _partial_from_rollups(rollups: pd.DataFrame) -> pd.DataFrame:
+    return rollups[["sensor_id", "count", "sum", "min", "max"]]
+
+
+def _partial_from_raw(readings: pd.DataFrame) -> pd.DataFrame:
+    grouped = readings.groupby("sensor_id", sort=True)["value"]
+    return grouped.agg(["count", "sum", "min", "max"]).reset_index()
+
+
+def rollup_statistics(
+    platform: Platform, device_id: str, start: pd.Timestamp, end: pd.Timestamp
+) -> pd.DataFrame:
+    """Per-sensor ``count, sum, min, max, mean`` of a device's readings in ``[start, end)``.
+
+    Reads hour roll-ups for whole hours, minute roll-ups for whole minutes at the edges and
+    raw readings only for the sub-minute remainders (see :func:`split_window`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``sensor_id, count, sum, min, max, mean``, one row per sensor with at least
+        one reading, sorted by ``sensor_id``.
+    """
+    partials = []
+    for source, low, high in split_window(start, end):
+        if source == "raw":
+            partials.append(_partial_from_raw(platform.readings(device_id, None, low, high)))
+        else:
+            rollups = platform.rollups(device_id, None, low, high, interval=source)
+            partials.append(_partial_from_rollups(rollups))
+    partials = [p for p in partials if not p.empty]
+    if not partials:
+        return pd.DataFrame(
+            {
+                "sensor_id": pd.Series([], dtype=str),
+                "count": pd.Series([], dtype="int64"),
+                **{c: pd.Series([], dtype="float64") for c in ("sum", "min", "max", "mean")},
+            }
+        )
+    merged = (
+        pd.concat(partials, ignore_index=True)
+        .groupby("sensor_id", sort=True)
+        .agg(count=("count", "sum"), sum=("sum", "sum"), min=("min", "min"), max=("max", "max"))
+        .reset_index()
+    )
+    merged = merged[merged["count"] > 0].reset_index(drop=True)
+    merged["count"] = merged["count"].astype("int64")
+    merged["sensor_id"] = merged["sensor_id"].astype(str)
+    merged["mean"] = merged["sum"] / merged["count"].to_numpy(dtype=np.float64)
+    return merged[ROLLUP_COLUMNS]

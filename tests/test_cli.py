@@ -1,0 +1,111 @@
+"""The ``iotlab`` command: one-line errors with exit 2, ingest of files, the demo."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from iotlab.cli import build_parser, main
+
+
+@pytest.fixture
+def store(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "weekly"], "unknown report kind 'weekly'; known kinds: anomaly_summary"),
+        (
+            ["report", "fleet_health", "--start", "2026-01-02", "--end", "2026-01-01"],
+            "end: must be after start",
+        ),
+        (["report", "device_performance", "--devices", "ghost"], "unknown devices"),
+        (["ingest", "missing.csv"], "no such file: missing.csv"),
+    ],
+)
+def test_errors_are_one_line_with_exit_2(argv, message, store, capsys) -> None:
+    assert main([*argv, "--store", store]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iotlab: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_store_url_is_a_clean_error(capsys) -> None:
+    assert main(["report", "fleet_health", "--store", "mysql://x"]) == 2
+    assert "iotlab: error:" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help_with_store(capsys) -> None:
+    for command in ("demo", "simulate", "ingest", "detect", "report"):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "--store URL" in capsys.readouterr().out
+
+
+def test_simulate_then_ingest_writes_rejected_rows_with_reasons(tmp_path, store, capsys) -> None:
+    out = tmp_path / "readings.csv.gz"
+    argv = ["simulate", "--devices", "2", "--days", "1", "--freq", "30min", "--seed", "1"]
+    assert (
+        main([*argv, "--start", "2026-01-05", "--out", str(out), "--provision", "--store", store])
+        == 0
+    )
+    rows = pd.read_csv(out, dtype=str)
+    assert capsys.readouterr().out.startswith(f"readings:    {len(rows)} rows")
+    rows.loc[0, "ts"] = "2026-01-05 00:00:00"  # naive: refused, never guessed
+    rows.loc[1, "sensor_id"] = "nope_01"  # never provisioned
+    broken = tmp_path / "broken.csv"
+    rows.to_csv(broken, index=False)
+    assert main(["ingest", str(broken), "--store", store, "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"written:     {len(rows) - 2}" in printed and "rejected:    2" in printed
+    rejected = pd.read_csv(tmp_path / "broken.rejected.csv")
+    assert len(rejected) == 2
+    assert rejected["reason"].str.contains("naive").sum() == 1
+
+
+def test_demo_on_a_tiny_fleet_writes_the_report(tmp_path, store, capsys) -> None:
+    out = tmp_path / "reports"
+    argv = [
+        "demo",
+        "--devices",
+        "2",
+        "--days",
+        "1",
+        "--freq",
+        "15min",
+        "--start",
+        "2026-01-05",
+        "--detector",
+        "zscore",
+        "--n-jobs",
+        "1",
+        "--no-progress",
+    ]
+    assert main([*argv, "--store", store, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    report = out / "fleet-health.html"
+    assert report.is_file() and f"report:      {report}" in printed
+    assert "devices:     2" in printed and "rejected" in printed and "anomalies:" in printed
+    text = report.read_text()
+    assert text.count("data:image/png;base64,") == 2 and "https://" not in text
+    assert (
+        main(
+            [
+                "report",
+                "anomaly_summary",
+                "--start",
+                "2026-01-05",
+                "--end",
+                "2026-01-06",
+                "--store",
+                store,
+                "--out",
+                str(out / "a.html"),
+            ]
+        )
+        == 0
+    )
+    assert (out / "a.html").is_file()
