@@ -1,0 +1,31 @@
+"""Real-time ingestion: micro-batches from DataFrames, the simulator's live stream or an
+MQTT broker into the store, scored against cached forecasts, with alerts and subscribers.
+
+Examples
+--------
+>>> from iotlab.ingest import IngestionService, parse_message
+>>> parse_message("iotlab/d1/heartbeat", b'{"ts": 0, "cpu": 3}').kind
+'heartbeat'
+"""
+
+from iotlab.ingest.deadletter import read_dead_letters, write_dead_letters
+from iotlab.ingest.messages import Parsed, parse_message
+from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification
+from iotlab.ingest.scoring import ForecastCache
+from iotlab.ingest.service import IngestionService, ServiceStats
+from iotlab.ingest.sources import feed_frames, feed_stream
+
+__all__ = [
+    "NOTIFICATION_KINDS",
+    "Alert",
+    "ForecastCache",
+    "IngestionService",
+    "Notification",
+    "Parsed",
+    "ServiceStats",
+    "feed_frames",
+    "feed_stream",
+    "parse_message",
+    "read_dead_letters",
+    "write_dead_letters",
+]

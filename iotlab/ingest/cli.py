@@ -1,0 +1,162 @@
+"""``iotlab serve``: run the ingestion service on an MQTT broker until SIGINT/SIGTERM.
+
+Also runnable as ``python -m iotlab.ingest serve ...``. On SIGINT or SIGTERM it stops
+taking messages, stores and acknowledges what it holds, and exits 0. Throughput is
+logged every ``--log-every`` seconds.
+
+Examples
+--------
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="iotlab")
+>>> add_serve_parser(parser.add_subparsers())
+>>> parser.parse_args(["serve", "--mqtt", "mqtt://127.0.0.1:1883"]).batch_size
+5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["add_serve_parser", "main", "run_serve"]
+
+logger = logging.getLogger("iotlab.serve")
+
+
+def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Add the ``serve`` subcommand to an ``argparse`` subparsers object."""
+    serve = subparsers.add_parser(
+        "serve",
+        parents=list(parents),
+        help="ingest readings and heartbeats from an MQTT broker until interrupted",
+        description="Subscribe to <root>/+/+ (QoS 1, persistent session), store readings "
+        "and heartbeats, score them, record anomalies and dead letters. SIGINT/SIGTERM "
+        "flush and exit 0.",
+    )
+    if not any(a.dest == "store" for p in parents for a in p._actions):
+        serve.add_argument("--store", metavar="URL", help="store URL (default: $IOTLAB_STORE)")
+    serve.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://host:port")
+    serve.add_argument(
+        "--client-id",
+        default="iotlab-ingest",
+        help="stable MQTT client id: the broker keeps its session (iotlab-ingest)",
+    )
+    serve.add_argument("--topic-root", default="iotlab", help="first topic level (iotlab)")
+    serve.add_argument("--batch-size", type=int, default=5000, help="rows per batch (5000)")
+    serve.add_argument(
+        "--max-delay",
+        type=float,
+        default=0.5,
+        help="seconds before a partial batch is written (0.5)",
+    )
+    serve.add_argument("--no-scoring", action="store_true", help="do not score readings")
+    serve.add_argument(
+        "--refit-every",
+        default="30min",
+        help="data time between refits of a sensor's model (30min)",
+    )
+    serve.add_argument(
+        "--heartbeat-timeout",
+        default="10min",
+        help="silence before a device is marked offline (10min)",
+    )
+    serve.add_argument(
+        "--allow-unprovisioned",
+        action="store_true",
+        help="accept readings of sensors that were never provisioned",
+    )
+    serve.add_argument(
+        "--log-every", type=float, default=10.0, help="seconds between throughput log lines (10)"
+    )
+    serve.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the service until SIGINT/SIGTERM; return the exit status."""
+    import iotlab
+    from iotlab.ingest.mqtt import MqttSource
+    from iotlab.ingest.scoring import ForecastCache
+    from iotlab.ingest.service import IngestionService
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        logger.info("received %s: flushing and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with iotlab.connect(args.store) as lab:
+            scoring = (
+                None if args.no_scoring else ForecastCache(lab.store, refit_every=args.refit_every)
+            )
+            service = IngestionService(
+                lab,
+                batch_size=args.batch_size,
+                max_delay=args.max_delay,
+                scoring=scoring,
+                require_provisioned=not args.allow_unprovisioned,
+                heartbeat_timeout=args.heartbeat_timeout,
+                topic_root=args.topic_root,
+            ).start()
+            source = MqttSource(
+                service, args.mqtt, client_id=args.client_id, topic_root=args.topic_root
+            ).start()
+            logger.info("serving %s -> %s", args.mqtt, lab.store.url)
+            _log_until(stop, service, args.log_every)
+            source.pause()
+            service.stop()
+            source.stop()
+            stats = service.stats
+            logger.info(
+                "stopped: %d readings, %d heartbeats, %d dead letters, %d anomalies, %d alerts",
+                stats.readings_written,
+                stats.heartbeats_written,
+                stats.dead_letters,
+                stats.anomalies,
+                stats.alerts,
+            )
+            if service.error is not None:
+                return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _log_until(stop: threading.Event, service: Any, every: float) -> None:
+    last_time, last_count = time.monotonic(), 0
+    while not stop.wait(min(every, 1.0)):
+        if service.error is not None:
+            return
+        now = time.monotonic()
+        if now - last_time >= every:
+            count = service.stats.readings_written
+            logger.info(
+                "throughput: %.0f readings/s (%d stored, %d dead letters, %d alerts)",
+                (count - last_count) / (now - last_time),
+                count,
+                service.stats.dead_letters,
+                service.stats.alerts,
+            )
+            last_time, last_count = now, count
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m iotlab.ingest serve ...``."""
+    parser = argparse.ArgumentParser(prog="python -m iotlab.ingest")
+    add_serve_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.run(args))

@@ -1,0 +1,206 @@
+"""MQTT in and out: the service's subscriber client and the simulator's publisher.
+
+The subscriber (:class:`MqttSource`) uses QoS 1, a stable client id and a persistent
+session (MQTT 5, ``clean_start=False`` with a session expiry), so the broker keeps
+messages for it while it is down. It acknowledges messages *manually*, only after the
+service has stored the batch holding them: a crash before that makes the broker
+redeliver, and idempotent writes make the redelivery harmless (at-least-once delivery,
+exactly-once storage).
+
+URLs are ``mqtt://host:port`` (port 1883 by default).
+
+Examples
+--------
+>>> parse_mqtt_url("mqtt://127.0.0.1:11884")
+('127.0.0.1', 11884)
+>>> parse_mqtt_url("http://x")
+Traceback (most recent call last):
+...
+iotlab.errors.InvalidURLError: MQTT URL must look like mqtt://host:port, got 'http://x'
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from iotlab.errors import InvalidURLError, MissingDependencyError, StoreConnectionError
+
+__all__ = ["MqttSource", "connect_client", "parse_mqtt_url", "publish_simulation"]
+
+logger = logging.getLogger(__name__)
+
+#: Session expiry for the persistent subscriber session (seconds): one week.
+SESSION_EXPIRY = 7 * 24 * 3600
+#: Unacknowledged messages the broker may send us at once (MQTT 5 Receive Maximum).
+RECEIVE_MAXIMUM = 65535
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int]:
+    """``(host, port)`` of an ``mqtt://host:port`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise InvalidURLError(f"MQTT URL must look like mqtt://host:port, got {url!r}")
+    return parts.hostname, parts.port or 1883
+
+
+def _paho() -> Any:
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError as exc:  # pragma: no cover - paho is in the dev environment
+        raise MissingDependencyError("paho-mqtt", "mqtt") from exc
+    return mqtt
+
+
+def connect_client(
+    url: str,
+    client_id: str,
+    *,
+    persistent: bool,
+    manual_ack: bool = False,
+    on_connect: Any = None,
+    on_message: Any = None,
+    timeout: float = 10.0,
+) -> Any:
+    """A connected, looping paho 2.x MQTT 5 client (``loop_start`` already called)."""
+    mqtt = _paho()
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    host, port = parse_mqtt_url(url)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    client.max_inflight_messages_set(1000)  # outgoing QoS 1 window (publisher side)
+    client.max_queued_messages_set(0)
+    connected = threading.Event()
+
+    def _on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            logger.error("MQTT connect to %s refused: %s", url, reason)
+            return
+        if on_connect is not None:
+            on_connect(client, flags)
+        connected.set()
+
+    client.on_connect = _on_connect
+    if on_message is not None:
+        client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    if persistent:
+        props.SessionExpiryInterval = SESSION_EXPIRY
+    try:
+        client.connect(host, port, keepalive=30, clean_start=not persistent, properties=props)
+    except OSError as exc:
+        raise StoreConnectionError(f"cannot reach MQTT broker at {url}: {exc}") from exc
+    client.loop_start()
+    if not connected.wait(timeout):
+        client.loop_stop()
+        raise StoreConnectionError(f"MQTT broker at {url} did not accept the connection")
+    return client
+
+
+class MqttSource:
+    """Subscribe an :class:`~iotlab.ingest.IngestionService` to ``<root>/+/+`` on a broker.
+
+    Parameters
+    ----------
+    service
+        The service whose ``submit_message`` receives each message.
+    url
+        ``mqtt://host:port``.
+    client_id
+        Keep it stable across restarts: the broker's session (and the messages queued
+        for it) belongs to this id.
+    topic_root
+        First topic level (default the service's ``topic_root``).
+    """
+
+    def __init__(
+        self,
+        service: Any,
+        url: str,
+        *,
+        client_id: str = "iotlab-ingest",
+        topic_root: str | None = None,
+    ) -> None:
+        self.service = service
+        self.url = url
+        self.client_id = client_id
+        self.topic = f"{topic_root or service.topic_root}/+/+"
+        self.received = 0
+        self._client: Any = None
+        self._paused = False
+        self._subscribed = threading.Event()
+
+    def start(self, timeout: float = 10.0) -> MqttSource:
+        """Connect, subscribe (QoS 1) and start delivering; return ``self``."""
+
+        def on_connect(client: Any, flags: Any) -> None:
+            client.subscribe(self.topic, qos=1)
+
+        def on_subscribe(client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+            self._subscribed.set()
+
+        def on_message(client: Any, userdata: Any, message: Any) -> None:
+            if self._paused:
+                return  # not acknowledged: the broker redelivers it to the next session
+            self.received += 1
+            mid, qos = message.mid, message.qos
+            ack = (lambda: client.ack(mid, qos)) if qos > 0 else None
+            self.service.submit_message(message.topic, message.payload, ack)
+
+        self._client = connect_client(
+            self.url,
+            self.client_id,
+            persistent=True,
+            manual_ack=True,
+            on_connect=on_connect,
+            on_message=on_message,
+            timeout=timeout,
+        )
+        self._client.on_subscribe = on_subscribe
+        if not self._subscribed.wait(timeout):
+            # on_subscribe may have fired before it was attached: subscribe again (idempotent)
+            self._client.subscribe(self.topic, qos=1)
+            self._subscribed.wait(timeout)
+        logger.info("subscribed to %s on %s as %s", self.topic, self.url, self.client_id)
+        return self
+
+    def stop(self) -> None:
+        """Stop taking messages (unacknowledged ones stay with the broker) and disconnect.
+
+        Call ``service.stop()`` (or ``flush()``) between :meth:`pause` and this, so that
+        what was already taken is stored and acknowledged first.
+        """
+        if self._client is None:
+            return
+        self._paused = True
+        time.sleep(0.05)  # let the network thread send the last PUBACKs
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._client = None
+
+    def pause(self) -> None:
+        """Take no new messages (they stay with the broker, unacknowledged)."""
+        self._paused = True
+
+
+def publish_simulation(simulation: Any, url: str, **options: Any) -> int:
+    """Publish a simulation's readings and heartbeats to a broker; return messages sent.
+
+    Used by ``iotlab simulate --mqtt URL``; see :func:`iotlab.ingest.publisher.publish`.
+    """
+    from iotlab.ingest.publisher import Publisher
+
+    with Publisher(url, **options) as publisher:
+        sent = publisher.publish_readings(simulation.readings)
+        sent += publisher.publish_heartbeats(simulation.device_metrics)
+    return sent

@@ -1,0 +1,418 @@
+"""The ingestion service: micro-batches from any source into the store, scored and announced.
+
+For each batch (closed when ``batch_size`` rows have arrived or ``max_delay`` seconds
+after its first row) the service thread:
+
+1. validates readings and heartbeats (:mod:`iotlab.store.validate`);
+2. writes raw readings and heartbeats; refused rows and malformed messages go to the
+   dead letters with their reason and raw payload (:mod:`iotlab.ingest.deadletter`);
+3. scores each reading against its sensor's cached forecast
+   (:class:`~iotlab.ingest.scoring.ForecastCache`; never a refit per reading);
+4. stores flagged readings in ``anomalies`` / ``anomalies_by_day`` and calls the alert
+   handlers once per new anomaly event (an ongoing event raises one alert);
+5. refreshes the minute and hour roll-ups of the touched hours;
+6. acknowledges the batch to its source (MQTT: PUBACK; only now may the broker forget
+   the messages, so a crash before this point means redelivery, never loss) and
+7. notifies subscribers.
+
+Writes are upserts keyed on (device_id, sensor_id, ts), so a redelivered message is
+stored once. Every ``connectivity_every`` seconds the service also turns heartbeat gaps
+into DeviceWentOffline / DeviceCameOnline events (``Platform.update_connectivity``, judged
+at the latest data time seen) and forwards them to subscribers.
+
+Threads: ``submit*`` may be called from any thread; batches, alert handlers and
+subscriber callbacks run on the service thread (see :mod:`iotlab.ingest.notify`).
+
+Examples
+--------
+>>> import iotlab, queue
+>>> from iotlab.simulate import Fleet
+>>> lab = iotlab.connect("sqlite://")
+>>> fleet = Fleet(2, seed=1)
+>>> _ = lab.provision(fleet)
+>>> sim = fleet.simulate("2026-01-05", days=0.25, freq="5min")
+>>> seen = queue.Queue()
+>>> with IngestionService(lab, max_delay=0.05) as service:
+...     cancel = service.subscribe(callback=seen.put, kinds=("readings",))
+...     service.submit(sim.readings)
+>>> len(seen.get(timeout=5).data) == len(sim.readings)
+True
+>>> lab.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from iotlab.errors import ValidationError
+from iotlab.ingest.batch import Part, PendingBatch
+from iotlab.ingest.deadletter import dead_letter_rows, write_dead_letters
+from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
+from iotlab.ingest.scoring import ForecastCache
+
+__all__ = ["IngestionService", "ServiceStats"]
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+_FLUSH = object()
+
+
+@dataclass
+class ServiceStats:
+    """Running totals since the service started."""
+
+    batches: int = 0
+    readings_written: int = 0
+    heartbeats_written: int = 0
+    dead_letters: int = 0
+    anomalies: int = 0
+    alerts: int = 0
+    busy_seconds: float = 0.0  # time spent processing batches
+
+
+class IngestionService:
+    """Consume readings, heartbeats and MQTT messages in micro-batches; see the module doc.
+
+    Parameters
+    ----------
+    platform
+        An open :class:`iotlab.Platform`.
+    batch_size
+        Close a batch once this many rows/messages have arrived.
+    max_delay
+        ... or this many seconds after its first row arrived.
+    scoring
+        The forecast cache to score against (default: a rolling z-score
+        :class:`ForecastCache`); ``None`` disables scoring.
+    alert_gap
+        Flagged readings of one sensor closer than this belong to one event: one alert.
+    require_provisioned
+        Refuse readings of unknown sensors and heartbeats of unknown devices.
+    heartbeat_timeout
+        Silence after which an active device is marked offline.
+    connectivity_every
+        Seconds between connectivity checks (``None``: never).
+    topic_root
+        First level of MQTT topics.
+    """
+
+    def __init__(
+        self,
+        platform: Any,
+        *,
+        batch_size: int = 5000,
+        max_delay: float = 0.5,
+        scoring: ForecastCache | None | str = "default",
+        alert_gap: str | pd.Timedelta = "30min",
+        require_provisioned: bool = True,
+        heartbeat_timeout: str | pd.Timedelta = "10min",
+        connectivity_every: float | None = 30.0,
+        topic_root: str = "iotlab",
+    ) -> None:
+        if batch_size < 1:
+            raise ValidationError(f"must be >= 1, got {batch_size}", field="batch_size")
+        if max_delay <= 0:
+            raise ValidationError(f"must be > 0, got {max_delay}", field="max_delay")
+        self.platform = platform
+        self.store = platform.store
+        self.batch_size = batch_size
+        self.max_delay = max_delay
+        self.scoring = ForecastCache(self.store) if scoring == "default" else scoring
+        self.alert_gap = pd.Timedelta(alert_gap)
+        self.require_provisioned = require_provisioned
+        self.heartbeat_timeout = pd.Timedelta(heartbeat_timeout)
+        self.connectivity_every = connectivity_every
+        self.topic_root = topic_root
+        self.stats = ServiceStats()
+        self.subscribers = Subscribers()
+        self._alert_handlers: list[Callable[[Alert], None]] = []
+        self._last_flagged: dict[tuple[str, str], pd.Timestamp] = {}
+        self._data_now: pd.Timestamp | None = None
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._flushed = threading.Condition()
+        self._flush_count = 0
+        self.error: BaseException | None = None
+
+    # -- subscribers and alert handlers -------------------------------------------------------
+    def subscribe(
+        self,
+        device_id: str | None = None,
+        sensor_id: str | None = None,
+        *,
+        callback: Callable[[Notification], None],
+        kinds: tuple[str, ...] = NOTIFICATION_KINDS,
+    ) -> Callable[[], None]:
+        """Call ``callback(Notification)`` on the service thread; return a canceller.
+
+        ``device_id``/``sensor_id`` ``None`` match any; ``kinds`` picks ``readings``,
+        ``alert`` and/or ``connectivity``. To consume in another thread (a notebook),
+        pass ``queue.Queue().put`` as the callback.
+        """
+        return self.subscribers.subscribe(device_id, sensor_id, callback=callback, kinds=kinds)
+
+    def add_alert_handler(self, handler: Callable[[Alert], None]) -> Callable[[], None]:
+        """Call ``handler(alert)`` once per new anomaly event; return a remover."""
+        self._alert_handlers.append(handler)
+        return lambda: (
+            self._alert_handlers.remove(handler) if handler in self._alert_handlers else None
+        )
+
+    # -- input (any thread) ----------------------------------------------------------------------
+    def submit(
+        self,
+        readings: pd.DataFrame,
+        *,
+        source: str = "dataframe",
+        ack: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue a frame of readings; ``ack()`` is called once they are stored."""
+        self._inbox.put(("frame", readings, source, False, ack))
+
+    def submit_metrics(
+        self,
+        heartbeats: pd.DataFrame,
+        *,
+        source: str = "dataframe",
+        ack: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue a frame of heartbeats (``device_id, ts, cpu, memory, battery, signal``)."""
+        self._inbox.put(("frame", heartbeats, source, True, ack))
+
+    def submit_message(
+        self, topic: str, payload: bytes, ack: Callable[[], None] | None = None
+    ) -> None:
+        """Queue one raw MQTT message; ``ack()`` is called once it is stored or dead-lettered."""
+        self._inbox.put(("message", topic, payload, ack))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> IngestionService:
+        """Start the service thread; return ``self``."""
+        if self._thread is not None:
+            raise RuntimeError("the service is already running")
+        self._thread = threading.Thread(target=self._run, name="iotlab-ingest", daemon=True)
+        self._thread.start()
+        return self
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Process everything queued so far, now; wait until it is stored."""
+        with self._flushed:
+            wanted = self._flush_count + 1
+            self._inbox.put(_FLUSH)
+            if not self._flushed.wait_for(
+                lambda: self._flush_count >= wanted or not self.running, timeout
+            ):
+                raise TimeoutError(f"flush did not finish within {timeout} s")
+
+    def stop(self, timeout: float | None = 60.0) -> None:
+        """Process what is buffered, then stop the thread. Idempotent."""
+        if self._thread is None:
+            return
+        self._inbox.put(_STOP)
+        self._thread.join(timeout)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> IngestionService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the service thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        batch = PendingBatch(root=self.topic_root)
+        last_check = time.monotonic()
+        try:
+            while True:
+                timeout = None
+                if batch.size:
+                    timeout = max(0.0, batch.opened + self.max_delay - time.monotonic())
+                elif self.connectivity_every is not None:
+                    timeout = self.connectivity_every
+                try:
+                    item = self._inbox.get(timeout=timeout)
+                except queue.Empty:
+                    item = None
+                if item is _STOP or item is _FLUSH:
+                    self._process(batch)
+                    batch = PendingBatch(root=self.topic_root)
+                    self._check_connectivity()
+                    with self._flushed:
+                        self._flush_count += 1
+                        self._flushed.notify_all()
+                    if item is _STOP:
+                        return
+                    continue
+                if item is not None:
+                    self._add(batch, item)
+                due = batch.size and time.monotonic() - batch.opened >= self.max_delay
+                if batch.size >= self.batch_size or due:
+                    self._process(batch)
+                    batch = PendingBatch(root=self.topic_root)
+                now = time.monotonic()
+                if self.connectivity_every is not None and now - last_check >= (
+                    self.connectivity_every
+                ):
+                    last_check = now
+                    self._check_connectivity()
+        except BaseException as exc:  # the thread dies loudly; the owner sees .error
+            logger.exception("ingestion service stopped by an error")
+            self.error = exc
+            with self._flushed:
+                self._flushed.notify_all()
+
+    @staticmethod
+    def _add(batch: PendingBatch, item: tuple) -> None:
+        if item[0] == "message":
+            _, topic, payload, ack = item
+            batch.add_message(topic, payload)
+        else:
+            _, frame, source, metrics, ack = item
+            batch.add_frame(frame, source, metrics=metrics)
+        if ack is not None:
+            batch.acks.append(ack)
+
+    def _process(self, batch: PendingBatch) -> None:
+        if batch.size == 0:
+            return
+        began = time.perf_counter()
+        from iotlab.store.rollups import refresh_rollups
+        from iotlab.store.validate import validate_metrics, validate_readings
+
+        dead = list(batch.dead)
+        readings = self._validated(batch.reading_parts(), validate_readings, dead)
+        heartbeats = self._validated(batch.metric_parts(), validate_metrics, dead)
+        if len(readings):
+            readings = readings.sort_values(
+                ["device_id", "sensor_id", "ts"], kind="stable", ignore_index=True
+            )
+            self.store.write_rows("readings", readings)
+        if len(heartbeats):
+            self.store.write_rows("device_metrics", heartbeats)
+        if dead:
+            received = pd.Timestamp.now(tz="UTC").floor("ms")
+            write_dead_letters(self.store, dead_letter_rows(*zip(*dead), received))
+        scored = (
+            self.scoring.score(readings)
+            if self.scoring is not None and len(readings)
+            else (readings)
+        )
+        alerts = self._record_anomalies(scored)
+        refresh_rollups(self.store, readings)
+        for ack in batch.acks:  # everything is durable now
+            ack()
+        self._advance_clock(readings, heartbeats)
+        self.stats.batches += 1
+        self.stats.readings_written += len(readings)
+        self.stats.heartbeats_written += len(heartbeats)
+        self.stats.dead_letters += len(dead)
+        self.stats.busy_seconds += time.perf_counter() - began
+        for alert in alerts:
+            for handler in list(self._alert_handlers):
+                try:
+                    handler(alert)
+                except Exception:
+                    logger.exception("alert handler %r failed", handler)
+            self.subscribers.publish(
+                Notification("alert", alert.device_id, alert.sensor_id, alert)
+            )
+        self.subscribers.publish_readings(scored)
+
+    def _validated(self, parts: list[Part], validate: Callable, dead: list) -> pd.DataFrame:
+        clean_frames = []
+        for part in parts:
+            clean, rejected = validate(
+                part.frame, self.store, require_provisioned=self.require_provisioned
+            )
+            clean_frames.append(clean)
+            for row, reason in zip(rejected["row"], rejected["reason"]):
+                dead.append((*part.letter(int(row)), str(reason)))
+        if not clean_frames:
+            return pd.DataFrame()
+        return (
+            pd.concat(clean_frames, ignore_index=True)
+            if len(clean_frames) > 1
+            else (clean_frames[0])
+        )
+
+    def _record_anomalies(self, scored: pd.DataFrame) -> list[Alert]:
+        if "is_anomaly" not in scored.columns or not scored["is_anomaly"].any():
+            return []
+        flagged = scored[scored["is_anomaly"].to_numpy()].sort_values("ts", kind="stable")
+        rows = pd.DataFrame(
+            {
+                "device_id": flagged["device_id"].to_numpy(dtype=object),
+                "ts": flagged["ts"].to_numpy(),
+                "sensor_id": flagged["sensor_id"].to_numpy(dtype=object),
+                **{
+                    c: flagged[c].to_numpy(dtype=float)
+                    for c in ("value", "expected", "lower", "upper", "score", "confidence")
+                },
+                "severity": flagged["severity"].astype(str).to_numpy(dtype=object),
+                "status": "open",
+                "detector": self.scoring.name if self.scoring is not None else "",
+            }
+        )
+        rows["ts"] = flagged["ts"].to_numpy()
+        rows["ts"] = rows["ts"].dt.tz_localize("UTC") if rows["ts"].dt.tz is None else rows["ts"]
+        self.store.write_rows("anomalies", rows)
+        self.store.write_rows("anomalies_by_day", rows)
+        self.stats.anomalies += len(rows)
+        alerts = []
+        for record in rows.itertuples(index=False):
+            key = (record.device_id, record.sensor_id)
+            last = self._last_flagged.get(key)
+            self._last_flagged[key] = record.ts
+            if last is not None and record.ts - last <= self.alert_gap:
+                continue  # the same ongoing event: stored, not alerted again
+            alerts.append(
+                Alert(
+                    record.device_id,
+                    record.sensor_id,
+                    record.ts,
+                    record.value,
+                    record.expected,
+                    record.lower,
+                    record.upper,
+                    record.score,
+                    record.confidence,
+                    record.severity,
+                    record.detector,
+                )
+            )
+        self.stats.alerts += len(alerts)
+        return alerts
+
+    def _advance_clock(self, readings: pd.DataFrame, heartbeats: pd.DataFrame) -> None:
+        latest = [f["ts"].max() for f in (readings, heartbeats) if len(f)]
+        if latest:
+            newest = max(latest)
+            if self._data_now is None or newest > self._data_now:
+                self._data_now = newest
+
+    def _check_connectivity(self) -> None:
+        if self.connectivity_every is None or self._data_now is None:
+            return
+        events = self.platform.update_connectivity(self._data_now, timeout=self.heartbeat_timeout)
+        for record in events.to_dict("records"):
+            self.subscribers.publish(
+                Notification("connectivity", record["device_id"], None, record)
+            )
+
+    def throughput(self) -> float:
+        """Readings written per second of processing time so far (0 before any batch)."""
+        busy = self.stats.busy_seconds
+        return self.stats.readings_written / busy if busy else 0.0

@@ -1,0 +1,212 @@
+"""Against a real Mosquitto broker: exactly-once storage, dead letters, alerts, crash-restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import iotlab
+from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest.mqtt import MqttSource
+from iotlab.ingest.publisher import Publisher
+from iotlab.ingest.scoring import ForecastCache
+
+from .conftest import START, per_key_counts, spiked
+
+pytestmark = pytest.mark.mqtt
+
+MALFORMED = [  # (topic, payload, reason prefix)
+    ("iotlab/{d}/{s}", b"{broken", "payload: not JSON"),
+    ("iotlab/{d}/{s}", b'{"value": 1.0}', "ts: is missing"),
+    (
+        "iotlab/{d}/{s}",
+        b'{"ts": "2026-01-05T00:00:00Z", "value": "warm"}',
+        "value: must be a number",
+    ),
+    (
+        "iotlab/{d}/{s}",
+        b'{"ts": "2026-01-05T00:00:00Z", "value": NaN}',
+        "value: must be a finite number",
+    ),
+    (
+        "iotlab/ghost-device/{s}",
+        b'{"ts": "2026-01-05T00:00:00Z", "value": 1.0}',
+        "sensor not provisioned",
+    ),
+]
+
+
+def _wait(condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _ordered(readings: pd.DataFrame) -> pd.DataFrame:
+    return readings.sort_values(["ts", "device_id", "sensor_id"], ignore_index=True)
+
+
+def test_mqtt_stores_each_valid_reading_once_and_dead_letters_the_rest(
+    mqtt_contact, platform, clean_fleet
+) -> None:
+    url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
+    platform.provision(clean_fleet)
+    sim = clean_fleet.simulate(START, days=4 / 24, freq="1min")
+    readings, key, spike_times = spiked(sim.readings, clean_fleet, START + pd.Timedelta("3h"))
+    beats = sim.device_metrics
+    alerts = []
+    service = IngestionService(
+        platform,
+        batch_size=300,
+        max_delay=0.1,
+        scoring=ForecastCache(platform.store, refit_every="30min"),
+        connectivity_every=None,
+    )
+    service.add_alert_handler(alerts.append)
+    service.start()
+    source = MqttSource(service, url, client_id=f"test-{uuid.uuid4().hex[:8]}").start()
+    try:
+        with Publisher(url) as publisher:
+            publisher.publish_heartbeats(beats)
+            publisher.publish_readings(_ordered(readings))
+            for topic, payload, _ in MALFORMED:
+                publisher.publish(topic.format(d=key[0], s=key[1]), payload)
+        total = len(readings) + len(beats) + len(MALFORMED)
+        _wait(lambda: source.received >= total, what="all messages")
+        service.flush()
+    finally:
+        source.pause()
+        service.stop()
+        source.stop()
+    assert service.error is None
+    assert service.stats.readings_written == len(readings)
+    stored = pd.concat([platform.readings(d) for d in clean_fleet.devices["device_id"]])
+    assert len(stored) == len(readings)
+    assert set(per_key_counts(stored, ["device_id", "sensor_id", "ts"])) == {1}
+    merged = stored.merge(readings, on=["device_id", "sensor_id", "ts"], suffixes=("", "_sent"))
+    assert len(merged) == len(readings)
+    assert (merged["value"] - merged["value_sent"]).abs().max() < 1e-9
+    heartbeats = pd.concat([platform.heartbeats(d) for d in clean_fleet.devices["device_id"]])
+    assert len(heartbeats) == len(beats)
+    letters = read_dead_letters(
+        platform.store,
+        pd.Timestamp.now(tz="UTC") - pd.Timedelta("1h"),
+        pd.Timestamp.now(tz="UTC") + pd.Timedelta("1min"),
+    )
+    assert len(letters) == len(MALFORMED)
+    for _, payload, reason in MALFORMED:
+        row = letters[letters["payload"] == payload.decode()]
+        assert len(row) == 1 and row["reason"].iloc[0].startswith(reason), (payload, letters)
+    assert (letters["source"] == "mqtt").all()
+    mine = [a for a in alerts if (a.device_id, a.sensor_id) == key]
+    times = [a.ts for a in mine]
+    assert spike_times[0] in times  # the spike raised an alert ...
+    assert not set(spike_times[1:]) & set(times)  # ... once for the ongoing event
+
+
+def _serve(url: str, store: str, client_id: str, log: Path) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "iotlab.ingest",
+        "serve",
+        "--mqtt",
+        url,
+        "--store",
+        store,
+        "--client-id",
+        client_id,
+        "--batch-size",
+        "50",
+        "--max-delay",
+        "0.05",
+        "--no-scoring",
+        "--log-every",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL, env=env)
+
+
+def _wait_serving(process: subprocess.Popen, log: Path) -> None:
+    _wait(lambda: "serving" in log.read_text() or process.poll() is not None, 60, "serve")
+    assert process.poll() is None, log.read_text()
+
+
+def _count(lab: iotlab.Platform, devices) -> pd.DataFrame:
+    return pd.concat([lab.readings(d) for d in devices], ignore_index=True)
+
+
+def test_kill_9_and_restart_loses_and_doubles_nothing(
+    mqtt_contact, store_url, clean_fleet, tmp_path
+) -> None:
+    url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
+    lab = iotlab.connect(store_url)  # one connection for all the polling below
+    lab.provision(clean_fleet)
+    devices = list(clean_fleet.devices["device_id"])
+    readings = _ordered(clean_fleet.simulate(START, days=6 / 24, freq="1min").readings)
+    half = len(readings) // 2
+    client_id = f"test-crash-{uuid.uuid4().hex[:8]}"
+    first = _serve(url, store_url, client_id, tmp_path / "first.log")
+    try:
+        _wait_serving(first, tmp_path / "first.log")
+        with Publisher(url) as publisher:
+            publisher.publish_readings(readings.iloc[:half])
+        _wait(lambda: len(_count(lab, devices)) > 0, what="first rows stored")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert first.returncode == -signal.SIGKILL
+    stored_at_kill = len(_count(lab, devices))
+    with Publisher(url) as publisher:  # the broker queues these for the dead session
+        publisher.publish_readings(readings.iloc[half:])
+    second = _serve(url, store_url, client_id, tmp_path / "second.log")
+    try:
+        _wait_serving(second, tmp_path / "second.log")
+        _wait(lambda: len(_count(lab, devices)) >= len(readings), what="all rows stored")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    assert second.returncode == 0, (tmp_path / "second.log").read_text()
+    assert "stopped:" in (tmp_path / "second.log").read_text()
+    stored = _count(lab, devices)
+    assert stored_at_kill < len(readings)
+    assert len(stored) == len(readings)
+    assert set(per_key_counts(stored, ["device_id", "sensor_id", "ts"])) == {1}
+    hours = pd.concat(
+        [lab.rollups(d, start=START, end=START + pd.Timedelta("1D")) for d in devices]
+    )  # roll-ups count every reading once too
+    lab.close()
+    assert hours["count"].sum() == len(readings)
+
+
+def test_serve_rejects_a_bad_broker_url(tmp_path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iotlab.cli",
+            "serve",
+            "--mqtt",
+            "http://nowhere",
+            "--store",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "MQTT URL must look like mqtt://host:port" in result.stderr

@@ -1,0 +1,143 @@
+"""The ingestion service on both stores: write, score, alert, dead-letter, notify."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest.scoring import ForecastCache
+
+from .conftest import START, spiked
+
+
+def _batches(readings: pd.DataFrame, width: str = "30min") -> list[pd.DataFrame]:
+    slot = (readings["ts"] - START) // pd.Timedelta(width)
+    return [group for _, group in readings.groupby(slot, sort=True)]
+
+
+def test_spike_is_stored_as_anomalies_and_alerted_once(platform, clean_fleet) -> None:
+    platform.provision(clean_fleet)
+    sim = clean_fleet.simulate(START, days=4 / 24, freq="1min")
+    readings, key, spike_times = spiked(sim.readings, clean_fleet, START + pd.Timedelta("3h"))
+    alerts = []
+    cache = ForecastCache(platform.store, refit_every="30min")
+    with IngestionService(
+        platform, scoring=cache, max_delay=0.05, connectivity_every=None
+    ) as service:
+        service.add_alert_handler(alerts.append)
+        for batch in _batches(readings):
+            service.submit(batch)
+            service.flush()
+    assert service.error is None
+    assert service.stats.readings_written == len(readings)
+    mine = [a for a in alerts if (a.device_id, a.sensor_id) == key]
+    times = [a.ts for a in mine]
+    assert spike_times[0] in times  # the spike raised an alert ...
+    assert not set(spike_times[1:]) & set(times)  # ... once for the ongoing event
+    assert all(a.value > a.upper for a in mine if a.ts == spike_times[0])
+    stored = platform.store.read_rows(
+        "anomalies", {"device_id": key[0]}, start=START, end=START + pd.Timedelta("1D")
+    )
+    stored = stored[stored["sensor_id"] == key[1]]
+    assert set(spike_times) <= set(stored["ts"])
+    assert (stored["status"] == "open").all()
+    by_day = platform.store.read_rows(
+        "anomalies_by_day", {}, start=START, end=START + pd.Timedelta("1D")
+    )
+    assert len(by_day) == service.stats.anomalies
+    # roll-ups were refreshed: the hour holding the spikes sums the spiked values
+    hour = platform.rollups(key[0], key[1], START, START + pd.Timedelta("4h"))
+    assert hour["count"].sum() == len(
+        readings[(readings["device_id"] == key[0]) & (readings["sensor_id"] == key[1])]
+    )
+
+
+def test_refused_rows_go_to_dead_letters_and_valid_ones_are_stored(platform, clean_fleet) -> None:
+    platform.provision(clean_fleet)
+    good = clean_fleet.simulate(START, days=1 / 24, freq="5min").readings
+    bad = good.head(3).copy()
+    bad["device_id"] = ["ghost", bad["device_id"].iloc[1], bad["device_id"].iloc[2]]
+    bad["value"] = [1.0, np.nan, 2.0]
+    bad["ts"] = bad["ts"] + pd.Timedelta("1s")
+    bad.loc[bad.index[2], "sensor_id"] = "nope_01"
+    with IngestionService(platform, scoring=None, connectivity_every=None) as service:
+        service.submit(pd.concat([good, bad], ignore_index=True))
+        service.flush()
+    assert service.stats.readings_written == len(good)
+    letters = read_dead_letters(
+        platform.store,
+        START - pd.Timedelta("1D"),
+        pd.Timestamp.now(tz="UTC") + pd.Timedelta("1min"),
+    )
+    assert sorted(letters["reason"]) == sorted(
+        ["sensor not provisioned", "value is missing or NaN", "sensor not provisioned"]
+    )
+    assert (letters["source"] == "dataframe").all()
+    assert letters["payload"].str.contains("ghost").sum() == 1
+
+
+def test_subscriber_on_service_thread_feeds_another_thread(platform, clean_fleet) -> None:
+    platform.provision(clean_fleet)
+    sim = clean_fleet.simulate(START, days=1 / 24, freq="1min")
+    device = clean_fleet.devices["device_id"].iloc[1]
+    inbox: queue.Queue = queue.Queue()  # what a live notebook would read from
+    threads: list[str] = []
+
+    def on_readings(note) -> None:
+        threads.append(threading.current_thread().name)
+        inbox.put(note)
+
+    def broken(note) -> None:
+        raise RuntimeError("a broken notebook cell")
+
+    with IngestionService(
+        platform, scoring=None, max_delay=0.05, connectivity_every=None
+    ) as service:
+        service.subscribe(callback=broken)
+        cancel = service.subscribe(device, callback=on_readings, kinds=("readings",))
+        service.submit(sim.readings)
+        note = inbox.get(timeout=10)
+        cancel()
+        service.submit(sim.readings.assign(value=sim.readings["value"] + 1))
+        service.flush()
+    assert service.error is None
+    assert inbox.empty()  # cancelled before the second batch
+    assert threads == ["iotlab-ingest"]
+    assert note.kind == "readings" and note.device_id == device
+    assert set(note.data["device_id"]) == {device}
+    assert len(note.data) == (sim.readings["device_id"] == device).sum()
+    assert service.stats.batches == 2
+
+
+def test_offline_device_is_announced(platform, clean_fleet) -> None:
+    ids = platform.provision(clean_fleet)
+    # provisioning is stamped with the wall clock and history is never rewritten, so the
+    # heartbeats must come after it
+    start = pd.Timestamp.now(tz="UTC").ceil("D")
+    sim = clean_fleet.simulate(start, days=2 / 24, freq="5min")
+    beats = sim.device_metrics
+    silent = ids[0]
+    late = beats[(beats["device_id"] != silent) & (beats["ts"] >= start + pd.Timedelta("1h"))]
+    early = beats[beats["ts"] < start + pd.Timedelta("1h")]
+    notes: queue.Queue = queue.Queue()
+    with IngestionService(
+        platform, scoring=None, heartbeat_timeout="20min", connectivity_every=3600
+    ) as service:
+        service.subscribe(callback=notes.put, kinds=("connectivity",))
+        service.submit_metrics(early)
+        service.flush()
+        service.submit_metrics(late)
+        service.flush()
+    events = [notes.get_nowait() for _ in range(notes.qsize())]
+    assert [(e.device_id, e.data["event_type"]) for e in events] == [(silent, "DeviceWentOffline")]
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_bad_settings_are_refused(platform, size) -> None:
+    with pytest.raises(ValueError, match="batch_size: must be >= 1"):
+        IngestionService(platform, batch_size=size)
