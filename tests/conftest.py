@@ -18,6 +18,9 @@ import iotlab
 
 BACKENDS = ("sqlite", "cassandra")
 
+# Fixtures shared by several test folders (a tiny simulated fleet loaded per backend).
+pytest_plugins = ["tests.fixtures.tiny_fleet"]
+
 
 def _service(env: str, what: str) -> tuple[str, int]:
     value = os.environ.get(env)
