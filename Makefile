@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/iotlab demo
 
-# ruff, then a real Cassandra node and Mosquitto broker around pytest (stopped even on failure).
+# ruff, then a real Cassandra node and Mosquitto broker around pytest and the notebooks
+# (nbval on the embedded store, then on Cassandra); the services stop even on failure.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	PATH="$(abspath $(BIN)):$$PATH" scripts/with-services $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" PYTHON=$(BIN)/python scripts/with-services \
+	  sh -c '$(BIN)/python -m pytest $(PYTEST_ARGS) && scripts/test-notebooks'
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
