@@ -91,3 +91,25 @@ def platform(store_url: str) -> Iterator[iotlab.Platform]:
     """A Platform on a fresh store of the current backend."""
     with iotlab.connect(store_url) as lab:
         yield lab
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Show which real services this run talks to, with the Cassandra server's version."""
+    lines = []
+    contact = os.environ.get("IOTLAB_TEST_CASSANDRA")
+    if contact:
+        from cassandra.cluster import Cluster
+
+        host, _, port = contact.rpartition(":")
+        cluster = Cluster([host], port=int(port), connect_timeout=10)
+        try:
+            row = cluster.connect().execute("SELECT release_version FROM system.local").one()
+            lines.append(f"cassandra: {contact}, release_version {row[0]}")
+        except Exception as exc:  # the Cassandra tests will fail with the details
+            lines.append(f"cassandra: {contact} NOT REACHABLE ({type(exc).__name__})")
+        finally:
+            cluster.shutdown()
+    else:
+        lines.append("cassandra: not configured (IOTLAB_TEST_CASSANDRA unset)")
+    lines.append(f"mqtt broker: {os.environ.get('IOTLAB_TEST_MQTT', 'not configured')}")
+    return lines
