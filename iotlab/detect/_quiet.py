@@ -17,6 +17,21 @@ from typing import Any
 __all__ = ["fit_quietly", "import_prophet", "prophet_warnings_silenced"]
 
 
+class _WarmStartNoise(logging.Filter):
+    """Drop the two log lines of an L-BFGS run that stops early and is redone by Newton.
+
+    A warm-started refit can begin at the optimum, where L-BFGS' line search cannot
+    improve and cmdstan exits with an error; Prophet then refits with Newton (correctly)
+    after logging an ERROR and a WARNING that are not news to anyone.
+    """
+
+    _NOISE = ("Optimization terminated abnormally", "Chain [1] error")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in self._NOISE)
+
+
 @contextmanager
 def prophet_warnings_silenced() -> Iterator[None]:
     """Hide pandas deprecation warnings that Prophet's own code triggers.
@@ -41,6 +56,11 @@ def import_prophet() -> Any:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.WARNING:
             logger.setLevel(logging.WARNING)
+    # Filters act only on the logger a record is made on, not on its parents.
+    for name in ("prophet.models", "cmdstanpy"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _WarmStartNoise) for f in logger.filters):
+            logger.addFilter(_WarmStartNoise())
     # plotly is an optional plotting extra we never use; its import error is not news.
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     from prophet import Prophet

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp_or_none
@@ -38,20 +39,50 @@ def _configured(detector: Detector, sensor_range: tuple[float, float] | None) ->
     return fresh
 
 
-def _run_one(task: tuple[SeriesKey, pd.DataFrame, Any, Detector, str]) -> tuple:
+#: Thread pools a worker caps at one thread: the parallelism is across series (one
+#: process per core), and a BLAS or OpenMP pool per process would oversubscribe the cores.
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "STAN_NUM_THREADS")
+
+
+def _worker_init() -> None:
+    """Once per worker process: one thread each, and Prophet imported up front (its
+    import takes most of a second; paid once per worker, not per task)."""
+    import os
+
+    for name in _ONE_THREAD:
+        os.environ[name] = "1"  # inherited by the cmdstan processes Prophet starts
+    from iotlab.detect._quiet import import_prophet
+
+    import_prophet()
+
+
+def _pack(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A series as two plain arrays (epoch ns, float64): cheap to pickle to a worker."""
+    ts = pd.to_datetime(frame["ts"], utc=True) if len(frame) else frame["ts"]
+    return (
+        pd.DatetimeIndex(ts).as_unit("ns").asi8.copy(),
+        pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=np.float64, copy=True),
+    )
+
+
+def _unpack(ts_ns: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"ts": pd.to_datetime(ts_ns, utc=True), "value": values})
+
+
+def _run_one(task: tuple) -> tuple:
     """Worker: fit and score one series. Returns (key, frame or None, error or None).
 
     Expected failures (too little data, a constant series a detector cannot use) come
     back as text so one bad sensor never aborts a fleet run.
     """
-    key, series, sensor_range, detector, mode = task
+    key, (ts_ns, values), sensor_range, detector, mode = task
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # reported per series below
             fitted = _configured(detector, sensor_range)
-            scored = fitted.score(series)
+            scored = fitted.score(_unpack(ts_ns, values))
             out = fitted.events(scored) if mode == "events" else scored
         return key, out, None
     except (IotlabError, ValueError, RuntimeError) as exc:
@@ -78,19 +109,25 @@ def _run(
     if n_jobs < 1:
         raise ValidationError(f"must be >= 1, got {n_jobs}", field="n_jobs")
     ranges = sensor_ranges or {}
-    tasks = [(key, frame, ranges.get(key), detector, mode) for key, frame in series.items()]
+    tasks = [(key, _pack(frame), ranges.get(key), detector, mode) for key, frame in series.items()]
     results: list[tuple] = []
     if client is not None:
         from distributed import as_completed
 
-        futures = client.map(_run_one, tasks, pure=False)
+        client.run(_worker_init)
+        # Scattered first: the series go to the workers as data, not inside the task graph.
+        futures = client.map(_run_one, client.scatter(tasks), pure=False)
         results = [f.result() for f in _progress(as_completed(futures), len(tasks), progress)]
     elif n_jobs == 1 or len(tasks) <= 1:
         results = [_run_one(task) for task in _progress(iter(tasks), len(tasks), progress)]
     else:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
-            chunk = max(1, len(tasks) // (8 * n_jobs))
+        with ProcessPoolExecutor(
+            max_workers=n_jobs, mp_context=context, initializer=_worker_init
+        ) as pool:
+            # A few chunks per worker: big enough to amortise the round trips, small
+            # enough that one slow series does not leave the other workers idle.
+            chunk = max(1, -(-len(tasks) // (4 * n_jobs)))
             mapped = pool.map(_run_one, tasks, chunksize=chunk)
             results = list(_progress(mapped, len(tasks), progress))
     frames, failures = [], []
