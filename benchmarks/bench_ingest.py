@@ -16,6 +16,7 @@ Targets: >= 5,000 readings/s sustained, p99 publish-to-stored latency < 1 s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 import uuid
@@ -27,12 +28,30 @@ import iotlab
 from iotlab.ingest import IngestionService
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.publisher import Publisher
-from iotlab.simulate import Fleet
+from iotlab.simulate import DEFAULT_DEVICE_TYPES, Fleet
 from iotlab.store.ingest import ingest_readings
 
 
+def four_sensor_types() -> list:
+    """Built-in types with a second copy of each sensor: 4 sensors per device."""
+    return [
+        dataclasses.replace(
+            kind,
+            sensors={
+                **kind.sensors,
+                **{s.replace("_01", "_02"): m for s, m in kind.sensors.items()},
+            },
+        )
+        for kind in DEFAULT_DEVICE_TYPES.values()
+    ]
+
+
+def load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
 def four_sensor_fleet(n: int, seed: int) -> Fleet:
-    fleet = Fleet(n, seed=seed)
+    fleet = Fleet(n, seed=seed, device_types=four_sensor_types())
     counts = fleet.sensors.groupby("device_id").size()
     print(
         f"fleet: {n} devices, {len(fleet.sensors)} sensors "
@@ -47,7 +66,7 @@ def main() -> None:
     parser.add_argument(
         "--mqtt", default="mqtt://" + os.environ.get("IOTLAB_TEST_MQTT", "127.0.0.1:1883")
     )
-    parser.add_argument("--devices", type=int, default=400, help="400 x 2 sensors = 800 series")
+    parser.add_argument("--devices", type=int, default=200, help="200 x 4 sensors = 800 series")
     parser.add_argument("--minutes", type=int, default=60, help="minutes of data to stream")
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--no-scoring", action="store_true")
@@ -56,16 +75,19 @@ def main() -> None:
     start = pd.Timestamp.now(tz="UTC").ceil("D")
     frames = list(fleet.stream(start, freq="1min", days=args.minutes / 1440, speed=None))
     total = sum(len(f) for f in frames)
-    print(f"stream: {len(frames)} batches, {total} readings")
+    print(f"stream: {len(frames)} batches, {total} readings; {load()}")
 
     with iotlab.connect(args.store) as lab:
         lab.provision(fleet)
         # -- baseline: the same rows, straight into the store --------------------------------
-        began = time.perf_counter()
+        began, cpu0 = time.perf_counter(), time.process_time()
         for frame in frames:
             ingest_readings(lab.store, frame, progress=False)
         base = total / (time.perf_counter() - began)
-        print(f"baseline ingest_readings (no broker, no scoring): {base:,.0f} readings/s")
+        print(
+            f"baseline ingest_readings (no broker, no scoring): {base:,.0f} readings/s, "
+            f"CPU {time.process_time() - cpu0:.1f} s; {load()}"
+        )
 
         # -- MQTT -> service -> store, shifted a day so nothing is already stored ------------
         shift = pd.Timedelta("1D")
@@ -95,7 +117,7 @@ def main() -> None:
         service.start()
         source = MqttSource(service, args.mqtt, client_id=f"bench-{uuid.uuid4().hex[:6]}")
         source.start()
-        began = time.perf_counter()
+        began, cpu0 = time.perf_counter(), time.process_time()
         with Publisher(args.mqtt) as publisher:
             for frame in frames:
                 frame = frame.assign(ts=frame["ts"] + shift)
@@ -109,6 +131,7 @@ def main() -> None:
         while stored_count[0] < total and time.monotonic() < deadline:
             time.sleep(0.05)
         elapsed = time.perf_counter() - began
+        cpu = time.process_time() - cpu0
         source.pause()
         service.stop()
         source.stop()
@@ -119,7 +142,8 @@ def main() -> None:
             f"MQTT -> {lab.store.scheme}: {stored_count[0]} stored in {elapsed:.1f} s = "
             f"{rate:,.0f} readings/s sustained ({rate / base:.2f}x baseline); "
             f"batches {service.stats.batches}, anomalies {service.stats.anomalies}, "
-            f"alerts {service.stats.alerts}"
+            f"alerts {service.stats.alerts}; process CPU {cpu:.1f} s (publisher, broker "
+            f"client and service), service busy {service.stats.busy_seconds:.1f} s; {load()}"
         )
         print(
             f"publish-to-stored latency: p50 {np.percentile(lat, 50) * 1000:.0f} ms, "

@@ -2,10 +2,26 @@
 
 Correctness rule: a roll-up row always equals what pandas computes from the raw readings
 that are stored. Merging a batch's partial aggregates into stored ones is wrong under
-re-ingest (rows counted twice) and overlapping batches, so instead, after a batch is
-written, every hour it touched is *recomputed* from the stored raw rows of that hour and
-its minute and hour roll-ups are upserted. Re-ingesting the same rows then gives the same
-roll-ups, and a late row for an old hour just recomputes that hour.
+re-ingest (rows counted twice) and overlapping batches, so after a batch is written its
+roll-ups are *recomputed*, hierarchically:
+
+- a touched minute is recomputed from the stored raw rows of that minute;
+- a touched hour is recomputed from the minute roll-ups of that hour (60 rows per
+  sensor-hour instead of every raw row).
+
+Re-ingesting the same rows then gives the same roll-ups, and a late row for an old
+hour recomputes just that minute and that hour.
+
+How the raw rows are aggregated depends on the backend:
+
+- SQLite aggregates inside the database (``INSERT ... SELECT ... GROUP BY``), so no row
+  crosses into Python (:meth:`~iotlab.store.sqlite.SQLiteStore.aggregate_rollups`).
+- Other backends (Cassandra) read, per touched sensor, the stored minute roll-ups of the
+  touched hours in one concurrent multi-partition read. A touched minute without a stored
+  roll-up had no raw rows before this batch (every write is followed by its refresh), so
+  its roll-up is the batch's own aggregate; only minutes that already had rows (re-ingest,
+  overlap, late rows) are re-read from the raw table. A streaming batch of new data thus
+  costs one small read per sensor and no raw read at all.
 
 Examples
 --------
@@ -16,10 +32,13 @@ Examples
 >>> compute_rollups(raw, "hour")[["bucket_start", "count", "sum", "min", "max"]]
                bucket_start  count  sum  min  max
 0 2026-01-01 00:00:00+00:00      3  9.0  1.0  5.0
+>>> compute_rollups(raw, "minute")["count"].tolist()
+[2, 1]
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,7 +51,101 @@ __all__ = ["INTERVALS", "compute_rollups", "refresh_rollups"]
 
 #: roll-up interval -> (table, pandas frequency)
 INTERVALS = {"minute": ("rollups_minute", "min"), "hour": ("rollups_hour", "h")}
-_HOUR_MS = 3_600_000
+_WIDTH_MS = {"minute": 60_000, "hour": 3_600_000}
+_MINUTE_MS = _WIDTH_MS["minute"]
+_HOUR_MS = _WIDTH_MS["hour"]
+_COLUMNS = ["device_id", "sensor_id", "bucket_start", "count", "sum", "min", "max"]
+_DTYPES = {
+    "device_id": "str",
+    "sensor_id": "str",
+    "bucket_start": "datetime64[ms, UTC]",
+    "count": "int64",
+    "sum": "float64",
+    "min": "float64",
+    "max": "float64",
+}
+
+
+@dataclass
+class _Aggregates:
+    """Roll-up rows as arrays: pair code (index into the pair names), bucket start (ms)."""
+
+    pair: np.ndarray
+    start: np.ndarray
+    count: np.ndarray
+    sum: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+
+    def take(self, mask: np.ndarray) -> _Aggregates:
+        return _Aggregates(*(getattr(self, f)[mask] for f in _FIELDS))
+
+    def keys(self) -> np.ndarray:
+        """One int64 per row: pair and bucket (in minutes) packed together."""
+        return self.pair.astype(np.int64) << 32 | (self.start // _MINUTE_MS)
+
+    @staticmethod
+    def concat(parts: list[_Aggregates]) -> _Aggregates:
+        return _Aggregates(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+    def frame(self, devices: np.ndarray, sensors: np.ndarray) -> pd.DataFrame:
+        """The rows as a roll-up table frame (without ``bucket``)."""
+        return pd.DataFrame(
+            {
+                "device_id": pd.array(devices[self.pair], dtype="str"),
+                "sensor_id": pd.array(sensors[self.pair], dtype="str"),
+                "bucket_start": pd.DatetimeIndex(self.start.astype("datetime64[ms]")).tz_localize(
+                    "UTC"
+                ),
+                "count": self.count.astype(np.int64),
+                "sum": self.sum.astype(np.float64),
+                "min": self.min.astype(np.float64),
+                "max": self.max.astype(np.float64),
+            }
+        )
+
+
+_FIELDS = ("pair", "start", "count", "sum", "min", "max")
+
+
+def _aggregate(rows: _Aggregates, width_ms: int) -> _Aggregates:
+    """Merge rows into buckets of ``width_ms`` per pair, sorted by (pair, bucket start).
+
+    The sort is stable, so values are summed in their input order: the same rows in the
+    same order always give bit-identical sums (re-ingest leaves roll-ups unchanged).
+    """
+    if len(rows.pair) == 0:
+        return rows
+    bucket = rows.start // width_ms * width_ms
+    order = np.lexsort((bucket, rows.pair))
+    pair, bucket = rows.pair[order], bucket[order]
+    edge = np.ones(len(pair), dtype=bool)
+    edge[1:] = (pair[1:] != pair[:-1]) | (bucket[1:] != bucket[:-1])
+    first = np.flatnonzero(edge)
+    return _Aggregates(
+        pair[first],
+        bucket[first],
+        np.add.reduceat(rows.count[order], first),
+        np.add.reduceat(rows.sum[order], first),
+        np.minimum.reduceat(rows.min[order], first),
+        np.maximum.reduceat(rows.max[order], first),
+    )
+
+
+def _pairs(device: object, sensor: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair code per row, device per pair, sensor per pair); pairs sorted by name."""
+    dcodes, dnames = pd.factorize(np.asarray(device, dtype=object), sort=True)
+    scodes, snames = pd.factorize(np.asarray(sensor, dtype=object), sort=True)
+    packed = dcodes.astype(np.int64) * max(len(snames), 1) + scodes
+    unique, codes = np.unique(packed, return_inverse=True)
+    n_sensors = max(len(snames), 1)
+    devices = np.asarray(dnames, dtype=object)[unique // n_sensors]
+    sensors = np.asarray(snames, dtype=object)[unique % n_sensors]
+    return codes.reshape(-1), devices, sensors
+
+
+def _raw_rows(pair: np.ndarray, ms: np.ndarray, value: np.ndarray) -> _Aggregates:
+    return _Aggregates(pair, ms, np.ones(len(pair), dtype=np.int64), value, value, value)
 
 
 def compute_rollups(raw: pd.DataFrame, interval: str) -> pd.DataFrame:
@@ -50,45 +163,26 @@ def compute_rollups(raw: pd.DataFrame, interval: str) -> pd.DataFrame:
     pandas.DataFrame
         Columns of the roll-up tables (without ``bucket``), sorted by key.
     """
-    _, freq = INTERVALS[interval]
-    columns = ["device_id", "sensor_id", "bucket_start", "count", "sum", "min", "max"]
+    width = _WIDTH_MS[interval]
     if raw.empty:
-        return pd.DataFrame({c: pd.Series([], dtype=_DTYPES[c]) for c in columns})
-    keyed = pd.DataFrame(
-        {
-            "device_id": raw["device_id"].to_numpy(),
-            "sensor_id": raw["sensor_id"].to_numpy(),
-            "bucket_start": raw["ts"].dt.floor(freq),
-            "value": raw["value"].to_numpy(dtype="float64"),
-        }
-    )
-    grouped = keyed.groupby(["device_id", "sensor_id", "bucket_start"], sort=True)["value"]
-    out = grouped.agg(["count", "sum", "min", "max"]).reset_index()
-    out["count"] = out["count"].astype("int64")
-    out["bucket_start"] = out["bucket_start"].astype("datetime64[ms, UTC]")
-    return out[columns]
+        return pd.DataFrame({c: pd.Series([], dtype=_DTYPES[c]) for c in _COLUMNS})
+    pair, devices, sensors = _pairs(raw["device_id"], raw["sensor_id"])
+    rows = _raw_rows(pair, _epoch_ms(raw["ts"]), raw["value"].to_numpy(dtype="float64"))
+    return _aggregate(rows, width).frame(devices, sensors)
 
 
-_DTYPES = {
-    "device_id": "str",
-    "sensor_id": "str",
-    "bucket_start": "datetime64[ms, UTC]",
-    "count": "int64",
-    "sum": "float64",
-    "min": "float64",
-    "max": "float64",
-}
-
-
-def refresh_rollups(store: Store, written: pd.DataFrame) -> int:
-    """Recompute the minute and hour roll-ups of every hour ``written`` touched.
+def refresh_rollups(store: Store, written: pd.DataFrame, *, native: bool | None = None) -> int:
+    """Recompute the minute and hour roll-ups that ``written`` touched.
 
     Parameters
     ----------
     store
         The store the readings were written to.
     written
-        The readings just written (at least ``device_id, sensor_id, ts``).
+        The readings just written (``device_id, sensor_id, ts, value``).
+    native
+        Aggregate inside the store where the backend can (SQLite); ``None`` (default)
+        decides by backend, ``False`` forces the read-based path (tests compare both).
 
     Returns
     -------
@@ -97,47 +191,136 @@ def refresh_rollups(store: Store, written: pd.DataFrame) -> int:
     """
     if written.empty:
         return 0
-    hours = _epoch_ms(written["ts"]) // _HOUR_MS * _HOUR_MS
-    touched = pd.DataFrame(
-        {
-            "device_id": written["device_id"].to_numpy(dtype=object),
-            "sensor_id": written["sensor_id"].to_numpy(dtype=object),
-            "hour": hours,
-        }
-    ).drop_duplicates()
-    # Devices that touched the same sensors and hours (the usual case: one batch of a
-    # fleet) are read with one call, so the cost does not grow with per-call overhead.
-    plans: dict[tuple[tuple[str, ...], tuple[tuple[int, int], ...]], list[str]] = {}
-    for device_id, group in touched.groupby("device_id", sort=True):
-        sensors = tuple(sorted(group["sensor_id"].unique()))
-        runs = tuple(_runs(np.unique(group["hour"].to_numpy())))
-        plans.setdefault((sensors, runs), []).append(str(device_id))
-    frames = []
-    for (sensors, runs), devices in plans.items():
-        for start, end in runs:
-            frames.append(
-                store.read_rows(
-                    "readings",
-                    {"device_id": devices, "sensor_id": list(sensors)},
-                    start=pd.Timestamp(start, unit="ms", tz="UTC"),
-                    end=pd.Timestamp(end, unit="ms", tz="UTC"),
-                    columns=["device_id", "sensor_id", "ts", "value"],
-                )
-            )
-    raw = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    # A run covers whole hours of the listed sensors; hours of those sensors that the batch
-    # did not touch are recomputed too, which is harmless (same result) and keeps reads few.
-    store.write_rows("rollups_minute", compute_rollups(raw, "minute"))
-    hourly = compute_rollups(raw, "hour")
-    store.write_rows("rollups_hour", hourly)
-    return len(hourly)
+    from iotlab.store.sqlite import SQLiteStore
+
+    pair, devices, sensors = _pairs(written["device_id"], written["sensor_id"])
+    ms = _epoch_ms(written["ts"])
+    if native is None:
+        native = isinstance(store, SQLiteStore)
+    if native:
+        first, last = _pair_span(pair, ms, len(devices))
+        minute_lo, minute_hi = _floor(first, _MINUTE_MS), _floor(last, _MINUTE_MS) + _MINUTE_MS
+        store.aggregate_rollups(
+            "readings", "rollups_minute", devices, sensors, minute_lo, minute_hi, _MINUTE_MS
+        )
+        hour_lo, hour_hi = _floor(first, _HOUR_MS), _floor(last, _HOUR_MS) + _HOUR_MS
+        return store.aggregate_rollups(
+            "rollups_minute", "rollups_hour", devices, sensors, hour_lo, hour_hi, _HOUR_MS
+        )
+    batch = _aggregate(_raw_rows(pair, ms, written["value"].to_numpy("float64")), _MINUTE_MS)
+    return _refresh_from_reads(store, batch, devices, sensors)
 
 
-def _runs(hours: np.ndarray) -> list[tuple[int, int]]:
-    """Contiguous runs of sorted hour starts (epoch ms) as ``[start, end)`` pairs."""
-    breaks = np.flatnonzero(np.diff(hours) != _HOUR_MS) + 1
-    return [(int(run[0]), int(run[-1]) + _HOUR_MS) for run in np.split(hours, breaks)]
+def _refresh_from_reads(
+    store: Store, batch: _Aggregates, devices: np.ndarray, sensors: np.ndarray
+) -> int:
+    """Backend-neutral refresh with the store's reads (see the module docstring)."""
+    n_pairs = len(devices)
+    first, last = _pair_span(batch.pair, batch.start, n_pairs)
+    stored = _read_aggregates(
+        store,
+        "rollups_minute",
+        devices,
+        sensors,
+        _floor(first, _HOUR_MS),
+        _floor(last, _HOUR_MS) + _HOUR_MS,
+    )
+    # Minutes that already had a roll-up had raw rows before this batch: re-read them.
+    dirty = np.isin(batch.keys(), stored.keys())
+    minutes = batch
+    if dirty.any():
+        dirty_rows = batch.take(dirty)
+        lo, hi = _pair_span(dirty_rows.pair, dirty_rows.start, n_pairs)
+        raw = _read_aggregates(store, "readings", devices, sensors, lo, hi + _MINUTE_MS)
+        recomputed = _aggregate(raw, _MINUTE_MS)
+        fresh = ~dirty & ~np.isin(batch.keys(), recomputed.keys())
+        minutes = _Aggregates.concat([recomputed, batch.take(fresh)])
+    store.write_rows("rollups_minute", minutes.frame(devices, sensors))
+    # An hour is every stored minute of it, with the just-written minutes replacing theirs.
+    kept = stored.take(~np.isin(stored.keys(), minutes.keys()))
+    every = _Aggregates.concat([kept, minutes])
+    touched_hours = np.unique(batch.pair.astype(np.int64) << 32 | batch.start // _HOUR_MS)
+    in_touched = np.isin(
+        every.pair.astype(np.int64) << 32 | every.start // _HOUR_MS, touched_hours
+    )
+    hours = _aggregate(every.take(in_touched), _HOUR_MS)
+    store.write_rows("rollups_hour", hours.frame(devices, sensors))
+    return len(hours.pair)
+
+
+def _read_aggregates(
+    store: Store,
+    table: str,
+    devices: np.ndarray,
+    sensors: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> _Aggregates:
+    """Rows of ``table`` in ``[lo[i], hi[i])`` of every pair ``i`` with ``hi > lo``.
+
+    Pairs sharing a time range (a batch of a fleet usually covers the same minutes for
+    every sensor) and devices sharing a sensor set are read with one ``read_rows`` call,
+    which reads their partitions concurrently.
+    """
+    raw = table == "readings"
+    time_column = "ts" if raw else "bucket_start"
+    columns = ["device_id", "sensor_id", time_column, *(["value"] if raw else _COLUMNS[3:])]
+    wanted = np.flatnonzero(hi > lo)
+    plans: dict[tuple[int, int, tuple[str, ...]], list[str]] = {}
+    by_range = pd.DataFrame(
+        {"device": devices[wanted], "sensor": sensors[wanted], "lo": lo[wanted], "hi": hi[wanted]}
+    )
+    for (device, start, end), group in by_range.groupby(["device", "lo", "hi"], sort=True):
+        sensor_set = tuple(group["sensor"].tolist())
+        plans.setdefault((int(start), int(end), sensor_set), []).append(str(device))
+    frames = [
+        store.read_rows(
+            table,
+            {"device_id": devs, "sensor_id": list(sensor_set)},
+            start=pd.Timestamp(start, unit="ms", tz="UTC"),
+            end=pd.Timestamp(end, unit="ms", tz="UTC"),
+            columns=columns,
+        )
+        for (start, end, sensor_set), devs in plans.items()
+    ]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        empty = np.array([], dtype=np.int64)
+        return _Aggregates(empty, empty, empty, *(np.array([], dtype=np.float64),) * 3)
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    names = pd.MultiIndex.from_arrays([devices, sensors])
+    pair = names.get_indexer(
+        pd.MultiIndex.from_arrays(
+            [rows["device_id"].to_numpy(dtype=object), rows["sensor_id"].to_numpy(dtype=object)]
+        )
+    ).astype(np.int64)
+    ms = _epoch_ms(rows[time_column])
+    if raw:
+        return _raw_rows(pair, ms, rows["value"].to_numpy(dtype="float64"))
+    return _Aggregates(
+        pair,
+        ms,
+        rows["count"].to_numpy(dtype=np.int64),
+        *(rows[c].to_numpy(dtype="float64") for c in ("sum", "min", "max")),
+    )
+
+
+def _pair_span(pair: np.ndarray, ms: np.ndarray, n_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """First and last ``ms`` of each pair (pairs without rows get ``lo > hi``)."""
+    first = np.full(n_pairs, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_pairs, np.iinfo(np.int64).min // 2, dtype=np.int64)
+    np.minimum.at(first, pair, ms)
+    np.maximum.at(last, pair, ms)
+    return first, last
+
+
+def _hour_keys(rows: _Aggregates) -> np.ndarray:
+    return rows.pair.astype(np.int64) << 32 | rows.start // _HOUR_MS
+
+
+def _floor(ms: np.ndarray, width: int) -> np.ndarray:
+    return ms // width * width
 
 
 def _epoch_ms(ts: pd.Series) -> np.ndarray:
-    return np.asarray(ts.astype("datetime64[ms, UTC]").array.asi8)
+    return np.asarray(ts.astype("datetime64[ms, UTC]").array.asi8, dtype=np.int64)
