@@ -4,6 +4,8 @@ Uptime is measured against the device's *own* heartbeat interval, inferred as th
 spacing of its heartbeats: each heartbeat covers one interval (or up to the next heartbeat,
 if that comes sooner), and uptime is the covered share of the window. A device that sends a
 heartbeat every 5 minutes is therefore 100% up, not 20% as with an assumed one a minute.
+Both are computed from hourly aggregates of the heartbeats (:mod:`iotlab.analytics.heartbeats`),
+so reports get the same numbers from the ``heartbeats_hour`` roll-up as from raw heartbeats.
 
 Examples
 --------
@@ -19,11 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp_or_none
 from iotlab.analytics._display import SEVERITIES, frame_to_html, key_values_html
+from iotlab.analytics.heartbeats import hourly_heartbeats, interval_from_hours, uptime_from_hours
 from iotlab.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -101,12 +103,11 @@ def severity_counts(anomalies: pd.DataFrame) -> dict[str, int]:
 def heartbeat_interval(ts: pd.Series | pd.DatetimeIndex) -> pd.Timedelta | None:
     """A device's heartbeat interval: the median spacing of its heartbeats.
 
-    The median ignores offline gaps and jitter. ``None`` with fewer than two heartbeats.
+    The median ignores offline gaps and jitter; gaps inside an hour count as their mean
+    (see :mod:`iotlab.analytics.heartbeats`), which is exact for regular heartbeats.
+    ``None`` with fewer than two heartbeats.
     """
-    values = pd.DatetimeIndex(ts).as_unit("ns").sort_values()
-    if len(values) < 2:
-        return None
-    return pd.Timedelta(np.median(np.diff(values.asi8))).as_unit("ms")
+    return interval_from_hours(hourly_heartbeats(ts))
 
 
 def uptime(
@@ -118,20 +119,13 @@ def uptime(
     """Share of ``[start, end)`` covered by heartbeats, each covering one ``interval``.
 
     A heartbeat at ``t`` covers ``[t, t + interval)``, cut short by the next heartbeat and
-    the window's end, so overlapping (early) heartbeats are not counted twice. ``interval``
-    defaults to :func:`heartbeat_interval` of ``ts``. With fewer than two heartbeats and no
-    interval given, the interval is unknown and each heartbeat covers nothing but itself.
+    the window's end, so overlapping (early) heartbeats are not counted twice; inside an
+    hour the cut is applied to the hour's heartbeats together (see
+    :mod:`iotlab.analytics.heartbeats`). ``interval`` defaults to :func:`heartbeat_interval`
+    of the heartbeats in the window. With fewer than two heartbeats and no interval given,
+    the interval is unknown and each heartbeat covers nothing but itself.
     """
-    values = pd.DatetimeIndex(ts).as_unit("ns").sort_values()
-    values = values[(values >= start) & (values < end)]
-    window = (end - start).value
-    if window <= 0 or len(values) == 0:
-        return 0.0
-    step = (interval or heartbeat_interval(values) or pd.Timedelta(0)).value
-    instants = values.asi8
-    until = np.append(instants[1:], end.value)
-    covered = np.minimum(until - instants, step).clip(min=0).sum()
-    return float(covered / window)
+    return uptime_from_hours(hourly_heartbeats(ts, start, end), start, end, interval)
 
 
 def device_row(platform: Platform, device_id: str) -> dict[str, object]:

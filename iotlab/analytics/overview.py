@@ -16,7 +16,7 @@ import pandas as pd
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.analytics._display import SEVERITIES, frame_to_html, key_values_html
 from iotlab.analytics.metrics import severity_counts
-from iotlab.analytics.rollup_stats import rollup_statistics
+from iotlab.analytics.rollup_stats import fleet_reading_counts
 from iotlab.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -61,17 +61,16 @@ def reading_counts(
 ) -> pd.DataFrame:
     """Readings per device in ``[start, end)``: ``device_id, readings``.
 
-    ``source="rollups"`` (the default) reads roll-ups (:func:`rollup_statistics`);
+    ``source="rollups"`` (the default) reads roll-ups for all devices at once
+    (:func:`~iotlab.analytics.rollup_stats.fleet_reading_counts`);
     ``"raw"`` counts raw readings, the slow way, kept to check and benchmark the fast one.
     """
     if source not in SOURCES:
         raise ValidationError(f"must be one of {', '.join(SOURCES)}", field="source")
-    counts = []
-    for device_id in device_ids:
-        if source == "rollups":
-            counts.append(int(rollup_statistics(platform, device_id, start, end)["count"].sum()))
-        else:
-            counts.append(len(platform.readings(device_id, None, start, end)))
+    if source == "rollups":
+        counts = fleet_reading_counts(platform.store, device_ids, start, end).tolist()
+    else:
+        counts = [len(platform.readings(d, None, start, end)) for d in device_ids]
     return pd.DataFrame(
         {
             "device_id": pd.Series(list(device_ids), dtype=str),

@@ -289,6 +289,7 @@ class IngestionService:
         if batch.size == 0:
             return
         began = time.perf_counter()
+        from iotlab.store.heartbeat_rollups import refresh_heartbeat_rollups
         from iotlab.store.rollups import refresh_rollups
         from iotlab.store.validate import validate_metrics, validate_readings
 
@@ -302,6 +303,7 @@ class IngestionService:
             self.store.write_rows("readings", readings)
         if len(heartbeats):
             self.store.write_rows("device_metrics", heartbeats)
+            refresh_heartbeat_rollups(self.store, heartbeats)
         if dead:
             received = pd.Timestamp.now(tz="UTC").floor("ms")
             write_dead_letters(self.store, dead_letter_rows(*zip(*dead), received))

@@ -16,13 +16,12 @@ import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.analytics._display import SEVERITIES
+from iotlab.analytics.heartbeats import fleet_heartbeat_hours, summarise_heartbeats
 from iotlab.analytics.metrics import (
     STAT_COLUMNS,
-    heartbeat_interval,
     metrics_from_frames,
     resolve_window,
     severity_counts,
-    uptime,
 )
 from iotlab.analytics.overview import anomalies_by_device, fleet_devices, fleet_overview
 from iotlab.errors import NotFoundError, ValidationError
@@ -90,20 +89,9 @@ def _fleet_anomalies(
     return rows.sort_values(["ts", "device_id", "sensor_id"], kind="stable").reset_index(drop=True)
 
 
-def _heartbeat_times(
-    platform: Platform, device_id: str, start: pd.Timestamp, end: pd.Timestamp
-) -> pd.DataFrame:
-    """Only the ``ts`` column of a device's heartbeats: uptime needs nothing else, and
-    decoding one column instead of five is most of the cost of a fleet-wide read."""
-    return platform.store.read_rows(
-        "device_metrics", {"device_id": device_id}, start=start, end=end, columns=["ts"]
-    )
-
-
-def _latest(projected: object, seen: pd.Series) -> pd.Timestamp | None:
+def _latest(projected: object, seen: pd.Timestamp | None) -> pd.Timestamp | None:
     """The later of the projection's ``last_seen`` and the last heartbeat in the window."""
-    candidates = [t for t in (projected, seen.max() if len(seen) else None) if t is not None]
-    candidates = [t for t in candidates if pd.notna(t)]
+    candidates = [t for t in (projected, seen) if t is not None and pd.notna(t)]
     return max(candidates) if candidates else None
 
 
@@ -233,9 +221,10 @@ def fleet_health(
 ) -> Report:
     """The fleet over the window: overview, uptime and anomalies per device, worst devices.
 
-    Reading counts come from roll-ups (``source="rollups"``); ``source="raw"`` recomputes
-    them from raw readings, for checks and benchmarks. Uptime comes from heartbeats,
-    measured against each device's own heartbeat interval. The worst devices are those
+    Reading counts and heartbeat aggregates come from roll-ups (``source="rollups"``);
+    ``source="raw"`` recomputes them from raw readings and heartbeats, for checks and
+    benchmarks, and gives identical tables. Uptime is measured against each device's own
+    heartbeat interval (:mod:`iotlab.analytics.heartbeats`). The worst devices are those
     with the lowest uptime, then the most anomalies.
     """
     low, high, made = _window(start, end, generated_at)
@@ -246,11 +235,14 @@ def fleet_health(
     anomalies = _fleet_anomalies(platform, low, high, list(fleet["device_id"]))
     per_device = anomalies_by_device(anomalies).set_index("device_id")
     readings = overview.readings_by_device.set_index("device_id")["readings"]
+    # Hourly heartbeat aggregates of every device, read at once: from the heartbeat
+    # roll-up (source="rollups") or recomputed from raw heartbeats; the same numbers.
+    hours = fleet_heartbeat_hours(platform.store, list(fleet["device_id"]), low, high, source)
+    hours_by_device = dict(tuple(hours.groupby("device_id", sort=False)))
     rows = []
     for device in fleet.to_dict("records"):
         device_id = device["device_id"]
-        beats = _heartbeat_times(platform, device_id, low, high)
-        interval = heartbeat_interval(beats["ts"])
+        beats = summarise_heartbeats(hours_by_device.get(device_id, hours.iloc[:0]), low, high)
         counts = (
             per_device.loc[device_id].to_dict()
             if device_id in per_device.index
@@ -260,11 +252,13 @@ def fleet_health(
             {
                 **device,
                 "readings": int(readings.get(device_id, 0)),
-                "heartbeats": len(beats),
-                "heartbeat_interval_s": interval.total_seconds() if interval else float("nan"),
-                "uptime": uptime(beats["ts"], low, high, interval),
+                "heartbeats": beats.count,
+                "heartbeat_interval_s": (
+                    beats.interval.total_seconds() if beats.interval else float("nan")
+                ),
+                "uptime": beats.uptime,
                 **counts,
-                "last_seen": _latest(device.get("last_seen"), beats["ts"]),
+                "last_seen": _latest(device.get("last_seen"), beats.last),
             }
         )
     table = _typed([{k: r.get(k) for k in _DEVICE_COLUMNS} for r in rows], _DEVICE_COLUMNS)

@@ -298,5 +298,24 @@ TABLES: dict[str, TableSpec] = {
             ttl_seconds=THIRTY_DAYS,
             comment="malformed messages with the reason they were refused",
         ),
+        TableSpec(
+            "heartbeats_hour",
+            {
+                "device_id": "text",
+                "bucket": "timestamp",
+                "hour_start": "timestamp",
+                "count": "int",
+                "first_ts": "timestamp",
+                "last_ts": "timestamp",
+                "max_gap_ms": "int",  # longest spacing between the hour's heartbeats
+            },
+            partition_key=("device_id", "bucket"),
+            clustering=("hour_start",),
+            bucket_seconds=MONTH_BUCKET,  # 720 rows per partition
+            bucket_source="hour_start",
+            ttl_seconds=YEAR_BUCKET,
+            time_series=True,
+            comment="heartbeats per hour: count, first, last, longest gap; from stored rows",
+        ),
     )
 }
