@@ -1,8 +1,11 @@
 """Provision devices: one by hand, or a simulator ``Fleet``/``Simulation`` in bulk.
 
-Bulk provisioning appends each device's events in one ``append_events`` call and writes
-each projection table once at the end. It is idempotent: devices already in the devices
-table are left alone, so provisioning the same fleet twice changes nothing.
+Bulk provisioning appends each device's events in one ``append_events`` call, many
+devices in flight at once (``DeviceRepository.append_workers``; on Cassandra each append
+is a Paxos round trip), and writes each projection table once at the end. It is
+idempotent: devices already in the devices table are left alone, so provisioning the same
+fleet twice changes nothing. If another writer created one of the streams meanwhile, the
+other devices are still saved, with their projections, and ``ConcurrencyError`` names it.
 
 Examples
 --------

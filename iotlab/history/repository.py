@@ -42,13 +42,13 @@ import pandas as pd
 from iotlab._time import TimeLike, utc_timestamp, utc_timestamp_or_none
 from iotlab.errors import NotFoundError, ValidationError
 from iotlab.history.aggregate import Device
+from iotlab.history.appends import append_all, default_workers, failure
 from iotlab.history.bus import EventBus
 from iotlab.history.events import (
     EVENT_TYPES,
     Event,
     SensorRemoved,
     events_from_frame,
-    events_to_frame,
 )
 from iotlab.history.projections import devices_frame, events_by_day_frame, sensors_frame
 from iotlab.history.state import DeviceState, apply, replay, state_from_json, state_to_json
@@ -69,9 +69,19 @@ class DeviceRepository:
     snapshot_every
         Write a snapshot when a save crosses a multiple of this many events;
         ``None`` disables snapshots.
+    append_workers
+        How many devices ``save_all`` appends at once (on Cassandra each append is a
+        Paxos round trip); 1 appends one after another. Default: 16, or 1 on SQLite,
+        which serialises appends anyway.
     """
 
-    def __init__(self, store: Store, snapshot_every: int | None = 50) -> None:
+    def __init__(
+        self,
+        store: Store,
+        snapshot_every: int | None = 50,
+        *,
+        append_workers: int | None = None,
+    ) -> None:
         if snapshot_every is not None and (
             not isinstance(snapshot_every, int) or snapshot_every < 1
         ):
@@ -79,8 +89,20 @@ class DeviceRepository:
                 f"must be a positive integer or None, got {snapshot_every!r}",
                 field="snapshot_every",
             )
+        if append_workers is None:
+            append_workers = default_workers(store)
+        if (
+            isinstance(append_workers, bool)
+            or not isinstance(append_workers, int)
+            or (append_workers < 1)
+        ):
+            raise ValidationError(
+                f"must be a positive integer or None, got {append_workers!r}",
+                field="append_workers",
+            )
         self.store = store
         self.snapshot_every = snapshot_every
+        self.append_workers = append_workers
         self._bus = EventBus(EVENT_TYPES)
 
     def __repr__(self) -> str:
@@ -96,26 +118,30 @@ class DeviceRepository:
         return self.save_all([device])
 
     def save_all(self, devices: Iterable[Device]) -> list[Event]:
-        """Save several devices: one append per device, one write per projection table.
+        """Save several devices: appends in flight together, one write per projection table.
 
-        Devices saved before a ``ConcurrencyError`` stay saved (with their projections);
-        the error is raised for the first device that conflicted.
+        A ``ConcurrencyError`` on one device does not stop the others: every device that
+        could be appended is saved, with its projections, and then the error of the first
+        device (in input order) that failed is raised, its notes naming the other failures.
         """
-        saved: list[tuple[Device, int, list[Event]]] = []
+        todo = [device for device in devices if device.pending_events]
+        outcomes: dict[int, Exception | None] = {}
         try:
-            for device in devices:
-                if not device.pending_events:
-                    continue
-                before = device.saved_version
-                self.store.append_events(
-                    device.device_id, before, events_to_frame(device.pending_events)
-                )
-                saved.append((device, before, device._mark_saved()))
+            append_all(self.store, todo, outcomes, workers=self.append_workers)
         finally:
+            # Also on interrupt: the projections follow exactly the streams appended.
+            saved = [
+                (d, d.saved_version, d._mark_saved())
+                for i, d in enumerate(todo)
+                if i in outcomes and outcomes[i] is None
+            ]
             if saved:
                 self._after_append(saved)
         events = [e for _, _, batch in saved for e in batch]
         self._bus.publish(events)
+        error = failure(todo, outcomes)
+        if error is not None:
+            raise error
         return events
 
     def _after_append(self, saved: Sequence[tuple[Device, int, list[Event]]]) -> None:
@@ -194,9 +220,9 @@ class DeviceRepository:
     ) -> DeviceState | None:
         if self.snapshot_every is None:
             return None
-        rows = self.store.read_rows("snapshots", {"device_id": device_id})
-        if version is not None:
-            rows = rows[rows["version"] <= version]
+        # Snapshots at or before ``version`` only (an integer bound on the clustering key).
+        end = None if version is None else version + 1
+        rows = self.store.read_rows("snapshots", {"device_id": device_id}, end=end)
         if when is not None:
             rows = rows[rows["taken_at"] <= when]
         for text in rows.sort_values("version", ascending=False)["state"]:

@@ -369,15 +369,17 @@ class CassandraStore(Store):
         spec = self._spec("events")
         if len(events) == 0:
             return
-        events = events.sort_values("version", kind="stable")
         versions = events["version"].astype("int64").tolist()
+        if versions != sorted(versions):  # sorting a frame costs more than the check
+            events = events.sort_values("version", kind="stable")
+            versions.sort()
         wanted = list(range(expected_version + 1, expected_version + 1 + len(versions)))
         if versions != wanted:
             raise ValidationError(
                 f"versions must be {wanted[0]}..{wanted[-1]} after version {expected_version}",
                 field="version",
             )
-        if (events["device_id"].astype(str) != str(device_id)).any():
+        if any(str(d) != str(device_id) for d in events["device_id"].tolist()):
             raise ValidationError(f"events must all belong to {device_id}", field="device_id")
         columns = list(spec.columns)
         # A lightweight transaction: not idempotent, so the driver never retries it blindly.
@@ -386,9 +388,11 @@ class CassandraStore(Store):
             f"VALUES ({', '.join('?' for _ in columns)}) IF NOT EXISTS",
             idempotent=False,
         )
+        # Plain lists, not itertuples (which builds a namedtuple class per call): on
+        # Cassandra provisioning is bound by this per-append client work.
         rows = [
             [python_value(v, spec.columns[c]) for c, v in zip(columns, row)]
-            for row in events[columns].itertuples(index=False)
+            for row in zip(*(events[c].tolist() for c in columns))
         ]
         # One conditional batch per chunk: all events of a chunk land or none do (one
         # partition, so Paxos covers them together). Chunks keep a batch under Cassandra's

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from iotlab.errors import UnknownEventError, ValidationError
+from iotlab.history import DeviceRepository
 from iotlab.history.connectivity import update_connectivity
 from iotlab.history.provisioning import provision
 from iotlab.simulate import Fleet
@@ -132,3 +133,37 @@ def test_update_connectivity_turns_gaps_into_events(lab, new_id):
     assert (d.status, d.last_seen) == ("active", T0 + pd.Timedelta("3h"))
     with pytest.raises(ValidationError, match="timeout: must be positive"):
         lab.update_connectivity(T0, timeout="0s")
+
+
+def renamed(fleet: Fleet, prefix: str) -> types.SimpleNamespace:
+    """The fleet with ``prefix`` before every device id (a second copy of the same fleet)."""
+    return types.SimpleNamespace(
+        devices=fleet.devices.assign(device_id=prefix + fleet.devices["device_id"]),
+        sensors=fleet.sensors.assign(device_id=prefix + fleet.sensors["device_id"]),
+    )
+
+
+def test_concurrent_provisioning_equals_sequential(lab, new_id):
+    fleet = Fleet(n_devices=30, seed=303)
+    tables = {}
+    for workers in (1, 16):
+        prefix = f"{new_id}-w{workers}-"
+        repo = DeviceRepository(lab.store, append_workers=workers)
+        ids = provision(repo, renamed(fleet, prefix), at=T0)
+        assert repo.versions(ids) == dict.fromkeys(ids, 2)
+        tables[workers] = {
+            name: lab.store.read_rows(name, {"device_id": ids})
+            .assign(device_id=lambda f, p=prefix: f["device_id"].str.removeprefix(p))
+            .reset_index(drop=True)
+            for name in ("devices", "sensors")
+        }
+        assert len(tables[workers]["devices"]) == 30
+        assert len(tables[workers]["sensors"]) == len(fleet.sensors)
+        assert repo.rebuild_projections(ids) == 30
+        for name, before in tables[workers].items():
+            after = lab.store.read_rows(name, {"device_id": ids}).assign(
+                device_id=lambda f, p=prefix: f["device_id"].str.removeprefix(p)
+            )
+            pd.testing.assert_frame_equal(after, before)
+    for name in ("devices", "sensors"):
+        pd.testing.assert_frame_equal(tables[16][name], tables[1][name])

@@ -9,6 +9,7 @@ import pytest
 
 from iotlab.errors import ConcurrencyError, NotFoundError, ValidationError
 from iotlab.history import Device, DeviceRepository, SensorSpec
+from iotlab.history.events import events_to_frame
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 TEMP = SensorSpec("temp_01", "temperature", "C", -40, 125)
@@ -155,3 +156,62 @@ def test_rebuild_projections_restores_damaged_tables(lab, new_id):
 def test_snapshot_every_must_be_positive(lab):
     with pytest.raises(ValidationError, match="snapshot_every: must be a positive integer"):
         DeviceRepository(lab.store, snapshot_every=0)
+    with pytest.raises(ValidationError, match="append_workers: must be a positive integer"):
+        DeviceRepository(lab.store, append_workers=0)
+    # Appends run concurrently where each is a round trip; SQLite serialises them anyway.
+    assert lab.devices.append_workers == (1 if lab.store.scheme == "sqlite" else 16)
+
+
+def test_conflicting_multi_event_save_writes_none_of_its_events(lab, new_id):
+    saved_device(DeviceRepository(lab.store), new_id)  # versions 1, 2
+    repo_a, repo_b = DeviceRepository(lab.store), DeviceRepository(lab.store)
+    a, b = repo_a.load(new_id), repo_b.load(new_id)
+    for i in range(3):
+        a.update_firmware(f"a{i}")
+        b.update_location(f"B{i}/1/1")
+    assert [e.version for e in repo_a.save(a)] == [3, 4, 5]
+    with pytest.raises(ConcurrencyError, match=f"device {new_id}: version 3 was already"):
+        repo_b.save(b)
+    stream = repo_a.events(new_id)
+    assert [e.version for e in stream] == [1, 2, 3, 4, 5]
+    assert [getattr(e, "new_version", None) for e in stream[2:]] == ["a0", "a1", "a2"]
+    assert len(b.pending_events) == 3 and b.saved_version == 2  # still unsaved, retryable
+    row = lab.store.read_rows("devices", {"device_id": new_id}).iloc[0]
+    assert (row["version"], row["firmware_version"]) == (5, "a2")
+
+
+def test_append_conflicting_mid_batch_is_all_or_nothing(lab, new_id):
+    # A conflict on the 2nd of 3 events (planted without a check, as a racing writer's
+    # row would be) must not leave the 1st behind: the batch is one conditional write.
+    d = Device.provision(new_id, "environmental", "HQ", at=T0)
+    for i in range(3):
+        d.update_firmware(f"{i}", at=T0 + pd.Timedelta(minutes=i + 1))
+    frame = events_to_frame(d.pending_events)  # versions 1..4
+    lab.store.write_rows("events", frame.iloc[[2]])  # version 3 taken
+    with pytest.raises(ConcurrencyError, match=new_id):
+        lab.store.append_events(new_id, 1, frame.iloc[1:])  # versions 2, 3, 4
+    stored = lab.store.read_rows("events", {"device_id": new_id})
+    assert stored["version"].tolist() == [3]
+
+
+def test_save_all_saves_every_device_that_does_not_conflict(lab, new_id):
+    repo = DeviceRepository(lab.store, append_workers=4)
+    ids = [f"{new_id}-{i}" for i in range(6)]
+    for device_id in ids:
+        saved_device(repo, device_id)
+    devices = [repo.load(device_id) for device_id in ids]
+    rival = repo.load(ids[2])
+    rival.update_firmware("rival")
+    repo.save(rival)
+    for d in devices:
+        d.update_firmware("fleet")
+    with pytest.raises(ConcurrencyError, match=f"device {ids[2]}: version 3") as info:
+        repo.save_all(devices)
+    assert info.value.__notes__ == [
+        "5 of 6 devices were saved (projections included); reload the failed ones and retry"
+    ]
+    rows = lab.store.read_rows("devices", {"device_id": ids}).set_index("device_id")
+    expected = {i: "rival" if i == ids[2] else "fleet" for i in ids}
+    assert rows["firmware_version"].to_dict() == expected
+    assert rows["version"].tolist() == [3] * 6
+    assert [d.saved_version for d in devices] == [3, 3, 2, 3, 3, 3]
