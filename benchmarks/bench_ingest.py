@@ -16,38 +16,20 @@ Targets: >= 5,000 readings/s sustained, p99 publish-to-stored latency < 1 s.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 import uuid
 
 import numpy as np
 import pandas as pd
+from _fleets import four_sensor_types, load_average
 
 import iotlab
 from iotlab.ingest import IngestionService
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.publisher import Publisher
-from iotlab.simulate import DEFAULT_DEVICE_TYPES, Fleet
+from iotlab.simulate import Fleet
 from iotlab.store.ingest import ingest_readings
-
-
-def four_sensor_types() -> list:
-    """Built-in types with a second copy of each sensor: 4 sensors per device."""
-    return [
-        dataclasses.replace(
-            kind,
-            sensors={
-                **kind.sensors,
-                **{s.replace("_01", "_02"): m for s, m in kind.sensors.items()},
-            },
-        )
-        for kind in DEFAULT_DEVICE_TYPES.values()
-    ]
-
-
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def four_sensor_fleet(n: int, seed: int) -> Fleet:
@@ -75,7 +57,7 @@ def main() -> None:
     start = pd.Timestamp.now(tz="UTC").ceil("D")
     frames = list(fleet.stream(start, freq="1min", days=args.minutes / 1440, speed=None))
     total = sum(len(f) for f in frames)
-    print(f"stream: {len(frames)} batches, {total} readings; {load()}")
+    print(f"stream: {len(frames)} batches, {total} readings; {load_average()}")
 
     with iotlab.connect(args.store) as lab:
         lab.provision(fleet)
@@ -86,7 +68,7 @@ def main() -> None:
         base = total / (time.perf_counter() - began)
         print(
             f"baseline ingest_readings (no broker, no scoring): {base:,.0f} readings/s, "
-            f"CPU {time.process_time() - cpu0:.1f} s; {load()}"
+            f"CPU {time.process_time() - cpu0:.1f} s; {load_average()}"
         )
 
         # -- MQTT -> service -> store, shifted a day so nothing is already stored ------------
@@ -143,7 +125,8 @@ def main() -> None:
             f"{rate:,.0f} readings/s sustained ({rate / base:.2f}x baseline); "
             f"batches {service.stats.batches}, anomalies {service.stats.anomalies}, "
             f"alerts {service.stats.alerts}; process CPU {cpu:.1f} s (publisher, broker "
-            f"client and service), service busy {service.stats.busy_seconds:.1f} s; {load()}"
+            f"client and service), service busy {service.stats.busy_seconds:.1f} s; "
+            f"{load_average()}"
         )
         print(
             f"publish-to-stored latency: p50 {np.percentile(lat, 50) * 1000:.0f} ms, "

@@ -18,32 +18,16 @@ The default keyspace ``bench_reports_<devices>_<days>_4s`` is dropped at the end
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
 import time
 
 import pandas as pd
+from _fleets import four_sensor_types, load_average
 
 import iotlab
-from iotlab.simulate import DEFAULT_DEVICE_TYPES, DeviceType, Fleet
+from iotlab.simulate import Fleet
 
 START = pd.Timestamp("2026-01-05", tz="UTC")
-
-
-def four_sensor_types() -> list[DeviceType]:
-    """The built-in types, each with a redundant second set of its sensors (``*_02``)."""
-    return [
-        dataclasses.replace(
-            kind,
-            name=f"{kind.name}_x2",
-            sensors={
-                **kind.sensors,
-                **{s.replace("_01", "_02"): m for s, m in kind.sensors.items()},
-            },
-        )
-        for kind in DEFAULT_DEVICE_TYPES.values()
-    ]
 
 
 def _load(lab: iotlab.Platform, fleet: Fleet, days: int, freq: str) -> int:
@@ -90,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 _load(lab, fleet, args.days, args.freq)
             sensors = len(lab.store.read_rows("sensors"))
             print(f"fleet: {args.devices} devices, {sensors} sensors")
-            print(f"load average before timing: {_load_average()}")
+            print(f"load average before timing: {load_average()}")
             _timed(lab, START + pd.Timedelta("1D"), "rollups")  # warm connections, caches
             fast, by_rollups = _timed(lab, end, "rollups")
             slow, by_raw = _timed(lab, end, "raw")
@@ -101,16 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fleet health from raw readings:{slow:8.2f} s  ({readings:,} readings)")
             print(f"ratio raw / roll-ups:          {slow / fast:8.1f}x  (target >= 3x)")
             print("tables identical: yes")
-            print(f"load average after timing:  {_load_average()}")
+            print(f"load average after timing:  {load_average()}")
         finally:
             if not args.keep and args.store is None:  # only the keyspace this script made
                 lab.store.close()
                 _drop_keyspace(url)
     return 0
-
-
-def _load_average() -> str:
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg()) + f" ({os.cpu_count()} cores)"
 
 
 def _drop_keyspace(url: str) -> None:

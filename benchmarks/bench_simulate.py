@@ -19,29 +19,15 @@ The ratios say how far the simulator is from the floor and from the obvious appr
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
 import pandas as pd
+from _fleets import four_sensor_types
 
-from iotlab.simulate import DEFAULT_DEVICE_TYPES, Fleet, Simulation
+from iotlab.simulate import Fleet, Simulation
 
 START = "2026-01-05"
-
-
-def four_sensor_types() -> list:
-    """Built-in types with a second copy of each sensor: 4 sensors per device."""
-    return [
-        dataclasses.replace(
-            kind,
-            sensors={
-                **kind.sensors,
-                **{s.replace("_01", "_02"): m for s, m in kind.sensors.items()},
-            },
-        )
-        for kind in DEFAULT_DEVICE_TYPES.values()
-    ]
 
 
 def naive(n_devices: int, days: int, seed: int = 0) -> pd.DataFrame:

@@ -15,36 +15,18 @@ The benchmark's keyspace is dropped at the end.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import resource
 import time
 import uuid
 
 import pandas as pd
+from _fleets import four_sensor_types, load_average
 
 import iotlab
-from iotlab.simulate import DEFAULT_DEVICE_TYPES, Fleet
+from iotlab.simulate import Fleet
 
 START = "2026-01-05"
-
-
-def four_sensor_types() -> list:
-    """Built-in types with a second copy of each sensor: 4 sensors per device."""
-    return [
-        dataclasses.replace(
-            kind,
-            sensors={
-                **kind.sensors,
-                **{s.replace("_01", "_02"): m for s, m in kind.sensors.items()},
-            },
-        )
-        for kind in DEFAULT_DEVICE_TYPES.values()
-    ]
-
-
-def load() -> str:
-    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
 def main() -> None:
@@ -56,7 +38,7 @@ def main() -> None:
     contact = os.environ.get("IOTLAB_TEST_CASSANDRA", "127.0.0.1:9042")
     keyspace = f"scale_{uuid.uuid4().hex[:10]}"
     fleet = Fleet(args.devices, seed=3, device_types=four_sensor_types())
-    print(f"{args.devices} devices x 4 sensors x {args.days} day(s) at 1 min; {load()}")
+    print(f"{args.devices} devices x 4 sensors x {args.days} day(s) at 1 min; {load_average()}")
     lab = iotlab.connect(f"cassandra://{contact}/{keyspace}?replication_factor=1")
     try:
         lab.provision(fleet)
@@ -80,7 +62,7 @@ def main() -> None:
         print(
             f"ingest: {written:,} written, {rejected:,} rejected in {wall:.1f} s wall "
             f"({simulate_s:.1f} s of it simulating), client CPU {cpu:.1f} s; "
-            f"{written / ingest_s:,.0f} rows/s excluding simulation; {load()}"
+            f"{written / ingest_s:,.0f} rows/s excluding simulation; {load_average()}"
         )
         devices = fleet.devices["device_id"].tolist()
         end = pd.Timestamp(START, tz="UTC") + pd.Timedelta(days=args.days)
@@ -93,7 +75,7 @@ def main() -> None:
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         print(
             f"read back: {rows:,} readings in {wall:.1f} s ({rows / wall:,.0f} rows/s), "
-            f"client CPU {cpu:.1f} s; {load()}"
+            f"client CPU {cpu:.1f} s; {load_average()}"
         )
         assert rows == written, (rows, written)
         sample = {"device_id": devices[:20], "sensor_id": key["sensor_id"]}
