@@ -245,7 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         "OUT/fleet-health.html.",
     )
     demo.add_argument("--devices", type=int, default=10, help="devices to simulate (10)")
-    demo.add_argument("--days", type=int, default=7, help="days of data (7)")
+    demo.add_argument(
+        "--days",
+        type=int,
+        default=28,
+        help="days of data (28: the detector learns each weekday from two or more weeks)",
+    )
     demo.add_argument("--freq", default="5min", help="reading interval (5min)")
     demo.add_argument("--seed", type=int, default=7, help="simulator seed (7)")
     demo.add_argument("--start", help="first day (default: DAYS days before today, UTC)")
