@@ -23,7 +23,7 @@ import pandas as pd
 
 from iotlab.errors import StoreError
 from iotlab.store._cql_codec import encode_column, epoch_ms
-from iotlab.store.schema import TableSpec
+from iotlab.store.schema import TableSpec, bucket_column
 
 __all__ = [
     "WritePlan",
@@ -40,21 +40,6 @@ BATCH_BYTES = 4000
 CONCURRENCY = 96
 #: rows serialised at a time (bounds memory; one progress step)
 CHUNK_ROWS = 200_000
-
-
-def bucket_column(spec: TableSpec) -> str | None:
-    """The derived bucket column of a bucketed table (``bucket`` or ``day``), else ``None``.
-
-    Examples
-    --------
-    >>> from iotlab.store.schema import TABLES
-    >>> bucket_column(TABLES["anomalies"]), bucket_column(TABLES["devices"])
-    ('day', None)
-    """
-    if spec.bucket_seconds is None:
-        return None
-    candidates = [c for c in spec.partition_key if spec.columns[c] == "timestamp"]
-    return candidates[-1] if candidates else None
 
 
 def index_key(values: Sequence[object]) -> str:

@@ -22,21 +22,56 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from iotlab._time import utc_timestamp
 from iotlab.errors import ValidationError
-from iotlab.store.schema import TABLES, TableSpec
+from iotlab.store.schema import TABLES, TableSpec, bucket_column
 from iotlab.store.url import StoreURL
 
-__all__ = ["Store", "range_column"]
+__all__ = ["Store", "range_bounds", "selected_columns"]
 
 
-def range_column(spec: TableSpec, table: str) -> str:
-    """The column ``start``/``end`` bound: the first clustering column, a time or an int."""
+def selected_columns(spec: TableSpec, columns: Sequence[str] | None) -> list[str]:
+    """The columns a read returns: ``columns`` (default all), minus the derived bucket."""
+    bucket = bucket_column(spec)
+    visible = [c for c in spec.columns if c != bucket]
+    wanted = [c for c in (visible if columns is None else columns) if c != bucket]
+    unknown = [c for c in wanted if c not in visible]
+    if unknown:
+        raise ValidationError(
+            f"{spec.name} has no column(s) {', '.join(unknown)}", field="columns"
+        )
+    return wanted
+
+
+def range_bounds(
+    spec: TableSpec, start: object, end: object
+) -> tuple[str | None, int | None, int | None]:
+    """``(column, low, high)``: what ``start``/``end`` of a read bound, as integers.
+
+    The bound column is the first clustering column: a time (bounds in epoch ms; naive
+    values read as UTC) or an integer such as the events' ``version``.
+
+    Examples
+    --------
+    >>> range_bounds(TABLES["events"], 5, None)
+    ('version', 5, None)
+    >>> range_bounds(TABLES["readings"], "1970-01-01 00:00:01", None)
+    ('ts', 1000, None)
+    """
+    if start is None and end is None:
+        return None, None, None
     first = spec.clustering[0] if spec.clustering else None
     if first is None or spec.columns[first] not in ("timestamp", "int"):
         raise ValidationError(
-            f"table {table} has no time or version clustering column", field="start"
+            f"table {spec.name} has no time or version clustering column", field="start"
         )
-    return first
+    if spec.columns[first] == "int":
+        return first, *(None if b is None else int(b) for b in (start, end))
+    low, high = (
+        None if b is None else utc_timestamp(b, field=f).value // 1_000_000
+        for b, f in ((start, "start"), (end, "end"))
+    )
+    return first, low, high
 
 
 class Store(ABC):

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iotlab._time import utc_timestamp_or_none
 from iotlab.errors import ConcurrencyError, StoreError, ValidationError
 from iotlab.store._cql_codec import python_value
 from iotlab.store._cql_connect import Connection, connect_cluster
@@ -36,7 +35,7 @@ from iotlab.store._cql_schema import (
     plan_migration,
     quote,
 )
-from iotlab.store.base import Store, range_column
+from iotlab.store.base import Store, range_bounds, selected_columns
 from iotlab.store.schema import TableSpec
 from iotlab.store.url import StoreURL, validate_identifier
 
@@ -266,25 +265,11 @@ class CassandraStore(Store):
     ) -> pd.DataFrame:
         spec = self._spec(table)
         bucket = bucket_column(spec)
-        visible = [c for c in spec.columns if c != bucket]
-        columns = [c for c in (visible if columns is None else columns) if c != bucket]
-        unknown = [c for c in columns if c not in visible]
-        if unknown:
-            raise ValidationError(
-                f"{table} has no column(s) {', '.join(unknown)}", field="columns"
-            )
+        columns = selected_columns(spec, columns)
         key_names = [c for c in spec.partition_key if c != bucket]
-        first = spec.clustering[0] if spec.clustering else None
-        if start is not None or end is not None:
-            first = range_column(spec, table)
-        if first is not None and spec.columns[first] == "int":  # e.g. events by version
-            start_ms, end_ms = (None if t is None else int(t) for t in (start, end))
-            if bucket is None and key is None:
-                raise ValidationError(f"{table}: a version range needs a key", field="key")
-        else:
-            start_ms, end_ms = (
-                _ms(utc_timestamp_or_none(t, field=f)) for t, f in ((start, "start"), (end, "end"))
-            )
+        first, start_ms, end_ms = range_bounds(spec, start, end)
+        if first is not None and spec.columns[first] == "int" and key is None:
+            raise ValidationError(f"{table}: a version range needs a key", field="key")
         if key is None and bucket is None:
             return self._read_all(spec, columns, start_ms, end_ms)
         keys = key_tuples(spec, key)
@@ -463,10 +448,6 @@ class CassandraStore(Store):
             min(firsts) if firsts else None,
             max(lasts) if lasts else None,
         )
-
-
-def _ms(ts: pd.Timestamp | None) -> int | None:
-    return None if ts is None else int(ts.value // 1_000_000)
 
 
 def _dt_ms(value: object) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["DAY", "HOUR", "TABLES", "TableSpec"]
+__all__ = ["DAY", "HOUR", "TABLES", "TableSpec", "bucket_column"]
 
 HOUR = 3600
 DAY = 86400
@@ -319,3 +319,17 @@ TABLES: dict[str, TableSpec] = {
         ),
     )
 }
+
+
+def bucket_column(spec: TableSpec) -> str | None:
+    """The derived bucket column of a bucketed table (``bucket`` or ``day``), else ``None``.
+
+    Examples
+    --------
+    >>> bucket_column(TABLES["anomalies"]), bucket_column(TABLES["devices"])
+    ('day', None)
+    """
+    if spec.bucket_seconds is None:
+        return None
+    candidates = [c for c in spec.partition_key if spec.columns[c] == "timestamp"]
+    return candidates[-1] if candidates else None

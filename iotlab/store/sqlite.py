@@ -57,31 +57,16 @@ from iotlab.errors import (
     StoreError,
     ValidationError,
 )
-from iotlab.store.base import Store, range_column
-from iotlab.store.schema import TableSpec
+from iotlab.store.base import Store, range_bounds, selected_columns
+from iotlab.store.schema import TableSpec, bucket_column
 from iotlab.store.url import StoreURL, validate_identifier
 
-__all__ = ["SQLiteStore", "bucket_column"]
+__all__ = ["SQLiteStore"]
 
 _SQL_TYPES = {"text": "TEXT", "int": "INTEGER", "double": "REAL", "timestamp": "INTEGER"}
 _SQL_TYPES["bool"] = "INTEGER"
 _WRITTEN_AT = "_written_at"
 _CHUNK_ROWS = 100_000
-_BUCKET_NAMES = ("bucket", "day")
-
-
-def bucket_column(spec: TableSpec) -> str | None:
-    """The derived bucket column of ``spec`` (``bucket``/``day``), or ``None``.
-
-    Examples
-    --------
-    >>> from iotlab.store.schema import TABLES
-    >>> bucket_column(TABLES["anomalies"]), bucket_column(TABLES["partition_index"])
-    ('day', None)
-    """
-    if spec.bucket_seconds is None:
-        return None
-    return next((c for c in spec.partition_key if c in _BUCKET_NAMES), None)
 
 
 def _quote(name: str) -> str:
@@ -275,20 +260,14 @@ class SQLiteStore(Store):
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         spec = self._spec(table)
-        bucket = bucket_column(spec)
-        wanted = [c for c in (columns or spec.columns) if c != bucket]
-        unknown = [c for c in wanted if c not in spec.columns]
-        if unknown:
-            raise ValidationError(f"unknown column(s) {', '.join(unknown)} of {table}")
+        wanted = selected_columns(spec, columns)
         key = self._normalise_key(spec, key)
         where, params = [], []
-        if start is not None or end is not None:
-            first = range_column(spec, table)
-            as_value = int if spec.columns[first] == "int" else _epoch_ms
-            for bound, op in ((start, ">="), (end, "<")):
-                if bound is not None:
-                    where.append(f"{_quote(first)} {op} ?")
-                    params.append(as_value(bound))
+        first, low, high = range_bounds(spec, start, end)
+        for bound, op in ((low, ">="), (high, "<")):
+            if bound is not None:
+                where.append(f"{_quote(first)} {op} ?")
+                params.append(bound)
         alive, alive_params = self._alive_clause(spec)
         if alive:
             where.append(alive)
