@@ -4,9 +4,10 @@ For each (device, sensor) the cache keeps a detector fitted on the sensor's rece
 stored history and, from it, a *forecast table*: the detector's expected value and band
 at the next expected reading times (``horizon`` ahead, one point per reading period).
 A batch is scored by looking each reading up in its sensor's table, vectorised; no
-model is fitted per reading. A sensor's model is refitted once ``refit_every`` of data
-time has passed since its last fit, and at most ``max_refits`` sensors are refitted
-per batch (oldest first), so a large fleet spreads its refits over several batches.
+model is fitted per reading. Models are fitted at fixed data-time grid points (multiples
+of ``refit_every``) on the history before the point, so the same stream gives the same
+scores however it is cut into batches; at most ``max_refits`` sensors are refitted per
+batch, so a large fleet spreads its refits over several batches.
 
 Readings without a usable forecast (a new sensor, too little history, beyond the
 horizon) get NaN scores and are never anomalous, the same rule the detectors use.
@@ -169,31 +170,28 @@ class ForecastCache:
         width = float(high - low) if high > low else np.nan
         return _Entry(before, grid, expected, scale, step_ms, width, detector)
 
-    def refresh(self, readings: pd.DataFrame) -> int:
-        """Refit the stalest sensors of ``readings`` that are due; return how many."""
-        first = readings.groupby(["device_id", "sensor_id"], sort=False)["ts"].agg(["min", "max"])
-        due = []
-        for key, lo, hi in zip(first.index, first["min"], first["max"]):
-            entry = self._entries.get(key)
-            if entry is None or hi - entry.fitted_at >= self._wait(entry):
-                due.append(
-                    (entry.fitted_at if entry else pd.Timestamp.min.tz_localize("UTC"), key, lo)
-                )
-        due.sort(key=lambda d: d[0])
-        for _, key, lo in due[: self.max_refits]:
-            self._entries[key] = self._fit(key, lo)
-        return min(len(due), self.max_refits)
+    def _forecast_for(self, key: tuple[str, str], point: pd.Timestamp, budget: int) -> bool:
+        """Make ``key``'s forecast the one fitted at grid ``point``, if due and affordable.
 
-    def _wait(self, entry: _Entry) -> pd.Timedelta:
-        # A sensor without a model yet retries sooner than a fitted one refits.
-        return self.refit_every if entry.detector is not None else self.refit_every / 4
+        Fits happen at fixed data-time grid points (multiples of ``refit_every``) and read
+        only history before the point, so which model scores a reading depends on the
+        reading's time, not on where a stream happened to be cut into batches.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and entry.fitted_at >= point:
+            return False
+        if budget <= 0:  # keep the older forecast; its horizon covers the wait
+            return False
+        self._entries[key] = self._fit(key, point)
+        return True
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, readings: pd.DataFrame) -> pd.DataFrame:
         """``readings`` (device_id, sensor_id, ts, value, ...) with :data:`SCORE_FIELDS`.
 
-        Refits due sensors first (see :meth:`refresh`), then looks every reading up in
-        its sensor's forecast table.
+        Each reading is looked up in the forecast its sensor was fitted for at the last
+        grid point (a multiple of ``refit_every``) at or before it; missing fits are made
+        first, at most ``max_refits`` per call.
         """
         out = readings.reset_index(drop=True)
         n = len(out)
@@ -201,10 +199,15 @@ class ForecastCache:
         scale = np.full(n, np.nan)
         width = np.full(n, np.nan)
         if n:
-            self.refresh(out)
             ts_ms = out["ts"].to_numpy("datetime64[ms]").astype(np.int64)
-            groups = out.groupby(["device_id", "sensor_id"], sort=False).indices
-            for key, rows in groups.items():
+            points = out["ts"].dt.floor(self.refit_every)
+            # Sorted: each sensor's grid points in time order, so a batch spanning a grid
+            # point scores its earlier rows before refitting for the later ones.
+            groups = out.groupby([out["device_id"], out["sensor_id"], points], sort=True).indices
+            budget = self.max_refits
+            for (device_id, sensor_id, point), rows in groups.items():
+                key = (device_id, sensor_id)
+                budget -= self._forecast_for(key, point, budget)
                 entry = self._entries.get(key)
                 if entry is None or not len(entry.grid_ms):
                     continue
