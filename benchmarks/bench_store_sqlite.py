@@ -9,7 +9,8 @@ output), in fresh temporary database files, it prints rows/s for
 
 - ``SQLiteStore.write_rows`` (upsert by primary key) and ``ingest_readings`` (validation +
   write + minute/hour roll-ups), against ``DataFrame.to_sql`` (a plain INSERT into a
-  table without a key) as the baseline; target: write_rows >= 300k rows/s;
+  table without a key) as the baseline; target: the full ``ingest_readings`` >= 300k
+  rows/s (it writes the raw rows and a million minute roll-ups, one per reading);
 - reading every row back into a DataFrame with ``SQLiteStore.read_rows`` against
   ``pd.read_sql`` of the same table.
 """
@@ -29,6 +30,7 @@ from iotlab.store import open_store
 from iotlab.store.ingest import ingest_readings
 
 SENSORS = ["temp_01", "hum_01", "pres_01", "co2_01"]
+INGEST_TARGET = 300_000  # rows/s of ingest_readings: validation + raw write + roll-ups
 
 
 def make_readings(rows: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -89,10 +91,12 @@ def main() -> None:
             lambda: got.append(store.read_rows("readings", key)),
         )
         assert len(got[0]) == n, "read back a different number of rows"
+        print(f"write_rows / to_sql: {write / base_w:.2f}x")
+        verdict = "met" if ingest >= INGEST_TARGET else "NOT met"
         print(
-            f"write_rows / to_sql: {write / base_w:.2f}x   (write_rows target >= 300,000 rows/s)"
+            f"ingest / to_sql:     {ingest / base_w:.2f}x   full ingest {ingest:,.0f} rows/s: "
+            f"target >= {INGEST_TARGET:,} rows/s {verdict}"
         )
-        print(f"ingest / to_sql:     {ingest / base_w:.2f}x")
         print(f"read_rows / read_sql: {read / base_r:.2f}x")
         baseline.close()
         store.close()

@@ -15,7 +15,9 @@ hour recomputes just that minute and that hour.
 How the raw rows are aggregated depends on the backend:
 
 - SQLite aggregates inside the database (``INSERT ... SELECT ... GROUP BY``), so no row
-  crosses into Python (:meth:`~iotlab.store.sqlite.SQLiteStore.aggregate_rollups`).
+  crosses into Python (:meth:`~iotlab.store.sqlite.SQLiteStore.refresh_rollups_of`; its
+  ingest writes raw rows and roll-ups in one transaction, see
+  :mod:`iotlab.store._sqlite_ingest`).
 - Other backends (Cassandra) read, per touched sensor, the stored minute roll-ups of the
   touched hours in one concurrent multi-partition read. A touched minute without a stored
   roll-up had no raw rows before this batch (every write is followed by its refresh), so
@@ -193,20 +195,12 @@ def refresh_rollups(store: Store, written: pd.DataFrame, *, native: bool | None 
         return 0
     from iotlab.store.sqlite import SQLiteStore
 
-    pair, devices, sensors = _pairs(written["device_id"], written["sensor_id"])
-    ms = _epoch_ms(written["ts"])
     if native is None:
         native = isinstance(store, SQLiteStore)
-    if native:
-        first, last = _pair_span(pair, ms, len(devices))
-        minute_lo, minute_hi = _floor(first, _MINUTE_MS), _floor(last, _MINUTE_MS) + _MINUTE_MS
-        store.aggregate_rollups(
-            "readings", "rollups_minute", devices, sensors, minute_lo, minute_hi, _MINUTE_MS
-        )
-        hour_lo, hour_hi = _floor(first, _HOUR_MS), _floor(last, _HOUR_MS) + _HOUR_MS
-        return store.aggregate_rollups(
-            "rollups_minute", "rollups_hour", devices, sensors, hour_lo, hour_hi, _HOUR_MS
-        )
+    if native:  # every touched minute from raw rows, then every touched hour from minutes
+        return store.refresh_rollups_of(written)
+    pair, devices, sensors = _pairs(written["device_id"], written["sensor_id"])
+    ms = _epoch_ms(written["ts"])
     batch = _aggregate(_raw_rows(pair, ms, written["value"].to_numpy("float64")), _MINUTE_MS)
     return _refresh_from_reads(store, batch, devices, sensors)
 

@@ -57,6 +57,7 @@ from iotlab.errors import (
     StoreError,
     ValidationError,
 )
+from iotlab.store._sqlite_ingest import insert_many, write_readings_with_rollups
 from iotlab.store.base import Store, range_bounds, selected_columns
 from iotlab.store.schema import TableSpec, bucket_column
 from iotlab.store.url import StoreURL, validate_identifier
@@ -239,16 +240,51 @@ class SQLiteStore(Store):
             for first in range(0, total, _CHUNK_ROWS):
                 part = order[first : first + _CHUNK_ROWS]
                 values = [arrays[c][part].tolist() for c in columns]
-                # now is our own integer, so it goes into the SQL text instead of every row.
-                names = ", ".join(_quote(c) for c in columns)
-                sql = (
-                    f"INSERT OR REPLACE INTO {_quote(table)} ({names}, {_WRITTEN_AT}) "
-                    f"VALUES ({', '.join('?' * len(columns))}, {self._now_ms():d})"
-                )
+                names = ", ".join(_quote(c) for c in [*columns, _WRITTEN_AT])
                 with self._transaction() as conn:
-                    conn.executemany(sql, zip(*values))
+                    # the write time (for the TTL rule), the same for every row of the chunk
+                    values.append([self._now_ms()] * len(part))
+                    insert_many(
+                        conn, f"INSERT OR REPLACE INTO {_quote(table)} ({names}) VALUES ", values
+                    )
                 bar.update(len(part))
         return total
+
+    def write_readings_with_rollups(self, rows: pd.DataFrame) -> int:
+        """Write readings and refresh their minute and hour roll-ups in one transaction.
+
+        What ``ingest_readings`` uses on SQLite: the same result as :meth:`write_rows`
+        followed by :func:`iotlab.store.rollups.refresh_rollups`, faster, and atomic (an
+        interruption leaves neither raw rows nor roll-ups of the chunk). ``rows`` has the
+        ``readings`` columns; see :mod:`iotlab.store._sqlite_ingest` for how it works.
+        Returns the number of rows written.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from iotlab.store import open_store
+        >>> store = open_store("sqlite://")
+        >>> rows = pd.DataFrame({"device_id": "d", "sensor_id": "t",
+        ...     "ts": pd.to_datetime(["2026-01-01 00:00:10", "2026-01-01 00:00:20",
+        ...                           "2026-01-01 00:01:00"], utc=True),
+        ...     "value": [1.0, 2.0, 4.0], "quality": 100, "status": "ok"})
+        >>> store.write_readings_with_rollups(rows)
+        3
+        >>> store.read_rows("rollups_hour", {"device_id": "d", "sensor_id": "t"})[
+        ...     ["count", "sum", "min", "max"]]
+           count  sum  min  max
+        0      3  7.0  1.0  4.0
+        >>> store.close()
+        """
+        return write_readings_with_rollups(self, rows)[0]
+
+    def refresh_rollups_of(self, written: pd.DataFrame) -> int:
+        """Recompute the minute and hour roll-ups of stored readings ``written`` touched.
+
+        Columns ``device_id, sensor_id, ts`` are enough. Returns the number of hour
+        roll-ups recomputed.
+        """
+        return write_readings_with_rollups(self, written, write_raw=False)[1]
 
     def read_rows(
         self,
@@ -291,105 +327,6 @@ class SQLiteStore(Store):
                 values = np.array([v[i] for v in fixed_values], dtype=object)
                 frame[col] = _column(np.repeat(values, counts), kinds[col])
         return frame[list(kinds)]
-
-    def aggregate_rollups(
-        self,
-        source: str,
-        target: str,
-        devices: Sequence[str],
-        sensors: Sequence[str],
-        starts: np.ndarray,
-        ends: np.ndarray,
-        width_ms: int,
-    ) -> int:
-        """Recompute ``target`` roll-ups of ``[starts[i], ends[i])`` of each (device, sensor).
-
-        ``source`` is ``readings`` (raw values) or a roll-up table (partial aggregates
-        merged again); the work runs inside SQLite (``INSERT ... SELECT ... GROUP BY``),
-        so no row crosses into Python. Expired source rows are left out, as reads do.
-        ``starts``/``ends`` (epoch ms) should be multiples of ``width_ms``. Returns the
-        number of roll-up rows written.
-
-        Examples
-        --------
-        >>> import numpy as np, pandas as pd
-        >>> from iotlab.store import open_store
-        >>> store = open_store("sqlite://")
-        >>> _ = store.write_rows("readings", pd.DataFrame({"device_id": "d", "sensor_id": "t",
-        ...     "ts": pd.to_datetime(["2026-01-01 00:00:10", "2026-01-01 00:00:20"], utc=True),
-        ...     "value": [1.0, 2.0], "quality": 100, "status": "ok"}))
-        >>> start = pd.Timestamp("2026-01-01", tz="UTC").value // 10**6
-        >>> store.aggregate_rollups("readings", "rollups_minute", ["d"], ["t"],
-        ...     np.array([start]), np.array([start + 60_000]), 60_000)
-        1
-        >>> store.read_rows("rollups_minute", {"device_id": "d", "sensor_id": "t"})[
-        ...     ["count", "sum", "min", "max"]]
-           count  sum  min  max
-        0      2  3.0  1.0  2.0
-        >>> store.close()
-        """
-        src, dst = self._spec(source), self._spec(target)
-        if src.bucket_seconds is None or dst.bucket_seconds is None:
-            raise ValidationError(f"{source} and {target} must be bucketed tables", field="table")
-        dst_width = dst.bucket_seconds * 1000
-        time_col = src.bucket_source
-        if "value" in src.columns:
-            aggregates = 'COUNT(*), SUM(r."value"), MIN(r."value"), MAX(r."value")'
-        else:
-            aggregates = 'SUM(r."count"), SUM(r."sum"), MIN(r."min"), MAX(r."max")'
-        # The primary key starts (device_id, sensor_id, time): each key row is one seek.
-        keys = [
-            (i, str(d), str(s), int(lo), int(hi))
-            for i, (d, s, lo, hi) in enumerate(
-                zip(devices, sensors, np.asarray(starts), np.asarray(ends))
-            )
-            if hi > lo
-        ]
-        alive, alive_params = self._alive_clause(src)
-        alive = f" AND r.{alive}" if alive else ""
-
-        written = 0
-        per_statement = 2000  # 5 parameters a key; SQLite allows 32,766 per statement
-        with self._transaction() as conn:
-            for first in range(0, len(keys), per_statement):
-                part = keys[first : first + per_statement]
-                values = ", ".join(["(?, ?, ?, ?, ?)"] * len(part))
-                sql = self._aggregate_sql(target, src, time_col, dst_width, width_ms, aggregates)
-                sql = sql.format(values=values, alive=alive)
-                before = conn.total_changes  # rowcount is -1 for a statement led by WITH
-                conn.execute(sql, [v for key in part for v in key] + alive_params)
-                written += conn.total_changes - before
-        return written
-
-    def _aggregate_sql(
-        self,
-        target: str,
-        src: TableSpec,
-        time_col: str,
-        dst_width: int,
-        width_ms: int,
-        aggregates: str,
-    ) -> str:
-        def floor(expr: str, width: int) -> str:  # SQLite's % truncates toward zero
-            return f"({expr} - ((({expr}) % {width:d}) + {width:d}) % {width:d})"
-
-        count, total, low, high = aggregates.split(", ")
-        time_ref = f"r.{_quote(time_col)}"
-        return (
-            "WITH k(i, d, s, lo, hi) AS (VALUES {values}) "
-            f"INSERT OR REPLACE INTO {_quote(target)} "
-            '("device_id", "sensor_id", "bucket", "bucket_start", "count", "sum", "min", "max", '
-            f"{_WRITTEN_AT}) "
-            f"SELECT d, s, {floor('bs', dst_width)}, bs, c, t, mn, mx, {self._now_ms():d} "
-            f"FROM (SELECT k.d AS d, k.s AS s, {floor(time_ref, width_ms)} AS bs, "
-            f"{count} AS c, {total} AS t, {low} AS mn, {high} AS mx "
-            f"FROM k CROSS JOIN {_quote(src.name)} AS r "
-            'WHERE r."device_id" = k.d AND r."sensor_id" = k.s '
-            f"AND {time_ref} >= k.lo AND {time_ref} < k.hi{{alive}} "
-            # Grouping by the small integer k.i, not the two texts, halves the sort's cost;
-            # d and s are constant within a group (SQLite's bare columns).
-            "GROUP BY k.i, bs)"
-        )
 
     def _read_partition(
         self,
