@@ -1,10 +1,19 @@
 """The Cassandra bulk write and read paths.
 
 Write: rows are sorted by partition, serialised column by column
-(:mod:`iotlab.store._cql_codec`), cut into small UNLOGGED batches that each hold
-one partition (so a batch is one mutation on one replica set and routes by token),
-and sent with a bounded number in flight (``execute_concurrent``). Batches are
-upserts, so they are marked idempotent and the retry policy may retry them.
+(:mod:`iotlab.store._cql_codec`), cut into small UNLOGGED batches and sent with a
+bounded number in flight (``execute_concurrent``). A partition with many rows fills
+batches of its own; the few rows of small partitions (a live micro-batch holds one
+or two rows per sensor) are packed together with those of other partitions *on the
+same replica set*, at most :data:`BATCH_PARTITIONS` per batch, so the coordinator
+the batch is routed to (by token) owns every partition in it. That is the Spark
+Cassandra connector's ``batch.grouping.key=replica_set``: one request per ten sensors
+instead of one per sensor, without the coordinator fan-out that makes arbitrary
+multi-partition batches an anti-pattern. Batches are upserts, so they are marked
+idempotent and the retry policy may retry them.
+
+``partition_index`` entries the store wrote recently are remembered
+(:class:`IndexMemory`), so a stream does not rewrite them with every batch.
 
 Read: one query per (partition, bucket), run concurrently with a bound; each
 result page arrives as NumPy arrays on the bulk session.
@@ -13,8 +22,9 @@ result page arrives as NumPy arrays on the bulk session.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
@@ -26,6 +36,7 @@ from iotlab.store._cql_codec import encode_column, epoch_ms
 from iotlab.store.schema import TableSpec, bucket_column
 
 __all__ = [
+    "IndexMemory",
     "WritePlan",
     "bucket_column",
     "index_key",
@@ -33,9 +44,12 @@ __all__ = [
     "write_frame",
 ]
 
-#: rows per UNLOGGED batch (all of one partition); keeps batches under the 5 KiB warning
+#: rows per UNLOGGED batch; with BATCH_BYTES keeps batches under the 5 KiB warning
 BATCH_ROWS = 50
 BATCH_BYTES = 4000
+#: partitions per UNLOGGED batch: Cassandra warns above 10
+#: (``unlogged_batch_across_partitions_warn_threshold``)
+BATCH_PARTITIONS = 10
 #: requests in flight
 CONCURRENCY = 96
 #: rows serialised at a time (bounds memory; one progress step)
@@ -66,9 +80,64 @@ def run_concurrent(session: Any, statements: Any, concurrency: int = CONCURRENCY
         raise StoreError(f"Cassandra request failed: {type(exc).__name__}: {exc}") from exc
 
 
+class IndexMemory:
+    """The partitions whose ``partition_index`` rows a store wrote in the last ``ttl`` s.
+
+    A stream writes to the same partitions batch after batch; their index rows only
+    need writing once. A partition is ``(table, *key values, bucket epoch ms)``. All
+    are forgotten after ``ttl`` seconds (or beyond ``max_entries``), so an index row
+    deleted by another process is rewritten soon.
+
+    Examples
+    --------
+    >>> memory = IndexMemory(ttl=60, clock=lambda: 0.0)
+    >>> memory.new([("readings", "d", "t", 0), ("readings", "d", "t", 0)])
+    [('readings', 'd', 't', 0)]
+    >>> memory.remember([("readings", "d", "t", 0)])
+    >>> memory.new([("readings", "d", "t", 0)])
+    []
+    >>> memory.forget("readings", ("d", "t"))
+    >>> memory.new([("readings", "d", "t", 0)])
+    [('readings', 'd', 't', 0)]
+    """
+
+    def __init__(
+        self,
+        ttl: float = 300.0,
+        *,
+        max_entries: int = 1_000_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._clock = clock
+        self._partitions: set[tuple] = set()
+        self._since = clock()
+
+    def new(self, partitions: Sequence[tuple]) -> list[tuple]:
+        """``partitions`` not written recently, each once, in order."""
+        if self._clock() - self._since > self.ttl or len(self._partitions) > self.max_entries:
+            self._partitions.clear()
+            self._since = self._clock()
+        return [p for p in dict.fromkeys(partitions) if p not in self._partitions]
+
+    def remember(self, partitions: Sequence[tuple]) -> None:
+        """Note ``partitions`` as indexed (call once the index writes succeeded)."""
+        self._partitions.update(partitions)
+
+    def forget(self, table: str, key: tuple) -> None:
+        """Drop every bucket of one partition key (its rows were deleted)."""
+        prefix = (table, *key)
+        self._partitions = {p for p in self._partitions if p[:-1] != prefix}
+
+
 @dataclass
 class WritePlan:
-    """What a table's write needs: its prepared INSERTs and settings."""
+    """What a table's write needs: its prepared INSERTs and settings.
+
+    ``replica_set(parts)`` names the replica set owning the partition whose serialised
+    key columns are ``parts``; rows of small partitions sharing one are batched together.
+    """
 
     keyspace: str
     spec: TableSpec
@@ -77,6 +146,8 @@ class WritePlan:
     index_insert: Any  # PreparedStatement on partition_index
     batch_rows: int = BATCH_ROWS
     concurrency: int = CONCURRENCY
+    replica_set: Callable[[list[bytes]], Hashable] = field(default=lambda parts: None)
+    index_memory: IndexMemory | None = None
 
 
 def _partition_order(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -88,46 +159,84 @@ def _partition_order(frame: pd.DataFrame, keys: list[str]) -> tuple[pd.DataFrame
     return frame, codes
 
 
-def _batches(plan: WritePlan, encoded: list[list], codes: np.ndarray) -> Iterator[tuple]:
-    """UNLOGGED single-partition batches of pre-serialised rows."""
-    from cassandra.query import BatchStatement, BatchType
+class _Packer:
+    """Rows of small partitions of one replica set, waiting to fill a batch."""
 
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+        self.routing: list[bytes] | None = None
+        self.partitions = 0
+
+
+def _batches(plan: WritePlan, encoded: list[list], codes: np.ndarray) -> Iterator[tuple]:
+    """UNLOGGED batches of pre-serialised rows (see the module docstring)."""
     rows = list(zip(*encoded))
     if not rows:
         return
     pk_positions = [plan.insert_columns.index(c) for c in plan.spec.partition_key]
     row_bytes = sum(len(v) for v in rows[0] if v is not None) + 4 * len(rows[0])
     per_batch = max(1, min(plan.batch_rows, BATCH_BYTES // max(row_bytes, 1)))
-    query_id = plan.insert.query_id
     starts = [0, *(np.flatnonzero(np.diff(codes)) + 1).tolist()]
     ends = [*starts[1:], len(rows)]
+    packers: dict[Hashable, _Packer] = {}
     for start, end in zip(starts, ends):
         parts = [rows[start][i] for i in pk_positions]
-        for lo in range(start, end, per_batch):
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            # Pre-serialised values skip BoundStatement.bind(), the client's main cost
-            # per row; the driver writes them to the wire as they are.
-            batch._statements_and_parameters = list(
-                zip(repeat(True), repeat(query_id), rows[lo : min(lo + per_batch, end)])
-            )
-            batch.routing_key = parts  # token-aware routing of the whole batch
-            batch.keyspace = plan.keyspace
-            batch.is_idempotent = True  # an upsert: safe to retry
-            yield batch, None
+        full = start + (end - start) // per_batch * per_batch
+        for lo in range(start, full, per_batch):
+            yield _batch(plan, rows[lo : lo + per_batch], parts), None
+        if full == end:
+            continue
+        packer = packers.setdefault(plan.replica_set(parts), _Packer())
+        if len(packer.rows) + end - full > per_batch or packer.partitions == BATCH_PARTITIONS:
+            yield _batch(plan, packer.rows, packer.routing), None
+            packer.rows, packer.routing, packer.partitions = [], None, 0
+        packer.rows.extend(rows[full:end])
+        packer.routing = packer.routing or parts
+        packer.partitions += 1
+    for packer in packers.values():
+        if packer.rows:
+            yield _batch(plan, packer.rows, packer.routing), None
 
 
-def _index_entries(
-    plan: WritePlan, frame: pd.DataFrame, bucket: str, bucket_ms: np.ndarray, seen: set
-) -> list[tuple[str, str, int]]:
+def _batch(plan: WritePlan, rows: list[tuple], routing: list[bytes] | None) -> Any:
+    from cassandra.query import BatchStatement, BatchType
+
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    # Pre-serialised values skip BoundStatement.bind(), the client's main cost per row;
+    # the driver writes them to the wire as they are.
+    batch._statements_and_parameters = list(zip(repeat(True), repeat(plan.insert.query_id), rows))
+    batch.routing_key = routing  # token-aware: a replica of every partition in the batch
+    batch.keyspace = plan.keyspace
+    batch.is_idempotent = True  # an upsert: safe to retry
+    return batch
+
+
+def _partitions(plan: WritePlan, frame: pd.DataFrame, bucket: str, bucket_ms: np.ndarray) -> list:
+    """``(table, *key values, bucket ms)`` of each partition ``frame`` writes to."""
     keys = [c for c in plan.spec.partition_key if c != bucket]
-    pairs = pd.DataFrame({**{k: frame[k].astype(str).to_numpy() for k in keys}, bucket: bucket_ms})
-    entries = []
-    for row in pairs.drop_duplicates().itertuples(index=False):
-        entry = (plan.spec.name, index_key(row[:-1]), int(row[-1]))
-        if entry not in seen:
-            seen.add(entry)
-            entries.append(entry)
-    return entries
+    pairs = pd.DataFrame({**{k: frame[k].to_numpy(dtype=object) for k in keys}, bucket: bucket_ms})
+    rows = pairs.drop_duplicates().itertuples(index=False, name=None)
+    return [(plan.spec.name, *row[:-1], int(row[-1])) for row in rows]
+
+
+def _index_batches(plan: WritePlan, partitions: list[tuple]) -> Iterator[tuple]:
+    """``partition_index`` upserts, packed by replica set like the rows they index."""
+    from cassandra.query import BatchStatement, BatchType
+
+    groups: dict[Hashable, list[tuple[list[bytes], tuple]]] = {}
+    for table, *key, bucket_ms in partitions:
+        entry = (table, index_key(key), bucket_ms)
+        parts = [entry[0].encode(), entry[1].encode()]
+        groups.setdefault(plan.replica_set(parts), []).append((parts, entry))
+    for members in groups.values():
+        for lo in range(0, len(members), BATCH_PARTITIONS):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for _parts, entry in members[lo : lo + BATCH_PARTITIONS]:
+                batch.add(plan.index_insert, entry)
+            batch.routing_key = members[lo][0]
+            batch.keyspace = plan.keyspace
+            batch.is_idempotent = True
+            yield batch, None
 
 
 def write_frame(
@@ -140,7 +249,7 @@ def write_frame(
     """Upsert ``rows`` (contract columns, bucket derived here); return rows written."""
     spec = plan.spec
     bucket = bucket_column(spec)
-    seen: set = set()
+    memory = plan.index_memory if plan.index_memory is not None else IndexMemory()
     written = 0
     for lo in range(0, len(rows), CHUNK_ROWS):
         chunk = rows.iloc[lo : lo + CHUNK_ROWS]
@@ -153,8 +262,9 @@ def write_frame(
                 **{bucket: pd.DatetimeIndex(bucket_ms.astype("datetime64[ms]")).tz_localize("UTC")}
             )
             # The index is written first: rows are never unreachable by an open-range read.
-            entries = _index_entries(plan, chunk, bucket, bucket_ms, seen)
-            run_concurrent(session, ((plan.index_insert, e) for e in entries))
+            fresh = memory.new(_partitions(plan, chunk, bucket, bucket_ms))
+            run_concurrent(session, _index_batches(plan, fresh))
+            memory.remember(fresh)
         chunk, codes = _partition_order(chunk, list(spec.partition_key))
         encoded = [encode_column(chunk[c], spec.columns[c], c) for c in plan.insert_columns]
         run_concurrent(session, _batches(plan, encoded, codes), plan.concurrency)

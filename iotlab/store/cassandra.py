@@ -25,7 +25,14 @@ import pandas as pd
 from iotlab.errors import ConcurrencyError, StoreError, ValidationError
 from iotlab.store._cql_codec import python_value
 from iotlab.store._cql_connect import Connection, connect_cluster
-from iotlab.store._cql_io import BATCH_ROWS, WritePlan, bucket_column, index_key, run_concurrent
+from iotlab.store._cql_io import (
+    BATCH_ROWS,
+    IndexMemory,
+    WritePlan,
+    bucket_column,
+    index_key,
+    run_concurrent,
+)
 from iotlab.store._cql_io import write_frame as _write_frame
 from iotlab.store._cql_read import key_tuples, read_partitions, select_list
 from iotlab.store._cql_schema import (
@@ -42,6 +49,20 @@ from iotlab.store.url import StoreURL, validate_identifier
 __all__ = ["CassandraStore"]
 
 _MAX_ENUMERATED_BUCKETS = 64
+_HOUR_MS = 3600 * 1000
+#: closed ranges up to this long read several partitions per query: at most 50, and at
+#: most 100 partition-hours, so a query stays small even on 1 Hz data (360k rows)
+_GROUPED_SPAN_MS = 8 * _HOUR_MS
+_GROUPED_PARTITIONS = 50
+_GROUPED_PARTITION_MS = 100 * _HOUR_MS
+
+
+def _partitions_per_query(start_ms: int | None, end_ms: int | None) -> int:
+    """How many partitions one query of this range may read (0: one query each)."""
+    if start_ms is None or end_ms is None or end_ms - start_ms > _GROUPED_SPAN_MS:
+        return 0
+    span = max(end_ms - start_ms, _HOUR_MS)
+    return max(1, min(_GROUPED_PARTITIONS, _GROUPED_PARTITION_MS // span))
 
 
 class CassandraStore(Store):
@@ -55,7 +76,7 @@ class CassandraStore(Store):
         Table specs (default: :data:`iotlab.store.schema.TABLES`); tests pass
         variants, e.g. a short TTL.
     batch_rows
-        Rows per UNLOGGED single-partition batch.
+        Rows per UNLOGGED batch.
     """
 
     scheme = "cassandra"
@@ -74,6 +95,7 @@ class CassandraStore(Store):
         self.batch_rows = batch_rows
         self._conn: Connection | None = None
         self._prepared: dict[str, Any] = {}
+        self._index_memory = IndexMemory()
         self._closed = False
 
     # -- connection -------------------------------------------------------------------------
@@ -187,7 +209,26 @@ class CassandraStore(Store):
             f"INSERT INTO {self.keyspace}.partition_index (table_name, key, bucket) "
             "VALUES (?, ?, ?)"
         )
-        return WritePlan(self.keyspace, spec, insert, columns, index, self.batch_rows)
+        return WritePlan(
+            self.keyspace,
+            spec,
+            insert,
+            columns,
+            index,
+            self.batch_rows,
+            replica_set=self._replica_set,
+            index_memory=self._index_memory,
+        )
+
+    def _replica_set(self, parts: list[bytes]) -> frozenset:
+        """The nodes owning the partition whose serialised key columns are ``parts``."""
+        # A composite key's token is hashed over each part as <length><bytes>0x00.
+        key = (
+            parts[0]
+            if len(parts) == 1
+            else b"".join(len(p).to_bytes(2, "big") + p + b"\x00" for p in parts)
+        )
+        return frozenset(self.connection.cluster.metadata.get_replicas(self.keyspace, key))
 
     def _check_rows(self, spec: TableSpec, rows: pd.DataFrame) -> pd.DataFrame:
         bucket = bucket_column(spec)
@@ -287,17 +328,65 @@ class CassandraStore(Store):
             f"WHERE {' AND '.join(where)}",
             bulk=True,
         )
+        conn = self.connection
+        session = conn.bulk if conn.bulk is not None else conn.session
         if bucket is None:
             requests = [(k, [*k, *bounds]) for k in keys]
         else:
             per_key = self._buckets(spec, keys, start_ms, end_ms)
+            budget = _partitions_per_query(start_ms, end_ms)
+            if budget > 1 and len(keys) > 1 and per_key.count(per_key[0]) == len(per_key):
+                return self._read_grouped(
+                    session, spec, keys, per_key[0], columns, first, bounds, budget
+                )
             requests = [
                 (k, [*k, b, *bounds]) for k, buckets in zip(keys, per_key) for b in buckets
             ]
-        conn = self.connection
-        session = conn.bulk if conn.bulk is not None else conn.session
         frame = read_partitions(session, statement, spec, requests, key_names, selected, columns)
         return frame.reset_index(drop=True)
+
+    def _read_grouped(
+        self,
+        session: Any,
+        spec: TableSpec,
+        keys: list[tuple],
+        buckets: list[int],
+        columns: list[str],
+        first: str | None,
+        bounds: list[int],
+        budget: int,
+    ) -> pd.DataFrame:
+        """Read a short range of many partitions with a few multi-partition queries.
+
+        A live roll-up refresh reads a handful of rows from each of hundreds of
+        partitions; one query per partition would make the request overhead the whole
+        cost. ``keys`` is a product of per-column choices (see ``key_tuples``) with the
+        same buckets, so ``IN`` on every partition-key column names exactly them; about
+        ``budget`` partitions go into one query, all on the bulk session.
+        """
+        bucket = bucket_column(spec)
+        names = [c for c in spec.partition_key if c != bucket]
+        choices = [sorted({k[i] for k in keys}) for i in range(len(names))]
+        others = int(np.prod([len(c) for c in choices[1:]])) * max(len(buckets), 1)
+        per_query = max(1, budget // others)
+        order = [*names, *([first] if first is not None else [])]
+        selected = list(dict.fromkeys([*order, *columns]))  # sort keys, even if not asked
+        where = [f"{quote(c)} IN ?" for c in [*names, bucket]]
+        if first is not None:
+            where += [f"{quote(first)} {op} ?" for op in (">=", "<")][: len(bounds)]
+        statement = self._prepare(
+            f"SELECT {select_list(spec, selected)} FROM {self.keyspace}.{spec.name} "
+            f"WHERE {' AND '.join(where)}",
+            bulk=True,
+        )
+        head = choices[0]
+        requests = [
+            ((), [head[i : i + per_query], *choices[1:], buckets, *bounds])
+            for i in range(0, len(head), per_query)
+        ]
+        frame = read_partitions(session, statement, spec, requests, [], selected, selected)
+        frame = frame.sort_values(order, kind="stable", ignore_index=True)
+        return frame[columns]
 
     def _read_all(
         self, spec: TableSpec, columns: list[str], start: int | None, end: int | None
@@ -344,6 +433,8 @@ class CassandraStore(Store):
                 f"DELETE FROM {self.keyspace}.partition_index WHERE table_name = ? AND key = ?"
             )
             run_concurrent(self.session, ((drop_index, (spec.name, index_key(k))) for k in keys))
+            for k in keys:
+                self._index_memory.forget(spec.name, tuple(k))
         return deleted
 
     # -- events -----------------------------------------------------------------------------

@@ -221,3 +221,47 @@ def test_stats_counts_rows_partitions_and_span(new_url):
     assert stats.loc["readings", "partitions"] == 3
     assert stats.loc["readings", "first"] == pd.Timestamp("2026-01-01", tz="UTC")
     assert stats.loc["readings", "last"] == pd.Timestamp("2026-01-03 23:00", tz="UTC")
+
+
+def test_small_partitions_share_batches_within_one_replica_set():
+    # The packing rule alone (no node): rows of small partitions go into shared
+    # UNLOGGED batches, at most BATCH_PARTITIONS partitions each, never mixing replica
+    # sets; a big partition fills batches of its own; every row is sent exactly once.
+    from iotlab.store._cql_io import BATCH_PARTITIONS, WritePlan, _batches, _partition_order
+    from iotlab.store.schema import TableSpec
+
+    spec = TableSpec(
+        "t",
+        {"device_id": "text", "sensor_id": "text", "row": "int"},
+        partition_key=("device_id", "sensor_id"),
+        clustering=("row",),
+    )
+    sizes = {f"dev-{i:02d}": 2 for i in range(25)} | {"dev-big": 120}
+    frame = pd.DataFrame(
+        {
+            "device_id": [d for d, n in sizes.items() for _ in range(n)],
+            "sensor_id": "temp",
+            "row": np.arange(sum(sizes.values())),
+        }
+    )
+    frame, codes = _partition_order(frame, ["device_id", "sensor_id"])
+
+    class Insert:
+        query_id = b"q"
+
+    def replica_set(parts: list[bytes]) -> str:
+        return "odd" if parts[0][-1] % 2 else "even"  # two "nodes" by the device's last digit
+
+    columns = ("device_id", "sensor_id", "row")
+    plan = WritePlan("ks", spec, Insert(), columns, None, 50, replica_set=replica_set)
+    encoded = [[str(v).encode() for v in frame[c]] for c in columns]
+    batches = [b for b, _ in _batches(plan, encoded, codes)]
+    rows_of = [[r for _flag, _query, r in b._statements_and_parameters] for b in batches]
+    assert sorted(int(r[2]) for rows in rows_of for r in rows) == list(range(len(frame)))
+    for rows in rows_of:
+        devices = {r[0] for r in rows}
+        assert len(rows) <= 50 and len(devices) <= BATCH_PARTITIONS
+        assert len({replica_set([d]) for d in devices}) == 1  # one replica set per batch
+    alone = [rows for rows in rows_of if {r[0] for r in rows} == {b"dev-big"}]
+    assert [len(rows) for rows in alone] == [50, 50]  # the other 20 rows share a batch
+    assert len(batches) < len(sizes)  # fewer requests than partitions

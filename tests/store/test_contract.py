@@ -111,6 +111,46 @@ def test_upsert_by_primary_key_leaves_one_row(store, make_readings, rng):
     np.testing.assert_allclose(got["value"], frame["value"] + 1)
 
 
+def test_many_partitions_over_a_short_range_read_like_one_at_a_time(store, make_readings, rng):
+    # A live batch writes a few rows to each of many partitions and reads them back over
+    # a short range (Cassandra then packs partitions into shared batches and queries).
+    devices = [f"dev-{i:02d}" for i in range(23)]
+    sensors = ["temp_01", "hum_01", "co2_01"]
+    start = pd.Timestamp("2026-01-01 23:58", tz="UTC")  # the range crosses a day bucket
+    frame = make_readings(rng, devices, sensors, start, 7, freq="41s")
+    assert store.write_rows("readings", frame) == len(frame)
+    lo, hi = start + pd.Timedelta("30s"), start + pd.Timedelta("4min")
+    got = store.read_rows(
+        "readings", {"device_id": devices, "sensor_id": sensors}, start=lo, end=hi
+    )
+    one_by_one = pd.concat(
+        [
+            store.read_rows("readings", {"device_id": d, "sensor_id": s}, start=lo, end=hi)
+            for d in devices
+            for s in sorted(sensors)
+        ],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(got, one_by_one)
+    in_range = frame[(frame["ts"] >= lo) & (frame["ts"] < hi)]
+    assert len(got) == len(in_range) > len(devices) * len(sensors)
+    values_only = store.read_rows(
+        "readings",
+        {"device_id": devices, "sensor_id": sensors},
+        start=lo,
+        end=hi,
+        columns=["value"],
+    )
+    pd.testing.assert_frame_equal(values_only, one_by_one[["value"]])
+    only = store.read_rows(
+        "readings", {"device_id": devices[:2], "sensor_id": "hum_01"}, start=lo, end=hi
+    )
+    assert set(zip(only["device_id"], only["sensor_id"])) == {
+        (devices[0], "hum_01"),
+        (devices[1], "hum_01"),
+    }
+
+
 def test_delete_rows_removes_whole_partitions(store, provision):
     provision(store, {"dev-1": ["temp_01", "hum_01"], "dev-2": ["temp_01"]})
     assert store.delete_rows("sensors", {"device_id": "dev-1"}) in (2, -1)  # -1: not counted
