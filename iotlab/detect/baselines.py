@@ -23,7 +23,7 @@ import pandas as pd
 from iotlab.detect.base import Detector, Forecast, ShortHistoryWarning
 from iotlab.detect.calibration import robust_scale
 
-__all__ = ["RollingZScoreDetector", "SeasonalNaiveDetector"]
+__all__ = ["RollingZScoreDetector", "SeasonalNaiveDetector", "trailing_forecasts"]
 
 _IQR_TO_SIGMA = 1.0 / 1.349
 
@@ -95,6 +95,72 @@ class RollingZScoreDetector(Detector):
         return Forecast(
             _mask_warmup(frame, median, min_history), _floored(spread, width, median), width
         )
+
+
+def trailing_forecasts(
+    history: pd.DataFrame,
+    probes: pd.DataFrame,
+    widths: np.ndarray,
+    *,
+    window: str | pd.Timedelta = "2h",
+    min_periods: int = 10,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What :class:`RollingZScoreDetector` fitted on each of many series predicts at probes.
+
+    The live scorer refits hundreds of sensors at a time; fitting one detector per
+    sensor would cost a few milliseconds of pandas overhead each. This computes the
+    same numbers for all of them with one grouped rolling window.
+
+    Parameters
+    ----------
+    history
+        ``series`` (integer code), ``ts``, ``value``: each series' fitted history,
+        sorted by ``series`` then ``ts``, without NaN values.
+    probes
+        ``series``, ``ts``: future times to predict, sorted the same way, each later
+        than its series' history.
+    widths
+        The range width of each series code (what ``Detector._width`` gives: the
+        declared range, else the history's robust range); sets the scale floor.
+    window, min_periods
+        As for :class:`RollingZScoreDetector`.
+
+    Returns
+    -------
+    expected, scale
+        Arrays aligned with ``probes`` (NaN where the window holds too few readings).
+
+    Examples
+    --------
+    >>> ts = pd.date_range("2026-01-01", periods=30, freq="1min", tz="UTC")
+    >>> history = pd.DataFrame({"series": 0, "ts": ts, "value": np.arange(30.0)})
+    >>> probes = pd.DataFrame({"series": 0, "ts": ts[-1:] + pd.Timedelta("1min")})
+    >>> expected, scale = trailing_forecasts(history, probes, np.array([100.0]))
+    >>> float(expected[0]), round(float(scale[0]), 2)
+    (14.5, 10.75)
+    """
+    window = pd.Timedelta(window)
+    codes = history["series"].to_numpy()
+    values = history["value"].to_numpy(dtype=float)
+    level = pd.Series(np.abs(values)).groupby(codes).median()
+    floor = np.maximum(1e-3 * widths, 1e-6 * np.maximum(level.reindex(range(len(widths))), 1.0))
+    # The detector keeps as context only the last ``window`` of its history.
+    last = pd.Series(history["ts"].to_numpy()).groupby(codes).transform("max").to_numpy()
+    tail = history[history["ts"].to_numpy() >= last - window]
+    both = pd.concat(
+        [tail[["series", "ts", "value"]], probes[["series", "ts"]].assign(value=np.nan)],
+        ignore_index=True,
+    ).sort_values(["series", "ts"], kind="stable")
+    is_probe = both.index.to_numpy() >= len(tail)
+    rolling = both.groupby("series", sort=True).rolling(
+        window, on="ts", closed="left", min_periods=min_periods
+    )["value"]
+    median = rolling.median().to_numpy()
+    spread = (rolling.quantile(0.75) - rolling.quantile(0.25)).to_numpy() * _IQR_TO_SIGMA
+    scale = np.maximum(spread, floor.to_numpy()[both["series"].to_numpy()])
+    # Rows come back in (series, ts) order, which is the order of ``both``; probes are
+    # restored to their given order (the same, as they were sorted).
+    return median[is_probe], scale[is_probe]
 
 
 def _floored(spread: np.ndarray, width: np.ndarray, level: np.ndarray) -> np.ndarray:

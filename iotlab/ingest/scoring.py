@@ -4,10 +4,11 @@ For each (device, sensor) the cache keeps a detector fitted on the sensor's rece
 stored history and, from it, a *forecast table*: the detector's expected value and band
 at the next expected reading times (``horizon`` ahead, one point per reading period).
 A batch is scored by looking each reading up in its sensor's table, vectorised; no
-model is fitted per reading. Models are fitted at fixed data-time grid points (multiples
-of ``refit_every``) on the history before the point, so the same stream gives the same
+model is fitted per reading. Models are fitted at fixed data-time grid points (every
+``refit_every``) on the history before the point, so the same stream gives the same
 scores however it is cut into batches; at most ``max_refits`` sensors are refitted per
-batch, so a large fleet spreads its refits over several batches.
+batch. The default model's fits are computed for all due sensors together, from one
+bulk read per sensor id.
 
 Readings without a usable forecast (a new sensor, too little history, beyond the
 horizon) get NaN scores and are never anomalous, the same rule the detectors use.
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from iotlab.detect.base import robust_width
+from iotlab.detect.baselines import RollingZScoreDetector, trailing_forecasts
 from iotlab.errors import IotlabError
 from iotlab.store.base import Store
 
@@ -53,13 +56,23 @@ SCORE_FIELDS = ("expected", "lower", "upper", "score", "confidence", "is_anomaly
 DetectorFactory = Callable[[str, str, "tuple[float, float] | None"], object]
 
 
+#: The default model's trailing window and fewest readings in it.
+ZSCORE_WINDOW = "2h"
+ZSCORE_MIN_PERIODS = 10
+
+
 def rolling_zscore_factory(
     device_id: str, sensor_id: str, sensor_range: tuple[float, float] | None
 ) -> object:
-    """The default model: a 2-hour rolling robust z-score with the sensor's range."""
-    from iotlab.detect import RollingZScoreDetector
+    """The default model: a 2-hour rolling robust z-score with the sensor's range.
 
-    return RollingZScoreDetector(window="2h", sensor_range=sensor_range)
+    Its forecast tables are computed for all due sensors at once
+    (:func:`iotlab.detect.baselines.trailing_forecasts`), with the same result as
+    fitting this detector per sensor.
+    """
+    return RollingZScoreDetector(
+        window=ZSCORE_WINDOW, min_periods=ZSCORE_MIN_PERIODS, sensor_range=sensor_range
+    )
 
 
 @dataclass
@@ -70,7 +83,20 @@ class _Entry:
     scale: np.ndarray  # robust sd of the residual at each grid time
     step_ms: int
     width: float  # the sensor's range: declared, else the history's robust range
-    detector: object | None
+
+
+@dataclass
+class _Plan:
+    """A due fit: the sensor, its grid point, its history and forecast grid."""
+
+    key: tuple[str, str]
+    point: pd.Timestamp
+    series: int  # position among the due fits
+    rows: slice  # its rows of the history frame: sorted by ts, no NaN (validated)
+    step_ms: int
+    grid: np.ndarray  # epoch ms
+    limits: tuple[float, float] | None
+    width: float
 
 
 class ForecastCache:
@@ -87,12 +113,14 @@ class ForecastCache:
     refit_every
         Data time between refits of one sensor.
     history
-        How much stored history a refit reads.
+        How much stored history a refit reads (default: the default model's 2-hour
+        window, all it uses; one day for other detectors).
     horizon
         How far ahead a forecast table reaches (default ``2 * refit_every``, so a sensor
         waiting for its turn to refit still has a forecast).
     max_refits
-        Most sensors refitted per batch.
+        Most sensors refitted per batch (default: 2,000 for the default model, whose
+        fits are computed together, 50 for other detectors, fitted one by one).
     """
 
     def __init__(
@@ -101,16 +129,17 @@ class ForecastCache:
         detector_factory: DetectorFactory | None = None,
         *,
         refit_every: str | pd.Timedelta = "30min",
-        history: str | pd.Timedelta = "6h",
+        history: str | pd.Timedelta | None = None,
         horizon: str | pd.Timedelta | None = None,
-        max_refits: int = 100,
+        max_refits: int | None = None,
     ) -> None:
         self.store = store
         self.factory = detector_factory or rolling_zscore_factory
         self.refit_every = pd.Timedelta(refit_every)
-        self.history = pd.Timedelta(history)
+        default = detector_factory in (None, rolling_zscore_factory)
+        self.history = pd.Timedelta(history or (ZSCORE_WINDOW if default else "1D"))
         self.horizon = pd.Timedelta(horizon) if horizon is not None else 2 * self.refit_every
-        self.max_refits = max_refits
+        self.max_refits = max_refits if max_refits is not None else (2000 if default else 50)
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._ranges: dict[tuple[str, str], tuple[float, float]] | None = None
         self._prototype = self.factory("", "", None)
@@ -136,62 +165,168 @@ class ForecastCache:
             }
         return self._ranges.get(key)
 
-    def _fit(self, key: tuple[str, str], before: pd.Timestamp) -> _Entry:
-        from iotlab.store.queries import read_readings
+    def _histories(self, due: list[tuple[tuple[str, str], pd.Timestamp]]) -> pd.DataFrame:
+        """``series`` (position in ``due``), ``ts`` (epoch ms), ``value``: the stored
+        ``history`` before each due ``(key, point)``, sorted by series then time.
 
-        history = read_readings(self.store, key[0], key[1], before - self.history, before)
+        Due fits of one sensor id share one ``read_rows`` call over the span of all
+        their windows, which reads their partitions concurrently (and, on Cassandra,
+        several per query): a refit round costs a few store calls, not one round trip
+        per sensor.
+        """
+        history_ms = int(self.history / pd.Timedelta(milliseconds=1))
+        wanted = pd.DataFrame(
+            {
+                "device_id": [key[0] for key, _ in due],
+                "sensor_id": [key[1] for key, _ in due],
+                "series": np.arange(len(due), dtype=np.int64),
+                "hi": [point.value // 1_000_000 for _, point in due],
+            }
+        )
+        wanted["lo"] = wanted["hi"] - history_ms
+        frames = []
+        for sensor_id, mine in wanted.groupby("sensor_id", sort=False):
+            rows = self.store.read_rows(
+                "readings",
+                {"device_id": mine["device_id"].unique().tolist(), "sensor_id": sensor_id},
+                start=pd.Timestamp(int(mine["lo"].min()), unit="ms", tz="UTC"),
+                end=pd.Timestamp(int(mine["hi"].max()), unit="ms", tz="UTC"),
+                columns=["device_id", "sensor_id", "ts", "value"],
+            )
+            rows = pd.DataFrame(
+                {
+                    "device_id": rows["device_id"].to_numpy(dtype=object),
+                    "sensor_id": rows["sensor_id"].to_numpy(dtype=object),
+                    "ts": rows["ts"].to_numpy("datetime64[ms]").astype(np.int64),
+                    "value": rows["value"].to_numpy(dtype=float),
+                }
+            )
+            # Each due fit keeps the rows of its own window (a sensor may be due twice).
+            joined = rows.merge(mine, on=["device_id", "sensor_id"], sort=False)
+            inside = (joined["ts"] >= joined["lo"]) & (joined["ts"] < joined["hi"])
+            frames.append(joined.loc[inside, ["series", "ts", "value"]])
+        history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if history.empty:
+            return pd.DataFrame({"series": [], "ts": [], "value": []}).astype(
+                {"series": np.int64, "ts": np.int64, "value": float}
+            )
+        return history.sort_values(["series", "ts"], kind="stable", ignore_index=True)
+
+    def _fit_all(
+        self, due: list[tuple[tuple[str, str], pd.Timestamp]], history: pd.DataFrame
+    ) -> dict[tuple[tuple[str, str], pd.Timestamp], _Entry]:
+        """A forecast table for each due ``(key, point)`` from its stored ``history``.
+
+        The table holds the model's expected value and scale at the sensor's next
+        expected reading times, ``horizon`` ahead of its last stored reading.
+        """
         empty = np.array([], dtype=np.int64)
-        entry = _Entry(before, empty, empty.astype(float), empty.astype(float), 1, np.nan, None)
-        if len(history) < 2:
-            return entry
-        series = history[["ts", "value"]]
-        step_ms = int(np.median(np.diff(series["ts"].to_numpy("datetime64[ms]").astype(np.int64))))
-        step_ms = max(step_ms, 1)
-        limits = self._sensor_range(key)
-        values = series["value"].to_numpy(dtype=float)
-        low, high = limits if limits else np.quantile(values, [0.005, 0.995])
-        detector = self.factory(key[0], key[1], limits)
-        last_ms = int(series["ts"].iloc[-1].value // 1_000_000)
-        n = max(1, int(self.horizon / pd.Timedelta(milliseconds=step_ms)))
-        grid = last_ms + step_ms * np.arange(1, n + 1, dtype=np.int64)
-        probe = pd.DataFrame({"ts": pd.to_datetime(grid, unit="ms", utc=True), "value": np.nan})
+        entries = {
+            (key, point): _Entry(point, empty, empty.astype(float), empty.astype(float), 1, np.nan)
+            for key, point in due
+        }
+        codes = history["series"].to_numpy()
+        ts_ms = history["ts"].to_numpy()
+        values = history["value"].to_numpy()
+        bounds = np.searchsorted(codes, np.arange(len(due) + 1))
+        plans = []
+        for i, (key, point) in enumerate(due):
+            lo, hi = bounds[i], bounds[i + 1]
+            if hi - lo < 2:
+                continue  # too little history: no forecast, readings stay unscored
+            step_ms = max(int(np.median(np.diff(ts_ms[lo:hi]))), 1)
+            n = max(1, int(self.horizon / pd.Timedelta(milliseconds=step_ms)))
+            limits = self._sensor_range(key)
+            width = limits[1] - limits[0] if limits else robust_width(values[lo:hi])
+            grid = ts_ms[hi - 1] + step_ms * np.arange(1, n + 1, dtype=np.int64)
+            plans.append(_Plan(key, point, i, slice(lo, hi), step_ms, grid, limits, width))
+        if not plans:
+            return entries
+        if self.factory is rolling_zscore_factory:
+            tables = self._default_tables(plans, history, len(due))
+        else:
+            tables = [self._detector_table(plan, history) for plan in plans]
+        for plan, table in zip(plans, tables):
+            if table is not None:
+                self.refits += 1
+                entries[(plan.key, plan.point)] = _Entry(
+                    plan.point,
+                    plan.grid,
+                    *table,
+                    plan.step_ms,
+                    plan.width if plan.width > 0 else np.nan,
+                )
+        return entries
+
+    @staticmethod
+    def _default_tables(
+        plans: list[_Plan], history: pd.DataFrame, n_series: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The default model's tables for every plan at once (see ``trailing_forecasts``)."""
+        planned = np.zeros(n_series, dtype=bool)
+        planned[[p.series for p in plans]] = True
+        history = history[planned[history["series"].to_numpy()]]
+        history = history.assign(ts=_as_utc(history["ts"].to_numpy()))
+        probes = pd.DataFrame(
+            {
+                "series": np.repeat([p.series for p in plans], [len(p.grid) for p in plans]),
+                "ts": _as_utc(np.concatenate([p.grid for p in plans])),
+            }
+        )
+        widths = np.full(n_series, np.nan)
+        widths[[p.series for p in plans]] = [p.width for p in plans]
+        expected, scale = trailing_forecasts(
+            history, probes, widths, window=ZSCORE_WINDOW, min_periods=ZSCORE_MIN_PERIODS
+        )
+        bounds = np.cumsum([0, *(len(p.grid) for p in plans)])
+        return [(expected[lo:hi], scale[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def _detector_table(
+        self, plan: _Plan, history: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Fit the factory's detector on one sensor's history and forecast its grid."""
+        detector = self.factory(plan.key[0], plan.key[1], plan.limits)
+        own = history.iloc[plan.rows]
+        series = pd.DataFrame({"ts": _as_utc(own["ts"].to_numpy()), "value": own["value"]})
+        probe = pd.DataFrame({"ts": _as_utc(plan.grid), "value": np.nan})
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # short-history fallbacks are expected here
                 detector.fit(series)  # type: ignore[attr-defined]
                 forecast = detector.score(probe)  # type: ignore[attr-defined]
         except IotlabError as exc:
-            logger.warning("cannot fit %s/%s: %s", key[0], key[1], exc)
-            return entry
+            logger.warning("cannot fit %s/%s: %s", plan.key[0], plan.key[1], exc)
+            return None
         z = detector.calibration.z_threshold(detector.threshold)  # type: ignore[attr-defined]
         expected = forecast["expected"].to_numpy(dtype=float)
-        scale = (forecast["upper"].to_numpy(dtype=float) - expected) / z
-        self.refits += 1
-        width = float(high - low) if high > low else np.nan
-        return _Entry(before, grid, expected, scale, step_ms, width, detector)
+        return expected, (forecast["upper"].to_numpy(dtype=float) - expected) / z
 
-    def _forecast_for(self, key: tuple[str, str], point: pd.Timestamp, budget: int) -> bool:
-        """Make ``key``'s forecast the one fitted at grid ``point``, if due and affordable.
+    def _refit(
+        self, wanted: list[tuple[tuple[str, str], pd.Timestamp]]
+    ) -> dict[tuple[tuple[str, str], pd.Timestamp], _Entry]:
+        """Fit each ``(key, grid point)`` not fitted yet, at most ``max_refits`` of them.
 
         Fits happen at fixed data-time grid points (multiples of ``refit_every``) and read
         only history before the point, so which model scores a reading depends on the
-        reading's time, not on where a stream happened to be cut into batches.
+        reading's time, not on where a stream happened to be cut into batches. Past the
+        budget a sensor keeps its older forecast; its horizon covers the wait.
         """
-        entry = self._entries.get(key)
-        if entry is not None and entry.fitted_at >= point:
-            return False
-        if budget <= 0:  # keep the older forecast; its horizon covers the wait
-            return False
-        self._entries[key] = self._fit(key, point)
-        return True
+        due = []
+        for key, point in wanted:
+            entry = self._entries.get(key)
+            if (entry is None or entry.fitted_at < point) and len(due) < self.max_refits:
+                due.append((key, point))
+        if not due:
+            return {}
+        return self._fit_all(due, self._histories(due))
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, readings: pd.DataFrame) -> pd.DataFrame:
         """``readings`` (device_id, sensor_id, ts, value, ...) with :data:`SCORE_FIELDS`.
 
         Each reading is looked up in the forecast its sensor was fitted for at the last
-        grid point (a multiple of ``refit_every``) at or before it; missing fits are made
-        first, at most ``max_refits`` per call.
+        grid point of that sensor at or before it (see :meth:`grid_points`); missing fits
+        are made first, at most ``max_refits`` per call.
         """
         out = readings.reset_index(drop=True)
         n = len(out)
@@ -200,14 +335,15 @@ class ForecastCache:
         width = np.full(n, np.nan)
         if n:
             ts_ms = out["ts"].to_numpy("datetime64[ms]").astype(np.int64)
-            points = out["ts"].dt.floor(self.refit_every)
+            points = self.grid_points(out["ts"])
             # Sorted: each sensor's grid points in time order, so a batch spanning a grid
             # point scores its earlier rows before refitting for the later ones.
             groups = out.groupby([out["device_id"], out["sensor_id"], points], sort=True).indices
-            budget = self.max_refits
+            fitted = self._refit([((d, s), point) for d, s, point in groups])
             for (device_id, sensor_id, point), rows in groups.items():
                 key = (device_id, sensor_id)
-                budget -= self._forecast_for(key, point, budget)
+                if (key, point) in fitted:
+                    self._entries[key] = fitted[(key, point)]
                 entry = self._entries.get(key)
                 if entry is None or not len(entry.grid_ms):
                     continue
@@ -220,6 +356,24 @@ class ForecastCache:
                 scale[rows[ok]] = entry.scale[k[ok]]
                 width[rows] = entry.width
         return self._assemble(out, expected, scale, width)
+
+    def grid_points(self, ts: pd.Series) -> pd.Series:
+        """The refit grid point at or before each reading: when its model was fitted.
+
+        Every ``refit_every`` of data time, the same instants for every sensor, so a
+        fleet's refits share one bulk read and one grouped fit; it depends on the
+        reading alone, never on how the stream was cut into batches.
+
+        Examples
+        --------
+        >>> from iotlab.store import open_store
+        >>> store = open_store("sqlite://")
+        >>> cache = ForecastCache(store, refit_every="30min")
+        >>> cache.grid_points(pd.Series(pd.to_datetime(["2026-01-01 00:40"], utc=True)))[0]
+        Timestamp('2026-01-01 00:30:00+0000', tz='UTC')
+        >>> store.close()
+        """
+        return ts.dt.floor(self.refit_every)
 
     def _assemble(
         self, out: pd.DataFrame, expected: np.ndarray, scale: np.ndarray, width: np.ndarray
@@ -260,3 +414,10 @@ class ForecastCache:
     def forget_sensor_ranges(self) -> None:
         """Re-read sensor ranges from the store at the next use (after new provisioning)."""
         self._ranges = None
+
+
+def _as_utc(ms: np.ndarray) -> pd.DatetimeIndex:
+    """Epoch milliseconds as UTC timestamps."""
+    return pd.DatetimeIndex(np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")).tz_localize(
+        "UTC"
+    )
