@@ -28,12 +28,12 @@ class Part:
     frame: pd.DataFrame
     source: str
     topics: list[str] | None = None  # per row, for MQTT messages
-    payloads: list[str] | None = None  # raw payload per row, for MQTT messages
+    payloads: list[bytes] | None = None  # raw payload per row, for MQTT messages
 
     def letter(self, row: int) -> tuple[str, str, str]:
         """(source, topic, payload) of the row at position ``row``."""
         if self.payloads is not None and self.topics is not None:
-            return self.source, self.topics[row], self.payloads[row]
+            return self.source, self.topics[row], _text(self.payloads[row])
         record = self.frame.iloc[row].to_dict()
         return self.source, "", json.dumps(record, default=str)
 
@@ -90,16 +90,14 @@ class PendingBatch:
         parts = [Part(f.reset_index(drop=True), s) for f, s in self.reading_frames]
         if self.readings:
             frame = _frame_from_ms(self.readings, READING_COLUMNS, 2)
-            payloads = [_text(p) for p in self.reading_payloads]
-            parts.insert(0, Part(frame, "mqtt", self.reading_topics, payloads))
+            parts.insert(0, Part(frame, "mqtt", self.reading_topics, self.reading_payloads))
         return parts
 
     def metric_parts(self) -> list[Part]:
         parts = [Part(f.reset_index(drop=True), s) for f, s in self.metric_frames]
         if self.heartbeats:
             frame = _frame_from_ms(self.heartbeats, HEARTBEAT_COLUMNS, 1)
-            payloads = [_text(p) for p in self.heartbeat_payloads]
-            parts.insert(0, Part(frame, "mqtt", self.heartbeat_topics, payloads))
+            parts.insert(0, Part(frame, "mqtt", self.heartbeat_topics, self.heartbeat_payloads))
         return parts
 
 

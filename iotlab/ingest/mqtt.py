@@ -174,17 +174,26 @@ class MqttSource:
         logger.info("subscribed to %s on %s as %s", self.topic, self.url, self.client_id)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, end_session: bool = False) -> None:
         """Stop taking messages (unacknowledged ones stay with the broker) and disconnect.
 
         Call ``service.stop()`` (or ``flush()``) between :meth:`pause` and this, so that
-        what was already taken is stored and acknowledged first.
+        what was already taken is stored and acknowledged first. ``end_session=True``
+        also ends the broker's session for this client id, so the broker stops keeping
+        messages for it (a subscriber that will not come back, e.g. a benchmark's).
         """
         if self._client is None:
             return
         self._paused = True
         time.sleep(0.05)  # let the network thread send the last PUBACKs
-        self._client.disconnect()
+        properties = None
+        if end_session:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+        self._client.disconnect(properties=properties)
         self._client.loop_stop()
         self._client = None
 

@@ -10,10 +10,14 @@ after its first row) the service thread:
    (:class:`~iotlab.ingest.scoring.ForecastCache`; never a refit per reading);
 4. stores flagged readings in ``anomalies`` / ``anomalies_by_day`` and calls the alert
    handlers once per new anomaly event (an ongoing event raises one alert);
-5. refreshes the minute and hour roll-ups of the touched hours;
-6. acknowledges the batch to its source (MQTT: PUBACK; only now may the broker forget
-   the messages, so a crash before this point means redelivery, never loss) and
-7. notifies subscribers.
+5. notifies subscribers (the readings are stored now);
+6. refreshes the minute and hour roll-ups of the touched hours, for every batch since
+   the last refresh, at most every ``rollup_every`` seconds: a refresh costs about the
+   same for one batch as for ten, so under load it is shared, and roll-ups lag the raw
+   readings by at most that long;
+7. only then acknowledges the batches to their sources (MQTT: PUBACK; only now may the
+   broker forget the messages, so a crash before this point means redelivery, never
+   loss, and redelivered readings recompute their roll-ups).
 
 Writes are upserts keyed on (device_id, sensor_id, ts), so a redelivered message is
 stored once. Every ``connectivity_every`` seconds the service also turns heartbeat gaps
@@ -21,7 +25,8 @@ into DeviceWentOffline / DeviceCameOnline events (``Platform.update_connectivity
 at the latest data time seen) and forwards them to subscribers.
 
 Threads: ``submit*`` may be called from any thread; batches, alert handlers and
-subscriber callbacks run on the service thread (see :mod:`iotlab.ingest.notify`).
+subscriber callbacks run on the service thread (see :mod:`iotlab.ingest.notify`);
+roll-up refreshes and the acknowledgements after them on a roll-up thread.
 
 Examples
 --------
@@ -47,6 +52,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +67,9 @@ from iotlab.ingest.scoring import ForecastCache
 __all__ = ["IngestionService", "ServiceStats"]
 
 logger = logging.getLogger(__name__)
+
+#: Seconds the service trusts its copy of the provisioned sensors and devices.
+KNOWN_MAX_AGE = 30.0
 
 _STOP = object()
 _FLUSH = object()
@@ -77,6 +86,7 @@ class ServiceStats:
     anomalies: int = 0
     alerts: int = 0
     busy_seconds: float = 0.0  # time spent processing batches
+    rollup_seconds: float = 0.0  # time spent refreshing roll-ups (on their own thread)
 
 
 class IngestionService:
@@ -101,6 +111,8 @@ class IngestionService:
         Silence after which an active device is marked offline.
     connectivity_every
         Seconds between connectivity checks (``None``: never).
+    rollup_every
+        Most seconds between roll-up refreshes (``0``: after every batch).
     topic_root
         First level of MQTT topics.
     """
@@ -116,12 +128,15 @@ class IngestionService:
         require_provisioned: bool = True,
         heartbeat_timeout: str | pd.Timedelta = "10min",
         connectivity_every: float | None = 30.0,
+        rollup_every: float = 1.0,
         topic_root: str = "iotlab",
     ) -> None:
         if batch_size < 1:
             raise ValidationError(f"must be >= 1, got {batch_size}", field="batch_size")
         if max_delay <= 0:
             raise ValidationError(f"must be > 0, got {max_delay}", field="max_delay")
+        if rollup_every < 0:
+            raise ValidationError(f"must be >= 0, got {rollup_every}", field="rollup_every")
         self.platform = platform
         self.store = platform.store
         self.batch_size = batch_size
@@ -131,12 +146,20 @@ class IngestionService:
         self.require_provisioned = require_provisioned
         self.heartbeat_timeout = pd.Timedelta(heartbeat_timeout)
         self.connectivity_every = connectivity_every
+        self.rollup_every = rollup_every
         self.topic_root = topic_root
         self.stats = ServiceStats()
         self.subscribers = Subscribers()
         self._alert_handlers: list[Callable[[Alert], None]] = []
         self._last_flagged: dict[tuple[str, str], pd.Timestamp] = {}
         self._data_now: pd.Timestamp | None = None
+        # Stored readings whose roll-ups are not refreshed yet, and their sources' acks.
+        self._unrolled: list[pd.DataFrame] = []
+        self._unacked: list[Callable[[], None]] = []
+        self._last_rollup = time.monotonic()
+        self._rollup_pool: ThreadPoolExecutor | None = None
+        self._rollup_job: Future | None = None
+        self._known_keys: dict[str, tuple[pd.DataFrame, float]] = {}
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
@@ -199,6 +222,7 @@ class IngestionService:
         """Start the service thread; return ``self``."""
         if self._thread is not None:
             raise RuntimeError("the service is already running")
+        self._rollup_pool = ThreadPoolExecutor(1, thread_name_prefix="iotlab-rollups")
         self._thread = threading.Thread(target=self._run, name="iotlab-ingest", daemon=True)
         self._thread.start()
         return self
@@ -220,6 +244,9 @@ class IngestionService:
         self._inbox.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
+        if self._rollup_pool is not None:
+            self._rollup_pool.shutdown(wait=True)
+            self._rollup_pool = None
 
     @property
     def running(self) -> bool:
@@ -242,12 +269,16 @@ class IngestionService:
                     timeout = max(0.0, batch.opened + self.max_delay - time.monotonic())
                 elif self.connectivity_every is not None:
                     timeout = self.connectivity_every
+                if self._unacked or self._unrolled:
+                    due = max(0.0, self._last_rollup + self.rollup_every - time.monotonic())
+                    timeout = due if timeout is None else min(timeout, due)
                 try:
                     item = self._inbox.get(timeout=timeout)
                 except queue.Empty:
                     item = None
                 if item is _STOP or item is _FLUSH:
                     self._process(batch)
+                    self._refresh_rollups(wait=True)
                     batch = PendingBatch(root=self.topic_root)
                     self._check_connectivity()
                     with self._flushed:
@@ -263,6 +294,8 @@ class IngestionService:
                     self._process(batch)
                     batch = PendingBatch(root=self.topic_root)
                 now = time.monotonic()
+                if now - self._last_rollup >= self.rollup_every:
+                    self._refresh_rollups()
                 if self.connectivity_every is not None and now - last_check >= (
                     self.connectivity_every
                 ):
@@ -290,12 +323,10 @@ class IngestionService:
             return
         began = time.perf_counter()
         from iotlab.store.heartbeat_rollups import refresh_heartbeat_rollups
-        from iotlab.store.rollups import refresh_rollups
-        from iotlab.store.validate import validate_metrics, validate_readings
 
         dead = list(batch.dead)
-        readings = self._validated(batch.reading_parts(), validate_readings, dead)
-        heartbeats = self._validated(batch.metric_parts(), validate_metrics, dead)
+        readings = self._validated(batch.reading_parts(), "readings", dead)
+        heartbeats = self._validated(batch.metric_parts(), "device_metrics", dead)
         if len(readings):
             readings = readings.sort_values(
                 ["device_id", "sensor_id", "ts"], kind="stable", ignore_index=True
@@ -313,9 +344,9 @@ class IngestionService:
             else (readings)
         )
         alerts = self._record_anomalies(scored)
-        refresh_rollups(self.store, readings)
-        for ack in batch.acks:  # everything is durable now
-            ack()
+        if len(readings):
+            self._unrolled.append(readings[["device_id", "sensor_id", "ts", "value"]])
+        self._unacked.extend(batch.acks)
         self._advance_clock(readings, heartbeats)
         self.stats.batches += 1
         self.stats.readings_written += len(readings)
@@ -333,12 +364,58 @@ class IngestionService:
             )
         self.subscribers.publish_readings(scored)
 
-    def _validated(self, parts: list[Part], validate: Callable, dead: list) -> pd.DataFrame:
+    def _refresh_rollups(self, *, wait: bool = False) -> None:
+        """Hand the readings stored since the last refresh, and their acks, to the
+        roll-up thread; with ``wait`` (flush, stop) finish everything here and now.
+
+        One refresh runs at a time; while it runs, batches go on being stored and the
+        next refresh takes all of them. Its waits on the store overlap the next batch.
+        """
+        if self._rollup_job is not None:
+            if not (wait or self._rollup_job.done()):
+                return
+            self._rollup_job.result()  # its error, if any, stops the service here
+            self._rollup_job = None
+        unrolled, unacked = self._unrolled, self._unacked
+        self._unrolled, self._unacked = [], []
+        self._last_rollup = time.monotonic()
+        if not (unrolled or unacked):
+            return
+        if wait or self._rollup_pool is None:
+            self._rollup_and_ack(unrolled, unacked)
+        else:
+            self._rollup_job = self._rollup_pool.submit(self._rollup_and_ack, unrolled, unacked)
+
+    def _rollup_and_ack(
+        self, unrolled: list[pd.DataFrame], unacked: list[Callable[[], None]]
+    ) -> None:
+        from iotlab.store.rollups import refresh_rollups
+
+        began = time.perf_counter()
+        if unrolled:
+            written = pd.concat(unrolled, ignore_index=True)
+            # A redelivered reading may sit in two batches: count it once, as stored.
+            written = written.drop_duplicates(["device_id", "sensor_id", "ts"], keep="last")
+            refresh_rollups(self.store, written)
+        for ack in unacked:  # everything is durable now, roll-ups included
+            ack()
+        self.stats.rollup_seconds += time.perf_counter() - began
+
+    def _validated(self, parts: list[Part], table: str, dead: list) -> pd.DataFrame:
+        from iotlab.store.validate import NOT_PROVISIONED, validate_metrics, validate_readings
+
+        validate = validate_readings if table == "readings" else validate_metrics
         clean_frames = []
         for part in parts:
+            known = self._known(table) if self.require_provisioned else None
             clean, rejected = validate(
-                part.frame, self.store, require_provisioned=self.require_provisioned
+                part.frame, self.store, require_provisioned=self.require_provisioned, known=known
             )
+            if self.require_provisioned and (rejected["reason"] == NOT_PROVISIONED[table]).any():
+                # Provisioned since the copy was taken? Look again before refusing.
+                clean, rejected = validate(
+                    part.frame, self.store, known=self._known(table, max_age=0.0)
+                )
             clean_frames.append(clean)
             for row, reason in zip(rejected["row"], rejected["reason"]):
                 dead.append((*part.letter(int(row)), str(reason)))
@@ -349,6 +426,21 @@ class IngestionService:
             if len(clean_frames) > 1
             else (clean_frames[0])
         )
+
+    def _known(self, table: str, *, max_age: float = KNOWN_MAX_AGE) -> pd.DataFrame:
+        """The service's copy of the provisioned keys for ``table``'s rows.
+
+        Reading the projection for every batch would cost a table scan per batch; the
+        copy is re-read when older than ``max_age`` seconds, and when a batch names a
+        key it lacks (so a sensor provisioned a moment ago is never refused).
+        """
+        from iotlab.store.validate import provisioned_keys
+
+        cached = self._known_keys.get(table)
+        if cached is None or time.monotonic() - cached[1] > max_age:
+            cached = (provisioned_keys(self.store, table), time.monotonic())
+            self._known_keys[table] = cached
+        return cached[0]
 
     def _record_anomalies(self, scored: pd.DataFrame) -> list[Alert]:
         if "is_anomaly" not in scored.columns or not scored["is_anomaly"].any():

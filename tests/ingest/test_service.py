@@ -81,6 +81,30 @@ def test_refused_rows_go_to_dead_letters_and_valid_ones_are_stored(platform, cle
     assert letters["payload"].str.contains("ghost").sum() == 1
 
 
+def test_sensor_provisioned_while_the_service_runs_is_accepted(platform, clean_fleet) -> None:
+    # The service keeps a copy of the provisioned sensors; a reading of a sensor it has
+    # not seen makes it look again before refusing, so new devices are never refused.
+    platform.provision(clean_fleet)
+    first = clean_fleet.simulate(START, days=1 / 24, freq="5min").readings
+    with IngestionService(platform, scoring=None, connectivity_every=None) as service:
+        service.submit(first)
+        service.flush()
+        device_id = platform.provision_device("environmental", "lab", ["temp_01"])
+        late = pd.DataFrame(
+            {
+                "device_id": [device_id, device_id, "ghost"],
+                "sensor_id": ["temp_01", "temp_01", "temp_01"],
+                "ts": START + pd.to_timedelta([1, 2, 3], unit="min"),
+                "value": [20.0, 21.0, 22.0],
+            }
+        )
+        service.submit(late)
+        service.flush()
+    assert service.stats.readings_written == len(first) + 2
+    assert service.stats.dead_letters == 1
+    assert platform.readings(device_id)["value"].tolist() == [20.0, 21.0]
+
+
 def test_subscriber_on_service_thread_feeds_another_thread(platform, clean_fleet) -> None:
     platform.provision(clean_fleet)
     sim = clean_fleet.simulate(START, days=1 / 24, freq="1min")
