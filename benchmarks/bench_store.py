@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=20_000, help="rows for baseline (a)")
     parser.add_argument("--devices", type=int, default=10)
     parser.add_argument("--write-only", action="store_true", help="time store.write_rows for (c)")
+    parser.add_argument("--read-repeats", type=int, default=2, help="best of N alternated reads")
     args = parser.parse_args()
 
     contact = os.environ.get("IOTLAB_TEST_CASSANDRA", "127.0.0.1:9042")
@@ -130,11 +131,6 @@ def main() -> None:
         devices = sorted(data["device_id"].unique().tolist())
         sensors = sorted(data["sensor_id"].unique().tolist())
         key = {"device_id": devices, "sensor_id": sensors}
-        t0 = time.perf_counter()
-        frame = store.read_rows("readings", key)
-        fast = time.perf_counter() - t0
-        assert len(frame) == len(data), (len(frame), len(data))
-
         buckets = sorted(set((ms // 86_400_000 * 86_400_000).tolist()))
         select = session.prepare(
             f"SELECT * FROM {keyspace}.readings WHERE device_id = ? AND sensor_id = ? "
@@ -145,17 +141,34 @@ def main() -> None:
         store.connection.cluster.add_execution_profile(
             "dicts", ExecutionProfile(row_factory=dict_factory, request_timeout=60)
         )
-        t0 = time.perf_counter()
-        rows: list = []
-        for d in devices:
-            for s in sensors:
-                for bucket in buckets:
-                    rows.extend(session.execute(select, (d, s, bucket), execution_profile="dicts"))
-        baseline = pd.DataFrame(list(rows))
-        slow = time.perf_counter() - t0
-        assert len(baseline) == len(data)
-        print(f"read store.read_rows          {rate(len(frame), fast):>12,.0f} rows/s")
-        print(f"read dict_factory + DataFrame {rate(len(baseline), slow):>12,.0f} rows/s")
+
+        def read_fast() -> float:
+            t0 = time.perf_counter()
+            frame = store.read_rows("readings", key)
+            assert len(frame) == len(data), (len(frame), len(data))
+            return time.perf_counter() - t0
+
+        def read_slow() -> float:
+            t0 = time.perf_counter()
+            rows: list = []
+            for d in devices:
+                for s in sensors:
+                    for bucket in buckets:
+                        rows.extend(
+                            session.execute(select, (d, s, bucket), execution_profile="dicts")
+                        )
+            baseline = pd.DataFrame(list(rows))
+            assert len(baseline) == len(data)
+            return time.perf_counter() - t0
+
+        # Alternated and best of each: the node is still flushing and compacting the
+        # writes above, which would otherwise slow whichever read runs first.
+        fast, slow = float("inf"), float("inf")
+        for _ in range(args.read_repeats):
+            fast = min(fast, read_fast())
+            slow = min(slow, read_slow())
+        print(f"read store.read_rows          {rate(len(data), fast):>12,.0f} rows/s")
+        print(f"read dict_factory + DataFrame {rate(len(data), slow):>12,.0f} rows/s")
         print(f"    read ratio = {slow / fast:.2f}  (target >= 3)")
         print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     finally:
