@@ -140,7 +140,7 @@ def main() -> None:
         "--mqtt", default="mqtt://" + os.environ.get("IOTLAB_TEST_MQTT", "127.0.0.1:1883")
     )
     parser.add_argument("--devices", type=int, default=200, help="200 x 4 sensors = 800 series")
-    parser.add_argument("--minutes", type=int, default=120, help="minutes of data per phase")
+    parser.add_argument("--minutes", type=int, default=60, help="minutes of data per phase")
     parser.add_argument("--rate", type=float, default=5000, help="paced phase, readings/s")
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--max-delay", type=float, default=0.2)
