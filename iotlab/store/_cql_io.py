@@ -38,7 +38,6 @@ from iotlab.store.schema import TableSpec, bucket_column
 __all__ = [
     "IndexMemory",
     "WritePlan",
-    "bucket_column",
     "index_key",
     "run_concurrent",
     "write_frame",

@@ -17,9 +17,9 @@ import pandas as pd
 
 from iotlab.errors import ValidationError
 from iotlab.store._cql_codec import decode_pages
-from iotlab.store._cql_io import bucket_column, run_concurrent
+from iotlab.store._cql_io import run_concurrent
 from iotlab.store._cql_schema import quote
-from iotlab.store.schema import TableSpec
+from iotlab.store.schema import TableSpec, bucket_column
 
 __all__ = ["empty_frame", "key_tuples", "select_list", "to_pages"]
 

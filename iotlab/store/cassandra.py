@@ -29,7 +29,6 @@ from iotlab.store._cql_io import (
     BATCH_ROWS,
     IndexMemory,
     WritePlan,
-    bucket_column,
     index_key,
     run_concurrent,
 )
@@ -43,7 +42,7 @@ from iotlab.store._cql_schema import (
     quote,
 )
 from iotlab.store.base import Store, range_bounds, selected_columns
-from iotlab.store.schema import TableSpec
+from iotlab.store.schema import TableSpec, bucket_column
 from iotlab.store.url import StoreURL, validate_identifier
 
 __all__ = ["CassandraStore"]

@@ -308,10 +308,6 @@ def _pair_span(pair: np.ndarray, ms: np.ndarray, n_pairs: int) -> tuple[np.ndarr
     return first, last
 
 
-def _hour_keys(rows: _Aggregates) -> np.ndarray:
-    return rows.pair.astype(np.int64) << 32 | rows.start // _HOUR_MS
-
-
 def _floor(ms: np.ndarray, width: int) -> np.ndarray:
     return ms // width * width
 
