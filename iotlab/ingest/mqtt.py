@@ -63,9 +63,17 @@ def connect_client(
     manual_ack: bool = False,
     on_connect: Any = None,
     on_message: Any = None,
+    max_inflight: int = 0,
     timeout: float = 10.0,
 ) -> Any:
-    """A connected, looping paho 2.x MQTT 5 client (``loop_start`` already called)."""
+    """A connected, looping paho 2.x MQTT 5 client (``loop_start`` already called).
+
+    ``on_connect(client, flags, properties)`` runs on every (re)connection, with the
+    broker's CONNACK properties. ``max_inflight`` caps paho's own window of unacknowledged
+    outgoing QoS 1 messages (``0``: none). Leave it 0 and hold the window yourself, as
+    :class:`~iotlab.ingest.publisher.Publisher` does: with a cap, paho scans every
+    outstanding message at each PUBACK, which cost a publisher half its CPU.
+    """
     mqtt = _paho()
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -77,7 +85,7 @@ def connect_client(
         protocol=mqtt.MQTTv5,
         manual_ack=manual_ack,
     )
-    client.max_inflight_messages_set(1000)  # outgoing QoS 1 window (publisher side)
+    client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)
     connected = threading.Event()
 
@@ -86,7 +94,7 @@ def connect_client(
             logger.error("MQTT connect to %s refused: %s", url, reason)
             return
         if on_connect is not None:
-            on_connect(client, flags)
+            on_connect(client, flags, props)
         connected.set()
 
     client.on_connect = _on_connect
@@ -143,7 +151,7 @@ class MqttSource:
     def start(self, timeout: float = 10.0) -> MqttSource:
         """Connect, subscribe (QoS 1) and start delivering; return ``self``."""
 
-        def on_connect(client: Any, flags: Any) -> None:
+        def on_connect(client: Any, flags: Any, properties: Any) -> None:
             client.subscribe(self.topic, qos=1)
 
         def on_subscribe(client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:

@@ -7,8 +7,10 @@ A batch is scored by looking each reading up in its sensor's table, vectorised; 
 model is fitted per reading. Models are fitted at fixed data-time grid points (every
 ``refit_every``) on the history before the point, so the same stream gives the same
 scores however it is cut into batches; at most ``max_refits`` sensors are refitted per
-batch. The default model's fits are computed for all due sensors together, from one
-bulk read per sensor id.
+batch. The default model's fits are computed for all due sensors together. A refit's
+history comes from the cache's memory of the readings it scored (which the service
+stored) and of what it read before; the store is read, one bulk read per sensor id, only
+for sensors the memory does not cover yet (:mod:`iotlab.ingest.recent`).
 
 Readings without a usable forecast (a new sensor, too little history, beyond the
 horizon) get NaN scores and are never anomalous, the same rule the detectors use.
@@ -44,6 +46,7 @@ import pandas as pd
 from iotlab.detect.base import robust_width
 from iotlab.detect.baselines import RollingZScoreDetector, trailing_forecasts
 from iotlab.errors import IotlabError
+from iotlab.ingest.recent import RecentReadings
 from iotlab.store.base import Store
 
 __all__ = ["SCORE_FIELDS", "ForecastCache"]
@@ -142,6 +145,9 @@ class ForecastCache:
         self.max_refits = max_refits if max_refits is not None else (2000 if default else 50)
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._ranges: dict[tuple[str, str], tuple[float, float]] | None = None
+        # What was stored lately (scored batches, store reads): refits read it, not the store.
+        self._recent = RecentReadings()
+        self._newest_ms: int | None = None  # newest reading scored so far
         self._prototype = self.factory("", "", None)
         self.name = str(getattr(self._prototype, "name", type(self._prototype).__name__))
         self.refits = 0
@@ -165,52 +171,68 @@ class ForecastCache:
             }
         return self._ranges.get(key)
 
-    def _histories(self, due: list[tuple[tuple[str, str], pd.Timestamp]]) -> pd.DataFrame:
+    def _histories(
+        self, due: list[tuple[tuple[str, str], pd.Timestamp]], until_ms: int
+    ) -> pd.DataFrame:
         """``series`` (position in ``due``), ``ts`` (epoch ms), ``value``: the stored
         ``history`` before each due ``(key, point)``, sorted by series then time.
 
-        Due fits of one sensor id share one ``read_rows`` call over the span of all
-        their windows, which reads their partitions concurrently (and, on Cassandra,
-        several per query): a refit round costs a few store calls, not one round trip
-        per sensor.
+        Taken from the cache's memory of recent readings where it is complete (see
+        :mod:`iotlab.ingest.recent`), read from the store (up to ``until_ms``) where not.
         """
         history_ms = int(self.history / pd.Timedelta(milliseconds=1))
-        wanted = pd.DataFrame(
+        windows = [
+            (key, point.value // 1_000_000 - history_ms, point.value // 1_000_000)
+            for key, point in due
+        ]
+        stored = self._read_stored(windows, until_ms)
+        counts, ts_parts, value_parts = [], [], []
+        for key, lo, hi in windows:
+            source = self._recent if stored.complete_from(key) is None else stored
+            ts, values = source.window(key, lo, hi)
+            counts.append(len(ts))
+            ts_parts.append(ts)
+            value_parts.append(values)
+        return pd.DataFrame(
             {
-                "device_id": [key[0] for key, _ in due],
-                "sensor_id": [key[1] for key, _ in due],
-                "series": np.arange(len(due), dtype=np.int64),
-                "hi": [point.value // 1_000_000 for _, point in due],
+                "series": np.repeat(np.arange(len(due), dtype=np.int64), counts),
+                "ts": np.concatenate(ts_parts) if ts_parts else np.array([], dtype=np.int64),
+                "value": np.concatenate(value_parts) if value_parts else np.array([]),
             }
         )
-        wanted["lo"] = wanted["hi"] - history_ms
-        frames = []
-        for sensor_id, mine in wanted.groupby("sensor_id", sort=False):
+
+    def _read_stored(
+        self, windows: list[tuple[tuple[str, str], int, int]], until_ms: int
+    ) -> RecentReadings:
+        """Read from the store what the memory does not hold of these windows' sensors.
+
+        One ``read_rows`` per sensor id, from the earliest window start to ``until_ms``:
+        it reads the partitions concurrently (and, on Cassandra, several per query), so a
+        refit round costs a few store calls, not one round trip per sensor. What is read
+        is also remembered, and from then on the memory covers those sensors.
+        """
+        starts: dict[str, dict[str, int]] = {}
+        for (device_id, sensor_id), lo, _ in windows:
+            known = self._recent.complete_from((device_id, sensor_id))
+            if known is None or known > lo:
+                devices = starts.setdefault(sensor_id, {})
+                devices[device_id] = min(devices.get(device_id, lo), lo)
+        stored = RecentReadings()  # all of this read, for this round's windows
+        for sensor_id, devices in starts.items():
+            start = min(devices.values())
             rows = self.store.read_rows(
                 "readings",
-                {"device_id": mine["device_id"].unique().tolist(), "sensor_id": sensor_id},
-                start=pd.Timestamp(int(mine["lo"].min()), unit="ms", tz="UTC"),
-                end=pd.Timestamp(int(mine["hi"].max()), unit="ms", tz="UTC"),
+                {"device_id": list(devices), "sensor_id": sensor_id},
+                start=pd.Timestamp(start, unit="ms", tz="UTC"),
+                end=pd.Timestamp(until_ms, unit="ms", tz="UTC"),
                 columns=["device_id", "sensor_id", "ts", "value"],
             )
-            rows = pd.DataFrame(
-                {
-                    "device_id": rows["device_id"].to_numpy(dtype=object),
-                    "sensor_id": rows["sensor_id"].to_numpy(dtype=object),
-                    "ts": rows["ts"].to_numpy("datetime64[ms]").astype(np.int64),
-                    "value": rows["value"].to_numpy(dtype=float),
-                }
-            )
-            # Each due fit keeps the rows of its own window (a sensor may be due twice).
-            joined = rows.merge(mine, on=["device_id", "sensor_id"], sort=False)
-            inside = (joined["ts"] >= joined["lo"]) & (joined["ts"] < joined["hi"])
-            frames.append(joined.loc[inside, ["series", "ts", "value"]])
-        history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        if history.empty:
-            return pd.DataFrame({"series": [], "ts": [], "value": []}).astype(
-                {"series": np.int64, "ts": np.int64, "value": float}
-            )
-        return history.sort_values(["series", "ts"], kind="stable", ignore_index=True)
+            rows = rows.assign(ts=rows["ts"].to_numpy("datetime64[ms]").astype(np.int64))
+            keys = [(device_id, sensor_id) for device_id in devices]
+            for memory in (stored, self._recent):
+                memory.add(rows)
+                memory.mark_complete(keys, start)
+        return stored
 
     def _fit_all(
         self, due: list[tuple[tuple[str, str], pd.Timestamp]], history: pd.DataFrame
@@ -302,7 +324,7 @@ class ForecastCache:
         return expected, (forecast["upper"].to_numpy(dtype=float) - expected) / z
 
     def _refit(
-        self, wanted: list[tuple[tuple[str, str], pd.Timestamp]]
+        self, wanted: list[tuple[tuple[str, str], pd.Timestamp]], until_ms: int
     ) -> dict[tuple[tuple[str, str], pd.Timestamp], _Entry]:
         """Fit each ``(key, grid point)`` not fitted yet, at most ``max_refits`` of them.
 
@@ -318,7 +340,7 @@ class ForecastCache:
                 due.append((key, point))
         if not due:
             return {}
-        return self._fit_all(due, self._histories(due))
+        return self._fit_all(due, self._histories(due, until_ms))
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, readings: pd.DataFrame) -> pd.DataFrame:
@@ -339,7 +361,10 @@ class ForecastCache:
             # Sorted: each sensor's grid points in time order, so a batch spanning a grid
             # point scores its earlier rows before refitting for the later ones.
             groups = out.groupby([out["device_id"], out["sensor_id"], points], sort=True).indices
-            fitted = self._refit([((d, s), point) for d, s, point in groups])
+            self._remember(out, ts_ms)
+            fitted = self._refit(
+                [((d, s), point) for d, s, point in groups], until_ms=int(ts_ms.max()) + 1
+            )
             for (device_id, sensor_id, point), rows in groups.items():
                 key = (device_id, sensor_id)
                 if (key, point) in fitted:
@@ -356,6 +381,20 @@ class ForecastCache:
                 scale[rows[ok]] = entry.scale[k[ok]]
                 width[rows] = entry.width
         return self._assemble(out, expected, scale, width)
+
+    def _remember(self, readings: pd.DataFrame, ts_ms: np.ndarray) -> None:
+        """Keep the batch for later refits; forget what no refit will need.
+
+        A sensor's next refit reads ``history`` before a grid point at most
+        ``refit_every`` before the batch (a sensor a refit behind the newest reading
+        still finds its window here); older sensors read the store.
+        """
+        if self._newest_ms is not None:
+            span = self.history + 2 * self.refit_every
+            self._recent.drop_before(self._newest_ms - span.value // 1_000_000)
+        self._recent.add(readings[["device_id", "sensor_id", "value"]].assign(ts=ts_ms))
+        newest = int(ts_ms.max())
+        self._newest_ms = newest if self._newest_ms is None else max(self._newest_ms, newest)
 
     def grid_points(self, ts: pd.Series) -> pd.Series:
         """The refit grid point at or before each reading: when its model was fitted.
@@ -410,6 +449,10 @@ class ForecastCache:
             if limits is not None:
                 outside[rows] = (value[rows] < limits[0]) | (value[rows] > limits[1])
         return outside
+
+    def forget_history(self) -> None:
+        """Drop the memory of recent readings: the next refits read the store again."""
+        self._recent.forget()
 
     def forget_sensor_ranges(self) -> None:
         """Re-read sensor ranges from the store at the next use (after new provisioning)."""

@@ -98,3 +98,44 @@ def test_default_model_scores_like_its_detector_fitted_per_sensor_in_any_batchin
     assert set(zip(flagged["device_id"], flagged["sensor_id"])) == {
         (f"d{i // 2}", f"s{i % 2}") for i in range(6)
     }
+
+
+class _CountingReads:
+    """A store that counts its ``readings`` reads."""
+
+    def __init__(self, store):
+        self.store, self.reads = store, 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def read_rows(self, table, *args, **kwargs):
+        self.reads += table == "readings"
+        return self.store.read_rows(table, *args, **kwargs)
+
+
+@pytest.mark.parametrize("cuts", [[600, 1300, 1500], [97, 1000, 1800, 2222]])
+def test_refits_from_memory_score_like_refits_read_from_the_store(cuts):
+    stream = _stream()
+    history = stream.assign(ts=stream["ts"] - pd.Timedelta("400min"))  # stored before
+    results = {}
+    for remember in (True, False):
+        with open_store("sqlite://") as raw:
+            raw.write_rows("readings", history)
+            store = _CountingReads(raw)
+            cache = ForecastCache(store, refit_every="30min")
+            scored = []
+            for lo, hi in zip([0, *cuts], [*cuts, len(stream)]):
+                batch = stream.iloc[lo:hi]
+                raw.write_rows("readings", batch)  # the service writes before it scores
+                if not remember:
+                    cache.forget_history()
+                scored.append(cache.score(batch))
+            results[remember] = (pd.concat(scored, ignore_index=True), store.reads)
+    (memory, memory_reads), (stored, stored_reads) = results[True], results[False]
+    assert memory["expected"].notna().mean() > 0.9
+    for column in SCORE_FIELDS:
+        pd.testing.assert_series_equal(memory[column], stored[column])
+    # The memory is filled by the first refit: one read per sensor id (2), never again.
+    assert memory_reads == 2
+    assert stored_reads > 2 * len(cuts)
