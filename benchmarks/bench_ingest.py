@@ -3,8 +3,9 @@
 The simulator streams a fleet (default 200 devices, 4 sensors each: 800 readings per
 minute of data). A publisher in its own process, as devices would be, sends every
 reading to the broker (QoS 1, one JSON message per reading) and notes when; an
-``IngestionService`` with an ``MqttSource`` in this process stores and scores them; a
-subscriber notes when each reading was stored (wall clock, comparable across the two
+``IngestionService`` in this process, fed by an ``MqttSource`` (whose MQTT client runs in
+a child process of its own), stores and scores them; a subscriber notes when each
+reading was stored (wall clock, comparable across the two
 processes). The baseline, in the same run, is ``ingest_readings`` of the same rows
 straight into the store (no broker, no scoring).
 

@@ -1,8 +1,9 @@
 """MQTT in and out: the service's subscriber client and the simulator's publisher.
 
-The subscriber (:class:`MqttSource`) uses QoS 1, a stable client id and a persistent
-session (MQTT 5, ``clean_start=False`` with a session expiry), so the broker keeps
-messages for it while it is down. It acknowledges messages *manually*, only after the
+The subscriber (:class:`MqttSource`, its client in a child process: see
+:mod:`iotlab.ingest.receiver`) uses QoS 1, a stable client id and a persistent session
+(MQTT 5, ``clean_start=False`` with a session expiry), so the broker keeps messages for
+it while it is down. It acknowledges messages *manually*, only after the
 service has stored the batch holding them: a crash before that makes the broker
 redeliver, and idempotent writes make the redelivery harmless (at-least-once delivery,
 exactly-once storage).
@@ -21,9 +22,13 @@ iotlab.errors.InvalidURLError: MQTT URL must look like mqtt://host:port, got 'ht
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import subprocess
+import sys
 import threading
-import time
+from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -118,10 +123,14 @@ def connect_client(
 class MqttSource:
     """Subscribe an :class:`~iotlab.ingest.IngestionService` to ``<root>/+/+`` on a broker.
 
+    The MQTT client runs in a child process (see :mod:`iotlab.ingest.receiver`) and hands
+    messages to ``service.submit_messages`` in chunks; a chunk is acknowledged to the
+    broker once the service has stored it.
+
     Parameters
     ----------
     service
-        The service whose ``submit_message`` receives each message.
+        The service whose ``submit_messages`` receives the messages.
     url
         ``mqtt://host:port``.
     client_id
@@ -139,48 +148,73 @@ class MqttSource:
         client_id: str = "iotlab-ingest",
         topic_root: str | None = None,
     ) -> None:
+        parse_mqtt_url(url)  # a bad URL fails here, not in the child
         self.service = service
         self.url = url
         self.client_id = client_id
         self.topic = f"{topic_root or service.topic_root}/+/+"
         self.received = 0
-        self._client: Any = None
+        self.error: str | None = None  # why the receiver process stopped, if it did
+        self._process: Any = None
+        self._connection: Any = None
+        self._sending = threading.Lock()
         self._paused = False
-        self._subscribed = threading.Event()
+        self._reader: threading.Thread | None = None
 
-    def start(self, timeout: float = 10.0) -> MqttSource:
-        """Connect, subscribe (QoS 1) and start delivering; return ``self``."""
+    def start(self, timeout: float = 30.0) -> MqttSource:
+        """Start the receiver process, subscribe (QoS 1) and start delivering; return ``self``.
 
-        def on_connect(client: Any, flags: Any, properties: Any) -> None:
-            client.subscribe(self.topic, qos=1)
-
-        def on_subscribe(client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
-            self._subscribed.set()
-
-        def on_message(client: Any, userdata: Any, message: Any) -> None:
-            if self._paused:
-                return  # not acknowledged: the broker redelivers it to the next session
-            self.received += 1
-            mid, qos = message.mid, message.qos
-            ack = (lambda: client.ack(mid, qos)) if qos > 0 else None
-            self.service.submit_message(message.topic, message.payload, ack)
-
-        self._client = connect_client(
-            self.url,
-            self.client_id,
-            persistent=True,
-            manual_ack=True,
-            on_connect=on_connect,
-            on_message=on_message,
-            timeout=timeout,
-        )
-        self._client.on_subscribe = on_subscribe
-        if not self._subscribed.wait(timeout):
-            # on_subscribe may have fired before it was attached: subscribe again (idempotent)
-            self._client.subscribe(self.topic, qos=1)
-            self._subscribed.wait(timeout)
+        Raises :class:`~iotlab.errors.StoreConnectionError` if the broker cannot be
+        reached or does not accept the connection within ``timeout`` seconds.
+        """
+        parent_end, child_end = socket.socketpair()
+        with child_end:
+            command = [sys.executable, "-m", "iotlab.ingest.receiver"]
+            command += [self.url, self.client_id, self.topic, str(child_end.fileno())]
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, pass_fds=[child_end.fileno()]
+            )
+        self._connection = Connection(parent_end.detach())
+        if not self._connection.poll(timeout):
+            self._end_process()
+            raise StoreConnectionError(f"MQTT broker at {self.url} did not accept the connection")
+        answer = self._connection.recv()
+        if answer[0] != "ready":
+            self._end_process()
+            raise StoreConnectionError(answer[1])
+        self._reader = threading.Thread(target=self._read, name="iotlab-mqtt-source", daemon=True)
+        self._reader.start()
         logger.info("subscribed to %s on %s as %s", self.topic, self.url, self.client_id)
         return self
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._connection.recv()
+            except (EOFError, OSError):
+                if not self._paused:
+                    self.error = "the MQTT receiver process ended"
+                    logger.error("%s (exit code %s)", self.error, self._process.poll())
+                return
+            if message[0] != "chunk":
+                return  # "stopped"
+            if self._paused:
+                continue  # not acknowledged: the broker redelivers it to the next session
+            _, seq, topics, payloads = message
+            self.received += len(topics)
+            self.service.submit_messages(topics, payloads, ack=lambda seq=seq: self._ack(seq))
+
+    def _ack(self, seq: int) -> None:
+        with self._sending:
+            try:
+                self._connection.send(("ack", seq))
+            except OSError:  # the receiver is gone; the broker redelivers the chunk
+                logger.info("chunk %d stored, not acknowledged: the receiver is gone", seq)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the receiver process is running."""
+        return self._process is not None and self._process.poll() is None
 
     def stop(self, *, end_session: bool = False) -> None:
         """Stop taking messages (unacknowledged ones stay with the broker) and disconnect.
@@ -190,20 +224,23 @@ class MqttSource:
         also ends the broker's session for this client id, so the broker stops keeping
         messages for it (a subscriber that will not come back, e.g. a benchmark's).
         """
-        if self._client is None:
+        if self._process is None:
             return
         self._paused = True
-        time.sleep(0.05)  # let the network thread send the last PUBACKs
-        properties = None
-        if end_session:
-            from paho.mqtt.packettypes import PacketTypes
-            from paho.mqtt.properties import Properties
+        with self._sending, contextlib.suppress(OSError):  # already gone
+            self._connection.send(("stop", end_session))
+        if self._reader is not None:
+            self._reader.join(10)
+        self._end_process()
 
-            properties = Properties(PacketTypes.DISCONNECT)
-            properties.SessionExpiryInterval = 0
-        self._client.disconnect(properties=properties)
-        self._client.loop_stop()
-        self._client = None
+    def _end_process(self) -> None:
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.terminate()
+            self._process.wait(5)
+        self._connection.close()
+        self._process = None
 
     def pause(self) -> None:
         """Take no new messages (they stay with the broker, unacknowledged)."""

@@ -215,7 +215,16 @@ class IngestionService:
         self, topic: str, payload: bytes, ack: Callable[[], None] | None = None
     ) -> None:
         """Queue one raw MQTT message; ``ack()`` is called once it is stored or dead-lettered."""
-        self._inbox.put(("message", topic, payload, ack))
+        self._inbox.put(("messages", [topic], [payload], ack))
+
+    def submit_messages(
+        self,
+        topics: list[str],
+        payloads: list[bytes],
+        ack: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue raw MQTT messages; ``ack()`` is called once all are stored or dead-lettered."""
+        self._inbox.put(("messages", topics, payloads, ack))
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> IngestionService:
@@ -309,9 +318,10 @@ class IngestionService:
 
     @staticmethod
     def _add(batch: PendingBatch, item: tuple) -> None:
-        if item[0] == "message":
-            _, topic, payload, ack = item
-            batch.add_message(topic, payload)
+        if item[0] == "messages":
+            _, topics, payloads, ack = item
+            for topic, payload in zip(topics, payloads):
+                batch.add_message(topic, payload)
         else:
             _, frame, source, metrics, ack = item
             batch.add_frame(frame, source, metrics=metrics)

@@ -144,6 +144,27 @@ def _wait_serving(process: subprocess.Popen, log: Path) -> None:
     assert process.poll() is None, log.read_text()
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _count(lab: iotlab.Platform, devices) -> pd.DataFrame:
     return pd.concat([lab.readings(d) for d in devices], ignore_index=True)
 
@@ -164,10 +185,14 @@ def test_kill_9_and_restart_loses_and_doubles_nothing(
         with Publisher(url) as publisher:
             publisher.publish_readings(readings.iloc[:half])
         _wait(lambda: len(_count(lab, devices)) > 0, what="first rows stored")
+        receivers = _children(first.pid)  # the MQTT receiver process
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     assert first.returncode == -signal.SIGKILL
+    assert receivers
+    # Orphaned, the receiver quits at once: it must not keep the session's messages.
+    _wait(lambda: all(_gone(pid) for pid in receivers), 10, "the receiver to exit")
     stored_at_kill = len(_count(lab, devices))
     with Publisher(url) as publisher:  # the broker queues these for the dead session
         publisher.publish_readings(readings.iloc[half:])

@@ -1,0 +1,139 @@
+"""MQTT reception in a process of its own, so paho's per-message work does not hold the
+service's GIL.
+
+paho-mqtt is pure Python: reading, decoding and acknowledging one message costs tens of
+microseconds, which at thousands of messages a second was a quarter of the ingestion
+service's time, all under the GIL the service's validation, scoring and Cassandra driver
+need too. So :class:`~iotlab.ingest.mqtt.MqttSource` runs the subscriber client in a
+child process (``python -m iotlab.ingest.receiver``, not ``multiprocessing``: a spawned
+child would re-run the user's script) that hands messages over in chunks through a
+socket pair, and takes back acknowledgements per chunk:
+
+- child -> parent: ``("ready",)`` once subscribed, ``("failed", reason)`` if it cannot
+  connect, then ``("chunk", seq, topics, payloads)`` at most every ``CHUNK_SECONDS`` or
+  ``CHUNK_MESSAGES`` messages;
+- parent -> child: ``("ack", seq)`` once the service stored a chunk (the child PUBACKs its
+  messages then, not before), and ``("stop", end_session)``.
+
+If the parent dies (kill -9), the pipe closes and the child exits at once without
+acknowledging anything, so the broker redelivers to the next session: at-least-once
+delivery holds across the two processes as it did in one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["CHUNK_MESSAGES", "CHUNK_SECONDS", "receive"]
+
+logger = logging.getLogger(__name__)
+
+#: Most messages in one chunk handed to the service, and most seconds a message waits.
+CHUNK_MESSAGES = 1000
+CHUNK_SECONDS = 0.02
+
+
+def receive(url: str, client_id: str, topic: str, connection: Any) -> None:
+    """Child process: subscribe to ``topic`` and trade chunks for acks over ``connection``."""
+    from iotlab.ingest.mqtt import connect_client
+
+    pending: list[tuple[str, bytes, int, int]] = []  # topic, payload, mid, qos
+    arrived = threading.Condition()
+    subscribed = threading.Event()
+
+    def on_connect(client: Any, flags: Any, properties: Any) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        with arrived:
+            pending.append((message.topic, message.payload, message.mid, message.qos))
+            if len(pending) >= CHUNK_MESSAGES:
+                arrived.notify()
+
+    try:
+        client = connect_client(
+            url,
+            client_id,
+            persistent=True,
+            manual_ack=True,
+            on_connect=on_connect,
+            on_message=on_message,
+        )
+    except Exception as exc:  # reported to the parent, which raises it
+        connection.send(("failed", str(exc)))
+        return
+    client.on_subscribe = lambda *args: subscribed.set()
+    if not subscribed.wait(10):
+        client.subscribe(topic, qos=1)  # on_subscribe may have fired before it was set
+        subscribed.wait(10)
+    connection.send(("ready",))
+
+    unacked: dict[int, list[tuple[int, int]]] = {}
+    sending = threading.Lock()
+    stopping = threading.Event()
+
+    def hand_over() -> None:
+        seq = 0
+        while not stopping.is_set():
+            with arrived:
+                if len(pending) < CHUNK_MESSAGES:
+                    arrived.wait(CHUNK_SECONDS)
+                if stopping.is_set():
+                    return
+                taken = pending[:CHUNK_MESSAGES]
+                del pending[:CHUNK_MESSAGES]
+            if not taken:
+                continue
+            seq += 1
+            with sending:
+                unacked[seq] = [(mid, qos) for _, _, mid, qos in taken if qos > 0]
+            try:
+                connection.send(("chunk", seq, [t for t, *_ in taken], [p for _, p, *_ in taken]))
+            except OSError:
+                os._exit(1)  # the parent is gone: acknowledge nothing
+
+    threading.Thread(target=hand_over, name="iotlab-receiver-send", daemon=True).start()
+    while True:
+        try:
+            command = connection.recv()
+        except (EOFError, OSError):
+            os._exit(1)  # the parent is gone: acknowledge nothing, the broker redelivers
+        if command[0] == "ack":
+            with sending:
+                acks = unacked.pop(command[1], [])
+            for mid, qos in acks:
+                client.ack(mid, qos)
+        elif command[0] == "stop":
+            stopping.set()
+            _disconnect(client, end_session=command[1])
+            connection.send(("stopped",))
+            return
+
+
+def _disconnect(client: Any, *, end_session: bool) -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    time.sleep(0.05)  # let the network thread send the last PUBACKs
+    properties = None
+    if end_session:  # the broker stops keeping messages for this client id
+        properties = Properties(PacketTypes.DISCONNECT)
+        properties.SessionExpiryInterval = 0
+    client.disconnect(properties=properties)
+    client.loop_stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m iotlab.ingest.receiver URL CLIENT_ID TOPIC FD``; FD: the parent's socket."""
+    url, client_id, topic, fd = argv if argv is not None else sys.argv[1:]
+    receive(url, client_id, topic, Connection(int(fd)))
+
+
+if __name__ == "__main__":
+    main()
