@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,7 +73,7 @@ def publish(url: str, frames: list[pd.DataFrame], rate: float, go, results) -> N
             done += len(frame)
         publisher.wait(120)
         acked = time.time()
-    results.put((began, np.asarray(sent), acked))
+    results.put((began, np.asarray(sent), acked, time.process_time()))
 
 
 def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) -> dict:
@@ -99,12 +100,14 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
     service.start()
     source = MqttSource(service, args.mqtt, client_id=f"bench-{uuid.uuid4().hex[:6]}").start()
     cpu0 = time.process_time()
+    receiver0 = _cpu_seconds(source._process.pid)
     go.set()
-    began, sent, acked = results.get(timeout=600)
+    began, sent, acked, publisher_cpu = results.get(timeout=600)
     publisher.join()
     deadline = time.time() + 120
     while sum(len(ts) for ts, _ in stored_at) < total and time.time() < deadline:
         time.sleep(0.02)
+    receiver_cpu = _cpu_seconds(source._process.pid) - receiver0
     source.pause()
     service.stop()
     source.stop(end_session=True)
@@ -127,11 +130,24 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
         f"({total / max(acked - began, 1e-9):,.0f} msg/s acknowledged by the broker); "
         f"stored {stored} in {elapsed:.1f} s = {rate_stored:,.0f} readings/s; "
         f"batches {stats.batches}, anomalies {stats.anomalies}, alerts {stats.alerts}; "
-        f"service busy {stats.busy_seconds:.1f} s, process CPU {cpu:.1f} s; {load_average()}"
+        f"service busy {stats.busy_seconds:.1f} s; {load_average()}"
+    )
+    print(
+        f"{label}: CPU seconds: service {cpu:.1f}, MQTT receiver {receiver_cpu:.1f}, "
+        f"publisher {publisher_cpu:.1f}"
     )
     p50, p99 = np.percentile(latency, [50, 99]) if stored else (np.nan, np.nan)
     print(f"{label}: publish-to-stored latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
     return {"rate": rate_stored, "p50": p50, "p99": p99, "stored": stored, "total": total}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

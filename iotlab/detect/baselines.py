@@ -145,8 +145,10 @@ def trailing_forecasts(
     level = pd.Series(np.abs(values)).groupby(codes).median()
     floor = np.maximum(1e-3 * widths, 1e-6 * np.maximum(level.reindex(range(len(widths))), 1.0))
     # The detector keeps as context only the last ``window`` of its history.
-    last = pd.Series(history["ts"].to_numpy()).groupby(codes).transform("max").to_numpy()
-    tail = history[history["ts"].to_numpy() >= last - window]
+    # As int64 nanoseconds: a tz-aware column's plain to_numpy() boxes every Timestamp.
+    ts_ns = history["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    last = pd.Series(ts_ns).groupby(codes).transform("max").to_numpy()
+    tail = history[ts_ns >= last - window.value]
     both = pd.concat(
         [tail[["series", "ts", "value"]], probes[["series", "ts"]].assign(value=np.nan)],
         ignore_index=True,

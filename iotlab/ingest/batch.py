@@ -1,6 +1,8 @@
 """One micro-batch as it is gathered: parsed messages, submitted frames, acks.
 
 The service thread owns a :class:`PendingBatch`; nothing here is shared between threads.
+MQTT messages are parsed into :class:`ParsedMessages`, by the service thread or, ahead of
+it, by the MQTT receiver process (:mod:`iotlab.ingest.receiver`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 
 from iotlab.ingest.messages import METRIC_FIELDS, parse_message
 
-__all__ = ["Part", "PendingBatch"]
+__all__ = ["ParsedMessages", "Part", "PendingBatch"]
 
 READING_COLUMNS = ("device_id", "sensor_id", "ts", "value", "quality", "status")
 HEARTBEAT_COLUMNS = ("device_id", "ts", *METRIC_FIELDS)
@@ -46,12 +48,11 @@ def _frame_from_ms(rows: list[tuple], columns: tuple[str, ...], ts_at: int) -> p
 
 
 @dataclass
-class PendingBatch:
-    """What arrived since the last flush."""
+class ParsedMessages:
+    """MQTT messages parsed into rows by kind, each with its topic and raw payload (for a
+    dead letter, should the row be refused later); malformed ones as dead letters."""
 
     root: str = "iotlab"
-    size: int = 0
-    opened: float = 0.0  # monotonic time of the first item
     readings: list[tuple] = field(default_factory=list)
     reading_topics: list[str] = field(default_factory=list)
     reading_payloads: list[bytes] = field(default_factory=list)
@@ -59,16 +60,12 @@ class PendingBatch:
     heartbeat_topics: list[str] = field(default_factory=list)
     heartbeat_payloads: list[bytes] = field(default_factory=list)
     dead: list[tuple[str, str, str, str]] = field(default_factory=list)
-    reading_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
-    metric_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
-    acks: list[Callable[[], None]] = field(default_factory=list)
 
-    def _touch(self, n: int) -> None:
-        if self.size == 0:
-            self.opened = time.monotonic()
-        self.size += n
+    def __len__(self) -> int:
+        return len(self.readings) + len(self.heartbeats) + len(self.dead)
 
-    def add_message(self, topic: str, payload: bytes) -> None:
+    def add(self, topic: str, payload: bytes) -> None:
+        """Parse one message (:func:`~iotlab.ingest.messages.parse_message`) and keep it."""
         parsed = parse_message(topic, payload, root=self.root)
         if parsed.kind == "reading":
             self.readings.append(parsed.row)
@@ -80,7 +77,53 @@ class PendingBatch:
             self.heartbeat_payloads.append(payload)
         else:
             self.dead.append(("mqtt", topic, _text(payload), parsed.reason))
+
+    def extend(self, other: ParsedMessages) -> None:
+        """Append another lot of parsed messages."""
+        for name in (
+            "readings",
+            "reading_topics",
+            "reading_payloads",
+            "heartbeats",
+            "heartbeat_topics",
+            "heartbeat_payloads",
+            "dead",
+        ):
+            getattr(self, name).extend(getattr(other, name))
+
+
+@dataclass
+class PendingBatch:
+    """What arrived since the last flush."""
+
+    root: str = "iotlab"
+    size: int = 0
+    opened: float = 0.0  # monotonic time of the first item
+    messages: ParsedMessages = field(default_factory=ParsedMessages)
+    reading_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
+    metric_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
+    acks: list[Callable[[], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.messages.root = self.root
+
+    @property
+    def dead(self) -> list[tuple[str, str, str, str]]:
+        """Malformed messages: (source, topic, payload text, reason)."""
+        return self.messages.dead
+
+    def _touch(self, n: int) -> None:
+        if self.size == 0:
+            self.opened = time.monotonic()
+        self.size += n
+
+    def add_message(self, topic: str, payload: bytes) -> None:
+        self.messages.add(topic, payload)
         self._touch(1)
+
+    def add_parsed(self, messages: ParsedMessages) -> None:
+        self.messages.extend(messages)
+        self._touch(max(len(messages), 1))
 
     def add_frame(self, frame: pd.DataFrame, source: str, *, metrics: bool) -> None:
         (self.metric_frames if metrics else self.reading_frames).append((frame, source))
@@ -88,16 +131,18 @@ class PendingBatch:
 
     def reading_parts(self) -> list[Part]:
         parts = [Part(f.reset_index(drop=True), s) for f, s in self.reading_frames]
-        if self.readings:
-            frame = _frame_from_ms(self.readings, READING_COLUMNS, 2)
-            parts.insert(0, Part(frame, "mqtt", self.reading_topics, self.reading_payloads))
+        got = self.messages
+        if got.readings:
+            frame = _frame_from_ms(got.readings, READING_COLUMNS, 2)
+            parts.insert(0, Part(frame, "mqtt", got.reading_topics, got.reading_payloads))
         return parts
 
     def metric_parts(self) -> list[Part]:
         parts = [Part(f.reset_index(drop=True), s) for f, s in self.metric_frames]
-        if self.heartbeats:
-            frame = _frame_from_ms(self.heartbeats, HEARTBEAT_COLUMNS, 1)
-            parts.insert(0, Part(frame, "mqtt", self.heartbeat_topics, self.heartbeat_payloads))
+        got = self.messages
+        if got.heartbeats:
+            frame = _frame_from_ms(got.heartbeats, HEARTBEAT_COLUMNS, 1)
+            parts.insert(0, Part(frame, "mqtt", got.heartbeat_topics, got.heartbeat_payloads))
         return parts
 
 

@@ -123,14 +123,14 @@ def connect_client(
 class MqttSource:
     """Subscribe an :class:`~iotlab.ingest.IngestionService` to ``<root>/+/+`` on a broker.
 
-    The MQTT client runs in a child process (see :mod:`iotlab.ingest.receiver`) and hands
-    messages to ``service.submit_messages`` in chunks; a chunk is acknowledged to the
-    broker once the service has stored it.
+    The MQTT client runs in a child process (see :mod:`iotlab.ingest.receiver`) that
+    parses the messages and hands them to ``service.submit_parsed`` in chunks; a chunk is
+    acknowledged to the broker once the service has stored it.
 
     Parameters
     ----------
     service
-        The service whose ``submit_messages`` receives the messages.
+        The service whose ``submit_parsed`` receives the messages.
     url
         ``mqtt://host:port``.
     client_id
@@ -152,7 +152,8 @@ class MqttSource:
         self.service = service
         self.url = url
         self.client_id = client_id
-        self.topic = f"{topic_root or service.topic_root}/+/+"
+        self.root = topic_root or service.topic_root
+        self.topic = f"{self.root}/+/+"
         self.received = 0
         self.error: str | None = None  # why the receiver process stopped, if it did
         self._process: Any = None
@@ -170,7 +171,7 @@ class MqttSource:
         parent_end, child_end = socket.socketpair()
         with child_end:
             command = [sys.executable, "-m", "iotlab.ingest.receiver"]
-            command += [self.url, self.client_id, self.topic, str(child_end.fileno())]
+            command += [self.url, self.client_id, self.root, str(child_end.fileno())]
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, pass_fds=[child_end.fileno()]
             )
@@ -200,9 +201,9 @@ class MqttSource:
                 return  # "stopped"
             if self._paused:
                 continue  # not acknowledged: the broker redelivers it to the next session
-            _, seq, topics, payloads = message
-            self.received += len(topics)
-            self.service.submit_messages(topics, payloads, ack=lambda seq=seq: self._ack(seq))
+            _, seq, parsed = message
+            self.received += len(parsed)
+            self.service.submit_parsed(parsed, ack=lambda seq=seq: self._ack(seq))
 
     def _ack(self, seq: int) -> None:
         with self._sending:

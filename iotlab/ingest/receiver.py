@@ -6,11 +6,12 @@ microseconds, which at thousands of messages a second was a quarter of the inges
 service's time, all under the GIL the service's validation, scoring and Cassandra driver
 need too. So :class:`~iotlab.ingest.mqtt.MqttSource` runs the subscriber client in a
 child process (``python -m iotlab.ingest.receiver``, not ``multiprocessing``: a spawned
-child would re-run the user's script) that hands messages over in chunks through a
+child would re-run the user's script) that parses the messages (JSON, topic, fields) and
+hands them over in chunks of :class:`~iotlab.ingest.batch.ParsedMessages` through a
 socket pair, and takes back acknowledgements per chunk:
 
 - child -> parent: ``("ready",)`` once subscribed, ``("failed", reason)`` if it cannot
-  connect, then ``("chunk", seq, topics, payloads)`` at most every ``CHUNK_SECONDS`` or
+  connect, then ``("chunk", seq, parsed)`` at most every ``CHUNK_SECONDS`` or
   ``CHUNK_MESSAGES`` messages;
 - parent -> child: ``("ack", seq)`` once the service stored a chunk (the child PUBACKs its
   messages then, not before), and ``("stop", end_session)``.
@@ -39,10 +40,12 @@ CHUNK_MESSAGES = 1000
 CHUNK_SECONDS = 0.02
 
 
-def receive(url: str, client_id: str, topic: str, connection: Any) -> None:
-    """Child process: subscribe to ``topic`` and trade chunks for acks over ``connection``."""
+def receive(url: str, client_id: str, root: str, connection: Any) -> None:
+    """Child process: subscribe to ``<root>/+/+`` and trade chunks for acks over ``connection``."""
+    from iotlab.ingest.batch import ParsedMessages
     from iotlab.ingest.mqtt import connect_client
 
+    topic = f"{root}/+/+"
     pending: list[tuple[str, bytes, int, int]] = []  # topic, payload, mid, qos
     arrived = threading.Condition()
     subscribed = threading.Event()
@@ -91,10 +94,13 @@ def receive(url: str, client_id: str, topic: str, connection: Any) -> None:
             if not taken:
                 continue
             seq += 1
+            parsed = ParsedMessages(root)
+            for message_topic, payload, _, _ in taken:
+                parsed.add(message_topic, payload)
             with sending:
                 unacked[seq] = [(mid, qos) for _, _, mid, qos in taken if qos > 0]
             try:
-                connection.send(("chunk", seq, [t for t, *_ in taken], [p for _, p, *_ in taken]))
+                connection.send(("chunk", seq, parsed))
             except OSError:
                 os._exit(1)  # the parent is gone: acknowledge nothing
 
@@ -130,9 +136,9 @@ def _disconnect(client: Any, *, end_session: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m iotlab.ingest.receiver URL CLIENT_ID TOPIC FD``; FD: the parent's socket."""
-    url, client_id, topic, fd = argv if argv is not None else sys.argv[1:]
-    receive(url, client_id, topic, Connection(int(fd)))
+    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD``; FD: the parent's socket."""
+    url, client_id, root, fd = argv if argv is not None else sys.argv[1:]
+    receive(url, client_id, root, Connection(int(fd)))
 
 
 if __name__ == "__main__":

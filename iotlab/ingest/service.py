@@ -59,7 +59,7 @@ from typing import Any
 import pandas as pd
 
 from iotlab.errors import ValidationError
-from iotlab.ingest.batch import Part, PendingBatch
+from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows, write_dead_letters
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
 from iotlab.ingest.scoring import ForecastCache
@@ -226,6 +226,13 @@ class IngestionService:
         """Queue raw MQTT messages; ``ack()`` is called once all are stored or dead-lettered."""
         self._inbox.put(("messages", topics, payloads, ack))
 
+    def submit_parsed(
+        self, messages: ParsedMessages, ack: Callable[[], None] | None = None
+    ) -> None:
+        """Queue MQTT messages already parsed (by the MQTT receiver process); ``ack()`` is
+        called once all are stored or dead-lettered. Their topic root must be the service's."""
+        self._inbox.put(("parsed", messages, ack))
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> IngestionService:
         """Start the service thread; return ``self``."""
@@ -318,7 +325,10 @@ class IngestionService:
 
     @staticmethod
     def _add(batch: PendingBatch, item: tuple) -> None:
-        if item[0] == "messages":
+        if item[0] == "parsed":
+            _, messages, ack = item
+            batch.add_parsed(messages)
+        elif item[0] == "messages":
             _, topics, payloads, ack = item
             for topic, payload in zip(topics, payloads):
                 batch.add_message(topic, payload)
