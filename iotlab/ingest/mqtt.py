@@ -173,7 +173,10 @@ class MqttSource:
             command = [sys.executable, "-m", "iotlab.ingest.receiver"]
             command += [self.url, self.client_id, self.root, str(child_end.fileno())]
             self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, pass_fds=[child_end.fileno()]
+                command,
+                stdin=subprocess.DEVNULL,
+                pass_fds=[child_end.fileno()],
+                env=_child_environment(),
             )
         self._connection = Connection(parent_end.detach())
         if not self._connection.poll(timeout):
@@ -246,6 +249,16 @@ class MqttSource:
     def pause(self) -> None:
         """Take no new messages (they stay with the broker, unacknowledged)."""
         self._paused = True
+
+
+def _child_environment() -> dict[str, str]:
+    """This environment, with this copy of iotlab importable first (e.g. from a checkout)."""
+    import os
+    from pathlib import Path
+
+    here = str(Path(__file__).resolve().parents[2])  # the directory holding iotlab/
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here if not path else os.pathsep.join([here, path])}
 
 
 def publish_simulation(simulation: Any, url: str, **options: Any) -> int:
