@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -80,16 +80,9 @@ class ParsedMessages:
 
     def extend(self, other: ParsedMessages) -> None:
         """Append another lot of parsed messages."""
-        for name in (
-            "readings",
-            "reading_topics",
-            "reading_payloads",
-            "heartbeats",
-            "heartbeat_topics",
-            "heartbeat_payloads",
-            "dead",
-        ):
-            getattr(self, name).extend(getattr(other, name))
+        for column in fields(self):
+            if column.name != "root":
+                getattr(self, column.name).extend(getattr(other, column.name))
 
 
 @dataclass
@@ -99,13 +92,13 @@ class PendingBatch:
     root: str = "iotlab"
     size: int = 0
     opened: float = 0.0  # monotonic time of the first item
-    messages: ParsedMessages = field(default_factory=ParsedMessages)
+    messages: ParsedMessages = field(init=False)
     reading_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
     metric_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
     acks: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.messages.root = self.root
+        self.messages = ParsedMessages(self.root)
 
     @property
     def dead(self) -> list[tuple[str, str, str, str]]:

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import sys
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -215,11 +217,6 @@ class MqttSource:
             except OSError:  # the receiver is gone; the broker redelivers the chunk
                 logger.info("chunk %d stored, not acknowledged: the receiver is gone", seq)
 
-    @property
-    def alive(self) -> bool:
-        """Whether the receiver process is running."""
-        return self._process is not None and self._process.poll() is None
-
     def stop(self, *, end_session: bool = False) -> None:
         """Stop taking messages (unacknowledged ones stay with the broker) and disconnect.
 
@@ -253,9 +250,6 @@ class MqttSource:
 
 def _child_environment() -> dict[str, str]:
     """This environment, with this copy of iotlab importable first (e.g. from a checkout)."""
-    import os
-    from pathlib import Path
-
     here = str(Path(__file__).resolve().parents[2])  # the directory holding iotlab/
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": here if not path else os.pathsep.join([here, path])}

@@ -86,6 +86,10 @@ class Publisher:
             self.url, self.client_id, persistent=False, on_connect=on_connect
         )
         self._client.on_publish = self._on_publish
+        from paho.mqtt.enums import MQTTErrorCode
+
+        # NO_CONN: paho keeps the message and sends it once it has reconnected.
+        self._queued = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -132,8 +136,7 @@ class Publisher:
                 )
             self._unacked += 1
         info = self._client.publish(topic, payload, qos=1)
-        # NO_CONN: paho keeps the message and sends it once it has reconnected.
-        if info.rc not in (0, 4):  # MQTT_ERR_SUCCESS, MQTT_ERR_NO_CONN
+        if info.rc not in self._queued:
             with self._acked:
                 self._unacked -= 1
             raise StoreConnectionError(f"publish to {topic} failed: paho error code {info.rc}")

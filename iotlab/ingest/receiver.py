@@ -23,7 +23,6 @@ delivery holds across the two processes as it did in one.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -32,8 +31,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 __all__ = ["CHUNK_MESSAGES", "CHUNK_SECONDS", "receive"]
-
-logger = logging.getLogger(__name__)
 
 #: Most messages in one chunk handed to the service, and most seconds a message waits.
 CHUNK_MESSAGES = 1000
