@@ -91,7 +91,7 @@ class PendingBatch:
 
     root: str = "iotlab"
     size: int = 0
-    opened: float = 0.0  # monotonic time of the first item
+    opened: float = 0.0  # monotonic time the first item arrived (was submitted)
     messages: ParsedMessages = field(init=False)
     reading_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
     metric_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
@@ -105,22 +105,25 @@ class PendingBatch:
         """Malformed messages: (source, topic, payload text, reason)."""
         return self.messages.dead
 
-    def _touch(self, n: int) -> None:
+    def _touch(self, n: int, arrived: float | None) -> None:
         if self.size == 0:
-            self.opened = time.monotonic()
+            self.opened = time.monotonic() if arrived is None else arrived
         self.size += n
 
-    def add_message(self, topic: str, payload: bytes) -> None:
+    def add_message(self, topic: str, payload: bytes, *, arrived: float | None = None) -> None:
+        """Parse and keep one raw message; ``arrived`` is when it was submitted (monotonic)."""
         self.messages.add(topic, payload)
-        self._touch(1)
+        self._touch(1, arrived)
 
-    def add_parsed(self, messages: ParsedMessages) -> None:
+    def add_parsed(self, messages: ParsedMessages, *, arrived: float | None = None) -> None:
         self.messages.extend(messages)
-        self._touch(max(len(messages), 1))
+        self._touch(max(len(messages), 1), arrived)
 
-    def add_frame(self, frame: pd.DataFrame, source: str, *, metrics: bool) -> None:
+    def add_frame(
+        self, frame: pd.DataFrame, source: str, *, metrics: bool, arrived: float | None = None
+    ) -> None:
         (self.metric_frames if metrics else self.reading_frames).append((frame, source))
-        self._touch(max(len(frame), 1))
+        self._touch(max(len(frame), 1), arrived)
 
     def reading_parts(self) -> list[Part]:
         parts = [Part(f.reset_index(drop=True), s) for f, s in self.reading_frames]

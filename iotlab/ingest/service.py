@@ -1,7 +1,8 @@
 """The ingestion service: micro-batches from any source into the store, scored and announced.
 
 For each batch (closed when ``batch_size`` rows have arrived or ``max_delay`` seconds
-after its first row) the service thread:
+after its first row arrived; a closing batch takes along what is already waiting, up to
+``batch_size``) the service thread:
 
 1. validates readings and heartbeats (:mod:`iotlab.store.validate`);
 2. writes raw readings and heartbeats; refused rows and malformed messages go to the
@@ -199,7 +200,7 @@ class IngestionService:
         ack: Callable[[], None] | None = None,
     ) -> None:
         """Queue a frame of readings; ``ack()`` is called once they are stored."""
-        self._inbox.put(("frame", readings, source, False, ack))
+        self._inbox.put(("frame", time.monotonic(), readings, source, False, ack))
 
     def submit_metrics(
         self,
@@ -209,13 +210,13 @@ class IngestionService:
         ack: Callable[[], None] | None = None,
     ) -> None:
         """Queue a frame of heartbeats (``device_id, ts, cpu, memory, battery, signal``)."""
-        self._inbox.put(("frame", heartbeats, source, True, ack))
+        self._inbox.put(("frame", time.monotonic(), heartbeats, source, True, ack))
 
     def submit_message(
         self, topic: str, payload: bytes, ack: Callable[[], None] | None = None
     ) -> None:
         """Queue one raw MQTT message; ``ack()`` is called once it is stored or dead-lettered."""
-        self._inbox.put(("messages", [topic], [payload], ack))
+        self._inbox.put(("messages", time.monotonic(), [topic], [payload], ack))
 
     def submit_messages(
         self,
@@ -224,14 +225,14 @@ class IngestionService:
         ack: Callable[[], None] | None = None,
     ) -> None:
         """Queue raw MQTT messages; ``ack()`` is called once all are stored or dead-lettered."""
-        self._inbox.put(("messages", topics, payloads, ack))
+        self._inbox.put(("messages", time.monotonic(), topics, payloads, ack))
 
     def submit_parsed(
         self, messages: ParsedMessages, ack: Callable[[], None] | None = None
     ) -> None:
         """Queue MQTT messages already parsed (by the MQTT receiver process); ``ack()`` is
         called once all are stored or dead-lettered. Their topic root must be the service's."""
-        self._inbox.put(("parsed", messages, ack))
+        self._inbox.put(("parsed", time.monotonic(), messages, ack))
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> IngestionService:
@@ -278,20 +279,13 @@ class IngestionService:
     def _run(self) -> None:
         batch = PendingBatch(root=self.topic_root)
         last_check = time.monotonic()
+        held = None  # a flush or stop met while taking what was waiting; handled next
         try:
             while True:
-                timeout = None
-                if batch.size:
-                    timeout = max(0.0, batch.opened + self.max_delay - time.monotonic())
-                elif self.connectivity_every is not None:
-                    timeout = self.connectivity_every
-                if self._unacked or self._unrolled:
-                    due = max(0.0, self._last_rollup + self.rollup_every - time.monotonic())
-                    timeout = due if timeout is None else min(timeout, due)
-                try:
-                    item = self._inbox.get(timeout=timeout)
-                except queue.Empty:
-                    item = None
+                if held is not None:
+                    item, held = held, None
+                else:
+                    item = self._next_item(batch)
                 if item is _STOP or item is _FLUSH:
                     self._process(batch)
                     self._refresh_rollups(wait=True)
@@ -307,6 +301,7 @@ class IngestionService:
                     self._add(batch, item)
                 due = batch.size and time.monotonic() - batch.opened >= self.max_delay
                 if batch.size >= self.batch_size or due:
+                    held = self._take_waiting(batch)
                     self._process(batch)
                     batch = PendingBatch(root=self.topic_root)
                 now = time.monotonic()
@@ -323,18 +318,52 @@ class IngestionService:
             with self._flushed:
                 self._flushed.notify_all()
 
+    def _next_item(self, batch: PendingBatch) -> Any:
+        """The next inbox item, or ``None`` once the batch or a roll-up refresh is due."""
+        timeout = None
+        if batch.size:
+            timeout = max(0.0, batch.opened + self.max_delay - time.monotonic())
+        elif self.connectivity_every is not None:
+            timeout = self.connectivity_every
+        if self._unacked or self._unrolled:
+            due = max(0.0, self._last_rollup + self.rollup_every - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
+        try:
+            return self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _take_waiting(self, batch: PendingBatch) -> Any:
+        """Add what is already queued to a due batch, up to ``batch_size``; return a flush
+        or stop met on the way (the caller handles it after this batch).
+
+        Items wait in the inbox while the previous batch is processed; their batch is due
+        ``max_delay`` after the first of them *arrived*, so under load a batch is what
+        came in during the last one, taken at once, and a reading never waits for a
+        processing time plus a full ``max_delay`` more.
+        """
+        while batch.size < self.batch_size:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return None
+            if item is _STOP or item is _FLUSH:
+                return item
+            self._add(batch, item)
+        return None
+
     @staticmethod
     def _add(batch: PendingBatch, item: tuple) -> None:
         if item[0] == "parsed":
-            _, messages, ack = item
-            batch.add_parsed(messages)
+            _, arrived, messages, ack = item
+            batch.add_parsed(messages, arrived=arrived)
         elif item[0] == "messages":
-            _, topics, payloads, ack = item
+            _, arrived, topics, payloads, ack = item
             for topic, payload in zip(topics, payloads):
-                batch.add_message(topic, payload)
+                batch.add_message(topic, payload, arrived=arrived)
         else:
-            _, frame, source, metrics, ack = item
-            batch.add_frame(frame, source, metrics=metrics)
+            _, arrived, frame, source, metrics, ack = item
+            batch.add_frame(frame, source, metrics=metrics, arrived=arrived)
         if ack is not None:
             batch.acks.append(ack)
 

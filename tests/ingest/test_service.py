@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest.batch import PendingBatch
 from iotlab.ingest.scoring import ForecastCache
 
 from .conftest import START, spiked
@@ -136,6 +138,57 @@ def test_subscriber_on_service_thread_feeds_another_thread(platform, clean_fleet
     assert set(note.data["device_id"]) == {device}
     assert len(note.data) == (sim.readings["device_id"] == device).sum()
     assert service.stats.batches == 2
+
+
+def test_a_closing_batch_takes_what_waited_and_dates_from_its_first_arrival(
+    platform, clean_fleet
+) -> None:
+    frames = _batches(clean_fleet.simulate(START, days=1 / 24, freq="1min").readings, "10min")
+    service = IngestionService(platform, batch_size=3 * len(frames[0]), max_delay=60)
+    # not started: this test plays the service thread's part
+    before = time.monotonic()
+    for frame in frames[:4]:
+        service.submit(frame)
+        time.sleep(0.01)
+    batch = PendingBatch()
+    service._add(batch, service._inbox.get_nowait())
+    assert service._take_waiting(batch) is None
+    assert batch.size == 3 * len(frames[0])  # up to batch_size; the fourth frame waits
+    assert before <= batch.opened < before + 0.01  # the first frame's arrival, not now
+    assert service._inbox.qsize() == 1
+
+
+def test_flush_queued_behind_waiting_rows_while_a_batch_is_processed(
+    platform, clean_fleet
+) -> None:
+    platform.provision(clean_fleet)
+    frames = _batches(clean_fleet.simulate(START, days=1 / 24, freq="1min").readings, "20min")
+    busy, release = threading.Event(), threading.Event()
+    notes: list[pd.DataFrame] = []
+
+    def slow_subscriber(note) -> None:  # holds the service thread on the first batch
+        notes.append(note.data)
+        busy.set()
+        release.wait(30)
+
+    with IngestionService(
+        platform, scoring=None, max_delay=0.05, connectivity_every=None
+    ) as service:
+        service.subscribe(callback=slow_subscriber, kinds=("readings",))
+        service.submit(frames[0])
+        assert busy.wait(30)
+        service.submit(frames[1])
+        service.submit(frames[2])
+        flusher = threading.Thread(target=service.flush)
+        flusher.start()  # its flush waits behind frames 1 and 2
+        time.sleep(0.2)  # longer than max_delay: frame 1's batch is due when the thread is back
+        release.set()
+        flusher.join(30)
+        assert not flusher.is_alive()
+    assert service.error is None
+    assert [len(n) for n in notes] == [len(frames[0]), len(frames[1]) + len(frames[2])]
+    stored = sum(len(platform.readings(d)) for d in clean_fleet.devices["device_id"])
+    assert stored == service.stats.readings_written == sum(len(f) for f in frames)
 
 
 def test_offline_device_is_announced(platform, clean_fleet) -> None:
