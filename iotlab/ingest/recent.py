@@ -38,6 +38,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from iotlab._keys import sensor_pairs
+
 __all__ = ["RecentReadings"]
 
 #: A sensor's added pieces are merged into one once there are this many (bounds memory).
@@ -62,12 +64,14 @@ class RecentReadings:
         """Keep ``rows`` (``device_id, sensor_id, ts`` epoch ms, ``value``)."""
         if not len(rows):
             return
-        ts = rows["ts"].to_numpy(dtype=np.int64)
-        values = rows["value"].to_numpy(dtype=float)
-        groups = rows.groupby(["device_id", "sensor_id"], sort=False).indices
-        for key, at in groups.items():
+        pair, devices, sensors = sensor_pairs(rows["device_id"], rows["sensor_id"])
+        order = np.argsort(pair, kind="stable")
+        bounds = np.searchsorted(pair[order], np.arange(len(devices) + 1))
+        ts = rows["ts"].to_numpy(dtype=np.int64)[order]
+        values = rows["value"].to_numpy(dtype=float)[order]
+        for key, lo, hi in zip(zip(devices.tolist(), sensors.tolist()), bounds[:-1], bounds[1:]):
             pieces = self._pieces.setdefault(key, [])
-            pieces.append((ts[at], values[at]))
+            pieces.append((ts[lo:hi], values[lo:hi]))
             if len(pieces) >= MAX_PIECES:
                 self._merged(key)
 

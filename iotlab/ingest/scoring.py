@@ -43,9 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from iotlab._keys import sensor_pairs
 from iotlab.detect.base import robust_width
 from iotlab.detect.baselines import RollingZScoreDetector, trailing_forecasts
-from iotlab.errors import IotlabError
+from iotlab.errors import IotlabError, ValidationError
 from iotlab.ingest.recent import RecentReadings
 from iotlab.store.base import Store
 
@@ -80,7 +81,7 @@ def rolling_zscore_factory(
 
 @dataclass
 class _Entry:
-    fitted_at: pd.Timestamp  # data time of the last (attempted) fit
+    fitted_at: int  # data time (epoch ms) of the grid point of the last (attempted) fit
     grid_ms: np.ndarray  # expected reading times, epoch ms
     expected: np.ndarray
     scale: np.ndarray  # robust sd of the residual at each grid time
@@ -93,7 +94,7 @@ class _Plan:
     """A due fit: the sensor, its grid point, its history and forecast grid."""
 
     key: tuple[str, str]
-    point: pd.Timestamp
+    point: int  # epoch ms
     series: int  # position among the due fits
     rows: slice  # its rows of the history frame: sorted by ts, no NaN (validated)
     step_ms: int
@@ -139,6 +140,9 @@ class ForecastCache:
         self.store = store
         self.factory = detector_factory or rolling_zscore_factory
         self.refit_every = pd.Timedelta(refit_every)
+        self._refit_ms = self.refit_every // pd.Timedelta(milliseconds=1)
+        if self._refit_ms < 1:
+            raise ValidationError(f"must be at least 1 ms, got {refit_every}", field="refit_every")
         default = detector_factory in (None, rolling_zscore_factory)
         self.history = pd.Timedelta(history or (ZSCORE_WINDOW if default else "1D"))
         self.horizon = pd.Timedelta(horizon) if horizon is not None else 2 * self.refit_every
@@ -171,9 +175,7 @@ class ForecastCache:
             }
         return self._ranges.get(key)
 
-    def _histories(
-        self, due: list[tuple[tuple[str, str], pd.Timestamp]], until_ms: int
-    ) -> pd.DataFrame:
+    def _histories(self, due: list[tuple[tuple[str, str], int]], until_ms: int) -> pd.DataFrame:
         """``series`` (position in ``due``), ``ts`` (epoch ms), ``value``: the stored
         ``history`` before each due ``(key, point)``, sorted by series then time.
 
@@ -181,10 +183,7 @@ class ForecastCache:
         :mod:`iotlab.ingest.recent`), read from the store (up to ``until_ms``) where not.
         """
         history_ms = int(self.history / pd.Timedelta(milliseconds=1))
-        windows = [
-            (key, point.value // 1_000_000 - history_ms, point.value // 1_000_000)
-            for key, point in due
-        ]
+        windows = [(key, point - history_ms, point) for key, point in due]
         stored = self._read_stored(windows, until_ms)
         counts, ts_parts, value_parts = [], [], []
         for key, lo, hi in windows:
@@ -235,8 +234,8 @@ class ForecastCache:
         return stored
 
     def _fit_all(
-        self, due: list[tuple[tuple[str, str], pd.Timestamp]], history: pd.DataFrame
-    ) -> dict[tuple[tuple[str, str], pd.Timestamp], _Entry]:
+        self, due: list[tuple[tuple[str, str], int]], history: pd.DataFrame
+    ) -> dict[tuple[tuple[str, str], int], _Entry]:
         """A forecast table for each due ``(key, point)`` from its stored ``history``.
 
         The table holds the model's expected value and scale at the sensor's next
@@ -324,8 +323,8 @@ class ForecastCache:
         return expected, (forecast["upper"].to_numpy(dtype=float) - expected) / z
 
     def _refit(
-        self, wanted: list[tuple[tuple[str, str], pd.Timestamp]], until_ms: int
-    ) -> dict[tuple[tuple[str, str], pd.Timestamp], _Entry]:
+        self, wanted: list[tuple[tuple[str, str], int]], until_ms: int
+    ) -> dict[tuple[tuple[str, str], int], _Entry]:
         """Fit each ``(key, grid point)`` not fitted yet, at most ``max_refits`` of them.
 
         Fits happen at fixed data-time grid points (multiples of ``refit_every``) and read
@@ -352,35 +351,32 @@ class ForecastCache:
         """
         out = readings.reset_index(drop=True)
         n = len(out)
-        expected = np.full(n, np.nan)
-        scale = np.full(n, np.nan)
-        width = np.full(n, np.nan)
-        if n:
-            ts_ms = out["ts"].to_numpy("datetime64[ms]").astype(np.int64)
-            points = self.grid_points(out["ts"])
-            # Sorted: each sensor's grid points in time order, so a batch spanning a grid
-            # point scores its earlier rows before refitting for the later ones.
-            groups = out.groupby([out["device_id"], out["sensor_id"], points], sort=True).indices
-            self._remember(out, ts_ms)
-            fitted = self._refit(
-                [((d, s), point) for d, s, point in groups], until_ms=int(ts_ms.max()) + 1
-            )
-            for (device_id, sensor_id, point), rows in groups.items():
-                key = (device_id, sensor_id)
-                if (key, point) in fitted:
-                    self._entries[key] = fitted[(key, point)]
-                entry = self._entries.get(key)
-                if entry is None or not len(entry.grid_ms):
-                    continue
-                k = np.rint((ts_ms[rows] - entry.grid_ms[0]) / entry.step_ms).astype(np.int64)
-                ok = (k >= 0) & (k < len(entry.grid_ms))
-                ok &= np.abs(ts_ms[rows] - entry.grid_ms[0] - k * entry.step_ms) * 2 <= (
-                    entry.step_ms
-                )
-                expected[rows[ok]] = entry.expected[k[ok]]
-                scale[rows[ok]] = entry.scale[k[ok]]
-                width[rows] = entry.width
-        return self._assemble(out, expected, scale, width)
+        if not n:
+            nothing = np.full(0, np.nan)
+            return self._assemble(out, nothing, nothing, nothing, np.zeros(0, dtype=bool))
+        ts_ms = out["ts"].to_numpy("datetime64[ms]").astype(np.int64)
+        pair, devices, sensors = sensor_pairs(out["device_id"], out["sensor_id"])
+        keys = list(zip(devices.tolist(), sensors.tolist()))
+        points = self._grid_ms(ts_ms)
+        # One group per (sensor, grid point), each sensor's in time order, so a batch
+        # spanning a grid point scores its earlier rows before refitting for the later ones.
+        order = np.lexsort((points, pair))
+        new = np.ones(n, dtype=bool)
+        new[1:] = (pair[order][1:] != pair[order][:-1]) | (points[order][1:] != points[order][:-1])
+        group = np.empty(n, dtype=np.int64)
+        group[order] = np.cumsum(new) - 1
+        firsts = order[new]
+        wanted = [(keys[k], p) for k, p in zip(pair[firsts].tolist(), points[firsts].tolist())]
+        self._remember(out, ts_ms)
+        fitted = self._refit(wanted, until_ms=int(ts_ms.max()) + 1)
+        scoring: list[_Entry | None] = []  # the entry each group is scored with
+        for key, point in wanted:
+            entry = fitted.get((key, point))
+            if entry is not None:
+                self._entries[key] = entry
+            scoring.append(self._entries.get(key))
+        expected, scale, width = _look_up(scoring, group, ts_ms)
+        return self._assemble(out, expected, scale, width, self._out_of_range(keys, pair, out))
 
     def _remember(self, readings: pd.DataFrame, ts_ms: np.ndarray) -> None:
         """Keep the batch for later refits; forget what no refit will need.
@@ -412,10 +408,20 @@ class ForecastCache:
         Timestamp('2026-01-01 00:30:00+0000', tz='UTC')
         >>> store.close()
         """
-        return ts.dt.floor(self.refit_every)
+        ms = ts.to_numpy("datetime64[ms]").astype(np.int64)
+        return pd.Series(_as_utc(self._grid_ms(ms)), index=ts.index, name=ts.name)
+
+    def _grid_ms(self, ts_ms: np.ndarray) -> np.ndarray:
+        """:meth:`grid_points` of epoch milliseconds, as epoch milliseconds."""
+        return ts_ms - ts_ms % self._refit_ms
 
     def _assemble(
-        self, out: pd.DataFrame, expected: np.ndarray, scale: np.ndarray, width: np.ndarray
+        self,
+        out: pd.DataFrame,
+        expected: np.ndarray,
+        scale: np.ndarray,
+        width: np.ndarray,
+        out_of_range: np.ndarray,
     ) -> pd.DataFrame:
         proto = self._prototype
         value = out["value"].to_numpy(dtype=float)
@@ -425,7 +431,6 @@ class ForecastCache:
         confidence = proto.calibration.confidence(z)  # type: ignore[attr-defined]
         is_anomaly = np.nan_to_num(confidence, nan=0.0) > proto.threshold  # type: ignore[attr-defined]
         half = proto.calibration.z_threshold(proto.threshold) * scale  # type: ignore[attr-defined]
-        out_of_range = self._out_of_range(out, value)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.abs(residual) / width
         severity = proto.severity.assign(share, confidence, is_anomaly, out_of_range)  # type: ignore[attr-defined]
@@ -439,16 +444,13 @@ class ForecastCache:
             severity=severity,
         )
 
-    def _out_of_range(self, out: pd.DataFrame, value: np.ndarray) -> np.ndarray:
-        """Whether each reading lies outside its sensor's declared range."""
-        outside = np.zeros(len(out), dtype=bool)
-        if not len(out):
-            return outside
-        for key, rows in out.groupby(["device_id", "sensor_id"], sort=False).indices.items():
-            limits = self._sensor_range(key)
-            if limits is not None:
-                outside[rows] = (value[rows] < limits[0]) | (value[rows] > limits[1])
-        return outside
+    def _out_of_range(
+        self, keys: list[tuple[str, str]], pair: np.ndarray, out: pd.DataFrame
+    ) -> np.ndarray:
+        """Whether each reading (of sensor ``keys[pair]``) lies outside its declared range."""
+        limits = np.array([self._sensor_range(key) or (-np.inf, np.inf) for key in keys])
+        value = out["value"].to_numpy(dtype=float)
+        return (value < limits[pair, 0]) | (value > limits[pair, 1])
 
     def forget_history(self) -> None:
         """Drop the memory of recent readings: the next refits read the store again."""
@@ -457,6 +459,44 @@ class ForecastCache:
     def forget_sensor_ranges(self) -> None:
         """Re-read sensor ranges from the store at the next use (after new provisioning)."""
         self._ranges = None
+
+
+def _look_up(
+    entries: list[_Entry | None], group: np.ndarray, ts_ms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected value, scale and range width of each row from its group's forecast table.
+
+    ``entries[g]`` is the table rows of group ``g`` (``group[row]``) are scored with. A
+    row gets the table's values at the grid time nearest to it, if that lies within half
+    a reading period; else NaN (never anomalous). The tables in use are laid end to end
+    so every row is looked up at once.
+    """
+    n = len(group)
+    expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    table: list[_Entry] = []
+    position: dict[int, int] = {}  # id(entry) -> its place in ``table``
+    of_group = np.full(len(entries), -1, dtype=np.int64)
+    for g, entry in enumerate(entries):
+        if entry is not None and len(entry.grid_ms):
+            of_group[g] = position.setdefault(id(entry), len(table))
+            if of_group[g] == len(table):
+                table.append(entry)
+    if not table:
+        return expected, scale, width
+    first = np.array([e.grid_ms[0] for e in table], dtype=np.int64)
+    step = np.array([e.step_ms for e in table], dtype=np.int64)
+    size = np.array([len(e.grid_ms) for e in table], dtype=np.int64)
+    offset = np.cumsum(size) - size
+    rows = np.flatnonzero(of_group[group] >= 0)
+    at = of_group[group[rows]]
+    k = np.rint((ts_ms[rows] - first[at]) / step[at]).astype(np.int64)
+    ok = (k >= 0) & (k < size[at])
+    ok &= np.abs(ts_ms[rows] - first[at] - k * step[at]) * 2 <= step[at]
+    flat = offset[at[ok]] + k[ok]
+    expected[rows[ok]] = np.concatenate([e.expected for e in table])[flat]
+    scale[rows[ok]] = np.concatenate([e.scale for e in table])[flat]
+    width[rows] = np.array([e.width for e in table])[at]
+    return expected, scale, width
 
 
 def _as_utc(ms: np.ndarray) -> pd.DatetimeIndex:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._keys import sensor_pairs
 from iotlab.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -188,11 +189,10 @@ class _Batch:
             if len(empty):
                 raise ValidationError("key column is missing", field=column, rows=empty)
         ms = _to_sql_values(rows["ts"], "timestamp", "ts")
-        dcodes, dnames = pd.factorize(rows["device_id"].astype(str).to_numpy(object), sort=True)
-        scodes, snames = pd.factorize(rows["sensor_id"].astype(str).to_numpy(object), sort=True)
-        packed = dcodes.astype(np.int64) * len(snames) + scodes
-        unique, pair = np.unique(packed, return_inverse=True)
-        pair = pair.reshape(-1)
+        pair, devices, sensors = sensor_pairs(
+            rows["device_id"].astype(str).to_numpy(object),
+            rows["sensor_id"].astype(str).to_numpy(object),
+        )
         order = np.lexsort((ms, pair))  # stable: among equal keys the later row stays last
         if not (np.diff(order) == 1).all():
             pair, ms = pair[order], ms[order]
@@ -212,8 +212,6 @@ class _Batch:
                 if keep is not None:
                     values = values[keep]
                 columns[name] = values
-        devices = np.asarray(dnames, dtype=object)[unique // max(len(snames), 1)]
-        sensors = np.asarray(snames, dtype=object)[unique % max(len(snames), 1)]
         return cls(pair, ms, devices, sensors, columns)
 
     def minute_span(self) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._keys import sensor_pairs
+
 if TYPE_CHECKING:
     from iotlab.store.base import Store
 
@@ -134,18 +136,6 @@ def _aggregate(rows: _Aggregates, width_ms: int) -> _Aggregates:
     )
 
 
-def _pairs(device: object, sensor: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pair code per row, device per pair, sensor per pair); pairs sorted by name."""
-    dcodes, dnames = pd.factorize(np.asarray(device, dtype=object), sort=True)
-    scodes, snames = pd.factorize(np.asarray(sensor, dtype=object), sort=True)
-    packed = dcodes.astype(np.int64) * max(len(snames), 1) + scodes
-    unique, codes = np.unique(packed, return_inverse=True)
-    n_sensors = max(len(snames), 1)
-    devices = np.asarray(dnames, dtype=object)[unique // n_sensors]
-    sensors = np.asarray(snames, dtype=object)[unique % n_sensors]
-    return codes.reshape(-1), devices, sensors
-
-
 def _raw_rows(pair: np.ndarray, ms: np.ndarray, value: np.ndarray) -> _Aggregates:
     return _Aggregates(pair, ms, np.ones(len(pair), dtype=np.int64), value, value, value)
 
@@ -168,7 +158,7 @@ def compute_rollups(raw: pd.DataFrame, interval: str) -> pd.DataFrame:
     width = _WIDTH_MS[interval]
     if raw.empty:
         return pd.DataFrame({c: pd.Series([], dtype=_DTYPES[c]) for c in _COLUMNS})
-    pair, devices, sensors = _pairs(raw["device_id"], raw["sensor_id"])
+    pair, devices, sensors = sensor_pairs(raw["device_id"], raw["sensor_id"])
     rows = _raw_rows(pair, _epoch_ms(raw["ts"]), raw["value"].to_numpy(dtype="float64"))
     return _aggregate(rows, width).frame(devices, sensors)
 
@@ -199,7 +189,7 @@ def refresh_rollups(store: Store, written: pd.DataFrame, *, native: bool | None 
         native = isinstance(store, SQLiteStore)
     if native:  # every touched minute from raw rows, then every touched hour from minutes
         return store.refresh_rollups_of(written)
-    pair, devices, sensors = _pairs(written["device_id"], written["sensor_id"])
+    pair, devices, sensors = sensor_pairs(written["device_id"], written["sensor_id"])
     ms = _epoch_ms(written["ts"])
     batch = _aggregate(_raw_rows(pair, ms, written["value"].to_numpy("float64")), _MINUTE_MS)
     return _refresh_from_reads(store, batch, devices, sensors)
