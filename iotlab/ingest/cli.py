@@ -110,7 +110,10 @@ def run_serve(args: argparse.Namespace) -> int:
                 require_provisioned=not args.allow_unprovisioned,
                 heartbeat_timeout=args.heartbeat_timeout,
                 topic_root=args.topic_root,
-            ).start()
+            )
+            if scoring is not None:
+                logger.info("fitted %d sensors' forecasts", service.warm())
+            service.start()
             source = MqttSource(
                 service, args.mqtt, client_id=args.client_id, topic_root=args.topic_root
             ).start()

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from iotlab._keys import sensor_pairs
+from iotlab._time import TimeLike, utc_timestamp
 from iotlab.detect.base import robust_width
 from iotlab.detect.baselines import RollingZScoreDetector, trailing_forecasts
 from iotlab.errors import IotlabError, ValidationError
@@ -340,6 +341,35 @@ class ForecastCache:
         if not due:
             return {}
         return self._fit_all(due, self._histories(due, until_ms))
+
+    def warm(self, at: TimeLike) -> int:
+        """Fit every provisioned sensor for the grid point at or before ``at``, now.
+
+        A service that starts cold makes these fits (and their store reads) in its first
+        batch, which then waits for them; warming before readings arrive moves that work
+        ahead of them. Returns how many sensors got a forecast.
+
+        Examples
+        --------
+        >>> from iotlab.store import open_store
+        >>> store = open_store("sqlite://"); store.create_schema()
+        >>> ForecastCache(store).warm("2026-01-01")  # nothing provisioned, nothing to fit
+        0
+        >>> store.close()
+        """
+        from iotlab.store.validate import provisioned_keys
+
+        at_ms = utc_timestamp(at, field="at").value // 1_000_000
+        point = int(self._grid_ms(np.array([at_ms]))[0])
+        sensors = provisioned_keys(self.store, "readings")
+        keys = list(zip(sensors["device_id"].tolist(), sensors["sensor_id"].tolist()))
+        forecasts = 0
+        for lo in range(0, len(keys), self.max_refits):
+            fitted = self._refit([(key, point) for key in keys[lo : lo + self.max_refits]], at_ms)
+            for (key, _), entry in fitted.items():
+                self._entries[key] = entry
+                forecasts += len(entry.grid_ms) > 0
+        return forecasts
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, readings: pd.DataFrame) -> pd.DataFrame:

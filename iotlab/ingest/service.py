@@ -59,6 +59,7 @@ from typing import Any
 
 import pandas as pd
 
+from iotlab._time import TimeLike
 from iotlab.errors import ValidationError
 from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows, write_dead_letters
@@ -190,6 +191,14 @@ class IngestionService:
         return lambda: (
             self._alert_handlers.remove(handler) if handler in self._alert_handlers else None
         )
+
+    def warm(self, at: TimeLike | None = None) -> int:
+        """Fit the scorer's forecasts for data time ``at`` (default: now) before readings
+        arrive, so the first batch does not wait for every sensor's fit; call it before
+        :meth:`start`. Returns how many sensors got a forecast (0 without scoring)."""
+        if self.scoring is None:
+            return 0
+        return self.scoring.warm(pd.Timestamp.now(tz="UTC") if at is None else at)
 
     # -- input (any thread) ----------------------------------------------------------------------
     def submit(

@@ -139,3 +139,44 @@ def test_refits_from_memory_score_like_refits_read_from_the_store(cuts):
     # The memory is filled by the first refit: one read per sensor id (2), never again.
     assert memory_reads == 2
     assert stored_reads > 2 * len(cuts)
+
+
+def test_a_warmed_cache_scores_its_first_batch_without_fitting_or_reading():
+    stream = _stream()
+    history = stream.assign(ts=stream["ts"] - pd.Timedelta("400min"))
+    live = stream[stream["ts"] >= stream["ts"].iloc[0] + pd.Timedelta("40min")]
+    first = live[live["ts"] < live["ts"].iloc[0] + pd.Timedelta("10min")]
+    sensors = (
+        stream[["device_id", "sensor_id"]]
+        .drop_duplicates()
+        .assign(sensor_type="t", unit="u", min_value=np.nan, max_value=np.nan)
+        .assign(calibration_date=stream["ts"].iloc[0], added_at=stream["ts"].iloc[0])
+    )
+    results = {}
+    for warm in (True, False):
+        with open_store("sqlite://") as raw:
+            raw.write_rows("sensors", sensors)
+            raw.write_rows(
+                "readings", pd.concat([history, stream[stream["ts"] < first["ts"].min()]])
+            )
+            store = _CountingReads(raw)
+            cache = ForecastCache(store, refit_every="30min")
+            fitted = cache.warm(first["ts"].min()) if warm else 0
+            reads_before, refits_before = store.reads, cache.refits
+            scored = cache.score(first)
+            results[warm] = (
+                scored,
+                fitted,
+                store.reads - reads_before,
+                cache.refits - refits_before,
+            )
+    (warmed, fitted, reads, refits), (cold, _, cold_reads, cold_refits) = (
+        results[True],
+        results[False],
+    )
+    assert fitted == len(sensors)
+    assert (reads, refits) == (0, 0)  # the first batch found every forecast made
+    assert cold_reads > 0 and cold_refits == len(sensors)
+    assert warmed["expected"].notna().all()
+    for column in SCORE_FIELDS:
+        pd.testing.assert_series_equal(warmed[column], cold[column])
