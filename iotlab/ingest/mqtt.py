@@ -25,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from urllib.parse import urlsplit
 
 from iotlab.errors import InvalidURLError, MissingDependencyError, StoreConnectionError
 
-__all__ = ["MqttSource", "connect_client", "parse_mqtt_url", "publish_simulation"]
+__all__ = ["MqttSource", "connect_client", "parse_mqtt_url", "publish_simulation", "pump"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +74,14 @@ def connect_client(
     on_message: Any = None,
     max_inflight: int = 0,
     timeout: float = 10.0,
+    background: bool = True,
 ) -> Any:
-    """A connected, looping paho 2.x MQTT 5 client (``loop_start`` already called).
+    """A connected paho 2.x MQTT 5 client.
+
+    With ``background`` (default) paho's network thread runs the connection
+    (``loop_start``). Without, the caller does, on its own thread, with :func:`pump`: a
+    client that handles thousands of messages a second saves the hand-offs between its
+    thread and paho's (a wake-up and a GIL switch per message, a third of its CPU).
 
     ``on_connect(client, flags, properties)`` runs on every (re)connection, with the
     broker's CONNACK properties. ``max_inflight`` caps paho's own window of unacknowledged
@@ -115,11 +123,45 @@ def connect_client(
         client.connect(host, port, keepalive=30, clean_start=not persistent, properties=props)
     except OSError as exc:
         raise StoreConnectionError(f"cannot reach MQTT broker at {url}: {exc}") from exc
-    client.loop_start()
-    if not connected.wait(timeout):
-        client.loop_stop()
+    if background:
+        client.loop_start()
+    deadline = time.monotonic() + timeout
+    while not connected.is_set() and time.monotonic() < deadline:
+        if background:
+            connected.wait(0.05)
+        elif pump(client, 0.05) != 0:
+            break
+    if not connected.is_set():
+        if background:
+            client.loop_stop()
+        client.disconnect()
         raise StoreConnectionError(f"MQTT broker at {url} did not accept the connection")
     return client
+
+
+def pump(client: Any, timeout: float = 0.0, *, max_packets: int = 1000) -> int:
+    """Run a client's network work on this thread (one connected with ``background=False``).
+
+    Waits up to ``timeout`` seconds for data, reads the packets that have arrived (at most
+    ``max_packets``; their callbacks run here), writes what is queued and keeps the
+    connection alive. Returns paho's error code: 0, or why the connection is gone.
+    """
+    sock = client.socket()
+    if sock is None:
+        return int(_paho().MQTT_ERR_NO_CONN)
+    readable = select.select([sock], [], [], timeout)[0]
+    for _ in range(max_packets):
+        if not readable:
+            break
+        rc = client.loop_read()
+        if rc or client.socket() is None:
+            return int(rc) or int(_paho().MQTT_ERR_CONN_LOST)
+        readable = select.select([sock], [], [], 0)[0]
+    if client.want_write():
+        rc = client.loop_write()
+        if rc:
+            return int(rc)
+    return int(client.loop_misc())
 
 
 class MqttSource:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -24,6 +25,12 @@ __all__ = ["Publisher"]
 #: MQTT 5's default Receive Maximum, when the broker's CONNACK names none; also the
 #: most QoS 1 messages one client can have unacknowledged (16-bit message ids).
 RECEIVE_MAXIMUM = 65535
+#: Messages published between two reads of the broker's PUBACKs.
+PUMP_EVERY = 64
+#: Seconds between the keeper thread's runs of an idle publisher's connection.
+KEEPER_EVERY = 0.5
+#: Seconds between attempts to reconnect to the broker.
+RECONNECT_EVERY = 1.0
 
 
 def _iso_ms(ts: pd.Series) -> np.ndarray:
@@ -39,6 +46,12 @@ class Publisher:
     time (MQTT 5 flow control): :meth:`publish` blocks while the window is full, and
     raises :class:`~iotlab.errors.StoreConnectionError` if the broker acknowledges
     nothing for ``timeout`` seconds.
+
+    The publishing thread runs the client's network work itself
+    (:func:`~iotlab.ingest.mqtt.pump`): a message is written to the socket as it is
+    published, with no hand-off to paho's network thread. A keeper thread does that work
+    while the publisher is idle (PUBACKs, keep-alive pings, reconnecting); a lock keeps
+    the two from running paho at once.
 
     Parameters
     ----------
@@ -68,28 +81,33 @@ class Publisher:
         # Flow control: paho's own window is off (it rescans its queue at every PUBACK).
         self._window = RECEIVE_MAXIMUM
         self._unacked = 0
-        self._acked = threading.Condition()
+        self._lock = threading.Lock()  # held by whichever thread runs the client
+        self._closed = threading.Event()
+        self._keeper: threading.Thread | None = None
+        self._lost_at: float | None = None  # when the connection dropped, if it is down
         self.sent = 0
 
     def __repr__(self) -> str:
         return f"<Publisher {self.url} as {self.client_id}>"
 
     def __enter__(self) -> Publisher:
+        from paho.mqtt.enums import MQTTErrorCode
+
         from iotlab.ingest.mqtt import connect_client
 
         def on_connect(client: Any, flags: Any, properties: Any) -> None:
             maximum = getattr(properties, "ReceiveMaximum", RECEIVE_MAXIMUM)
-            with self._acked:
-                self._window = min(int(maximum), RECEIVE_MAXIMUM)
+            self._window = min(int(maximum), RECEIVE_MAXIMUM)
 
         self._client = connect_client(
-            self.url, self.client_id, persistent=False, on_connect=on_connect
+            self.url, self.client_id, persistent=False, on_connect=on_connect, background=False
         )
         self._client.on_publish = self._on_publish
-        from paho.mqtt.enums import MQTTErrorCode
-
         # NO_CONN: paho keeps the message and sends it once it has reconnected.
         self._queued = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+        self._closed.clear()
+        self._keeper = threading.Thread(target=self._keep, name="iotlab-publisher", daemon=True)
+        self._keeper.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -102,9 +120,12 @@ class Publisher:
         try:
             self.wait()
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
-            self._client = None
+            self._closed.set()
+            if self._keeper is not None:
+                self._keeper.join()
+            with self._lock:
+                self._client.disconnect()
+                self._client = None
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every message published so far was acknowledged by the broker.
@@ -112,35 +133,62 @@ class Publisher:
         Raises :class:`TimeoutError` (naming how many are still unacknowledged) after
         ``timeout`` seconds (default: the publisher's ``timeout``).
         """
-        with self._acked:
-            done = self._acked.wait_for(
-                lambda: self._unacked == 0, self.timeout if timeout is None else timeout
-            )
-            if not done:
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        with self._lock:
+            while self._unacked and time.monotonic() < deadline:
+                self._pump(0.05)
+            if self._unacked:
                 raise TimeoutError(
                     f"{self._unacked} messages not acknowledged by the broker at {self.url}"
                 )
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        with self._acked:
-            self._unacked -= 1
-            self._acked.notify_all()
+        self._unacked -= 1  # runs in _pump, under the lock
+
+    def _pump(self, timeout: float) -> None:
+        """Run the client for up to ``timeout`` s (lock held); reconnect once it dropped."""
+        from iotlab.ingest.mqtt import pump
+
+        if self._lost_at is None:
+            if pump(self._client, timeout) != 0:
+                self._lost_at = time.monotonic()
+            return
+        if time.monotonic() - self._lost_at >= RECONNECT_EVERY:
+            try:  # paho sends the unacknowledged messages again once reconnected
+                self._client.reconnect()
+                self._lost_at = None
+            except OSError:
+                self._lost_at = time.monotonic()
+        time.sleep(timeout)
+
+    def _keep(self) -> None:
+        """Keeper thread: run the client while no one publishes."""
+        while not self._closed.wait(KEEPER_EVERY):
+            with self._lock:
+                self._pump(0.0)
 
     def publish(self, topic: str, payload: bytes | str) -> None:
         """Publish one message at QoS 1 (blocks while the broker's window is full)."""
-        with self._acked:
-            if not self._acked.wait_for(lambda: self._unacked < self._window, self.timeout):
-                raise StoreConnectionError(
-                    f"the MQTT broker at {self.url} acknowledged nothing for "
-                    f"{self.timeout} s ({self._unacked} messages outstanding)"
-                )
-            self._unacked += 1
+        with self._lock:
+            self._publish(topic, payload)
+
+    def _publish(self, topic: str, payload: bytes | str) -> None:
+        if self._unacked >= self._window:
+            deadline = time.monotonic() + self.timeout
+            while self._unacked >= self._window:
+                if time.monotonic() > deadline:
+                    raise StoreConnectionError(
+                        f"the MQTT broker at {self.url} acknowledged nothing for "
+                        f"{self.timeout} s ({self._unacked} messages outstanding)"
+                    )
+                self._pump(0.05)
         info = self._client.publish(topic, payload, qos=1)
         if info.rc not in self._queued:
-            with self._acked:
-                self._unacked -= 1
             raise StoreConnectionError(f"publish to {topic} failed: paho error code {info.rc}")
+        self._unacked += 1
         self.sent += 1
+        if self.sent % PUMP_EVERY == 0:
+            self._pump(0.0)  # take in the PUBACKs that arrived meanwhile
 
     def publish_readings(self, readings: pd.DataFrame) -> int:
         """Publish each reading to ``<root>/<device_id>/<sensor_id>``; return how many."""
@@ -149,21 +197,23 @@ class Publisher:
         stamps = _iso_ms(readings["ts"])
         quality = readings["quality"] if "quality" in readings else pd.Series(100, readings.index)
         status = readings["status"] if "status" in readings else pd.Series("ok", readings.index)
-        for device, sensor, ts, value, q, s in zip(
+        rows = zip(
             readings["device_id"],
             readings["sensor_id"],
             stamps,
             readings["value"].to_numpy(dtype=float),
             quality,
             status,
-        ):
-            body = {
-                "ts": str(ts),
-                "value": None if np.isnan(value) else float(value),
-                "quality": int(q),
-                "status": str(s),
-            }
-            self.publish(f"{self.topic_root}/{device}/{sensor}", json.dumps(body))
+        )
+        with self._lock:  # one frame, one hold of the client
+            for device, sensor, ts, value, q, s in rows:
+                body = {
+                    "ts": str(ts),
+                    "value": None if np.isnan(value) else float(value),
+                    "quality": int(q),
+                    "status": str(s),
+                }
+                self._publish(f"{self.topic_root}/{device}/{sensor}", json.dumps(body))
         return len(readings)
 
     def publish_heartbeats(self, heartbeats: pd.DataFrame) -> int:
@@ -177,9 +227,10 @@ class Publisher:
             else np.full(len(heartbeats), np.nan)
             for m in METRIC_FIELDS
         ]
-        for device, ts, *metrics in zip(heartbeats["device_id"], stamps, *columns):
-            body: dict[str, object] = {"ts": str(ts)}
-            for name, value in zip(METRIC_FIELDS, metrics):
-                body[name] = None if np.isnan(value) else float(value)
-            self.publish(f"{self.topic_root}/{device}/{HEARTBEAT}", json.dumps(body))
+        with self._lock:
+            for device, ts, *metrics in zip(heartbeats["device_id"], stamps, *columns):
+                body: dict[str, object] = {"ts": str(ts)}
+                for name, value in zip(METRIC_FIELDS, metrics):
+                    body[name] = None if np.isnan(value) else float(value)
+                self._publish(f"{self.topic_root}/{device}/{HEARTBEAT}", json.dumps(body))
         return len(heartbeats)
