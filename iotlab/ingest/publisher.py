@@ -106,6 +106,7 @@ class Publisher:
         # NO_CONN: paho keeps the message and sends it once it has reconnected.
         self._queued = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
         self._closed.clear()
+        self._lost_at = None
         self._keeper = threading.Thread(target=self._keep, name="iotlab-publisher", daemon=True)
         self._keeper.start()
         return self

@@ -65,11 +65,22 @@ class RecentReadings:
         if not len(rows):
             return
         pair, devices, sensors = sensor_pairs(rows["device_id"], rows["sensor_id"])
+        self.add_coded(
+            list(zip(devices.tolist(), sensors.tolist())),
+            pair,
+            rows["ts"].to_numpy(dtype=np.int64),
+            rows["value"].to_numpy(dtype=float),
+        )
+
+    def add_coded(
+        self, keys: list[tuple[str, str]], pair: np.ndarray, ts: np.ndarray, values: np.ndarray
+    ) -> None:
+        """Keep readings whose sensor is ``keys[pair[i]]`` (codes a caller already has,
+        from :func:`~iotlab._keys.sensor_pairs`), at ``ts`` (epoch ms)."""
         order = np.argsort(pair, kind="stable")
-        bounds = np.searchsorted(pair[order], np.arange(len(devices) + 1))
-        ts = rows["ts"].to_numpy(dtype=np.int64)[order]
-        values = rows["value"].to_numpy(dtype=float)[order]
-        for key, lo, hi in zip(zip(devices.tolist(), sensors.tolist()), bounds[:-1], bounds[1:]):
+        bounds = np.searchsorted(pair[order], np.arange(len(keys) + 1))
+        ts, values = ts[order], values[order]
+        for key, lo, hi in zip(keys, bounds[:-1], bounds[1:]):
             pieces = self._pieces.setdefault(key, [])
             pieces.append((ts[lo:hi], values[lo:hi]))
             if len(pieces) >= MAX_PIECES:

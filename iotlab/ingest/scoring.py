@@ -391,13 +391,14 @@ class ForecastCache:
         # One group per (sensor, grid point), each sensor's in time order, so a batch
         # spanning a grid point scores its earlier rows before refitting for the later ones.
         order = np.lexsort((points, pair))
+        sorted_pair, sorted_points = pair[order], points[order]
         new = np.ones(n, dtype=bool)
-        new[1:] = (pair[order][1:] != pair[order][:-1]) | (points[order][1:] != points[order][:-1])
+        new[1:] = (sorted_pair[1:] != sorted_pair[:-1]) | (sorted_points[1:] != sorted_points[:-1])
         group = np.empty(n, dtype=np.int64)
         group[order] = np.cumsum(new) - 1
-        firsts = order[new]
-        wanted = [(keys[k], p) for k, p in zip(pair[firsts].tolist(), points[firsts].tolist())]
-        self._remember(out, ts_ms)
+        firsts = zip(sorted_pair[new].tolist(), sorted_points[new].tolist())
+        wanted = [(keys[k], point) for k, point in firsts]
+        self._remember(keys, pair, ts_ms, out["value"].to_numpy(dtype=float))
         fitted = self._refit(wanted, until_ms=int(ts_ms.max()) + 1)
         scoring: list[_Entry | None] = []  # the entry each group is scored with
         for key, point in wanted:
@@ -408,7 +409,9 @@ class ForecastCache:
         expected, scale, width = _look_up(scoring, group, ts_ms)
         return self._assemble(out, expected, scale, width, self._out_of_range(keys, pair, out))
 
-    def _remember(self, readings: pd.DataFrame, ts_ms: np.ndarray) -> None:
+    def _remember(
+        self, keys: list[tuple[str, str]], pair: np.ndarray, ts_ms: np.ndarray, values: np.ndarray
+    ) -> None:
         """Keep the batch for later refits; forget what no refit will need.
 
         A sensor's next refit reads ``history`` before a grid point at most
@@ -418,7 +421,7 @@ class ForecastCache:
         if self._newest_ms is not None:
             span = self.history + 2 * self.refit_every
             self._recent.drop_before(self._newest_ms - span.value // 1_000_000)
-        self._recent.add(readings[["device_id", "sensor_id", "value"]].assign(ts=ts_ms))
+        self._recent.add_coded(keys, pair, ts_ms, values)
         newest = int(ts_ms.max())
         self._newest_ms = newest if self._newest_ms is None else max(self._newest_ms, newest)
 
