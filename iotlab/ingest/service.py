@@ -65,6 +65,7 @@ from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows, write_dead_letters
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
 from iotlab.ingest.scoring import ForecastCache
+from iotlab.store.rollups import RollupMemory, refresh_rollups
 
 __all__ = ["IngestionService", "ServiceStats"]
 
@@ -160,6 +161,8 @@ class IngestionService:
         self._unacked: list[Callable[[], None]] = []
         self._last_rollup = time.monotonic()
         self._rollup_pool: ThreadPoolExecutor | None = None
+        # The roll-ups this service stored last, so a refresh need not read them back.
+        self._rollup_memory = RollupMemory()
         self._rollup_job: Future | None = None
         self._known_keys: dict[str, tuple[pd.DataFrame, float]] = {}
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -447,14 +450,12 @@ class IngestionService:
     def _rollup_and_ack(
         self, unrolled: list[pd.DataFrame], unacked: list[Callable[[], None]]
     ) -> None:
-        from iotlab.store.rollups import refresh_rollups
-
         began = time.perf_counter()
         if unrolled:
             written = pd.concat(unrolled, ignore_index=True)
             # A redelivered reading may sit in two batches: count it once, as stored.
             written = written.drop_duplicates(["device_id", "sensor_id", "ts"], keep="last")
-            refresh_rollups(self.store, written)
+            refresh_rollups(self.store, written, memory=self._rollup_memory)
         for ack in unacked:  # everything is durable now, roll-ups included
             ack()
         self.stats.rollup_seconds += time.perf_counter() - began

@@ -25,6 +25,13 @@ How the raw rows are aggregated depends on the backend:
   overlap, late rows) are re-read from the raw table. A streaming batch of new data thus
   costs one small read per sensor and no raw read at all.
 
+A writer that refreshes the same hours again and again (the ingestion service, about
+every second) can skip even that read with a :class:`RollupMemory`: it keeps the minute
+and hour roll-ups of its last refresh and, per sensor-hour, trusts them only while the
+stored hour roll-up is still exactly the one it wrote (one row per sensor-hour, read back
+instead of up to 60). Any other writer that changed a minute of that hour also rewrote
+the hour, and then the minutes are read from the store as without a memory.
+
 Examples
 --------
 >>> import pandas as pd
@@ -51,7 +58,7 @@ from iotlab._keys import sensor_pairs
 if TYPE_CHECKING:
     from iotlab.store.base import Store
 
-__all__ = ["INTERVALS", "compute_rollups", "refresh_rollups"]
+__all__ = ["INTERVALS", "RollupMemory", "compute_rollups", "refresh_rollups"]
 
 #: roll-up interval -> (table, pandas frequency)
 INTERVALS = {"minute": ("rollups_minute", "min"), "hour": ("rollups_hour", "h")}
@@ -86,11 +93,20 @@ class _Aggregates:
 
     def keys(self) -> np.ndarray:
         """One int64 per row: pair and bucket (in minutes) packed together."""
-        return self.pair.astype(np.int64) << 32 | (self.start // _MINUTE_MS)
+        return _pack(self.pair, self.start // _MINUTE_MS)
+
+    def hour_keys(self) -> np.ndarray:
+        """One int64 per row: pair and the hour the row falls in, packed together."""
+        return _pack(self.pair, self.start // _HOUR_MS)
 
     @staticmethod
     def concat(parts: list[_Aggregates]) -> _Aggregates:
         return _Aggregates(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+    @staticmethod
+    def empty() -> _Aggregates:
+        no_ints, no_floats = np.array([], dtype=np.int64), np.array([], dtype=np.float64)
+        return _Aggregates(no_ints, no_ints, no_ints, no_floats, no_floats, no_floats)
 
     def frame(self, devices: np.ndarray, sensors: np.ndarray) -> pd.DataFrame:
         """The rows as a roll-up table frame (without ``bucket``)."""
@@ -110,6 +126,16 @@ class _Aggregates:
 
 
 _FIELDS = ("pair", "start", "count", "sum", "min", "max")
+# Minute and hour numbers before 1970 are negative: biased, they pack into 32 bits.
+_BIAS = 1 << 31
+
+
+def _pack(pair: np.ndarray, number: np.ndarray) -> np.ndarray:
+    return pair.astype(np.int64) << 32 | (number + _BIAS)
+
+
+def _unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return keys >> 32, (keys & 0xFFFFFFFF) - _BIAS
 
 
 def _aggregate(rows: _Aggregates, width_ms: int) -> _Aggregates:
@@ -163,7 +189,13 @@ def compute_rollups(raw: pd.DataFrame, interval: str) -> pd.DataFrame:
     return _aggregate(rows, width).frame(devices, sensors)
 
 
-def refresh_rollups(store: Store, written: pd.DataFrame, *, native: bool | None = None) -> int:
+def refresh_rollups(
+    store: Store,
+    written: pd.DataFrame,
+    *,
+    native: bool | None = None,
+    memory: RollupMemory | None = None,
+) -> int:
     """Recompute the minute and hour roll-ups that ``written`` touched.
 
     Parameters
@@ -175,6 +207,10 @@ def refresh_rollups(store: Store, written: pd.DataFrame, *, native: bool | None 
     native
         Aggregate inside the store where the backend can (SQLite); ``None`` (default)
         decides by backend, ``False`` forces the read-based path (tests compare both).
+    memory
+        What this writer's previous refreshes stored, to skip re-reading it (read-based
+        path only; see :class:`RollupMemory`). Pass the same memory to every refresh of
+        one writer, one refresh at a time.
 
     Returns
     -------
@@ -192,23 +228,23 @@ def refresh_rollups(store: Store, written: pd.DataFrame, *, native: bool | None 
     pair, devices, sensors = sensor_pairs(written["device_id"], written["sensor_id"])
     ms = _epoch_ms(written["ts"])
     batch = _aggregate(_raw_rows(pair, ms, written["value"].to_numpy("float64")), _MINUTE_MS)
-    return _refresh_from_reads(store, batch, devices, sensors)
+    return _refresh_from_reads(store, batch, devices, sensors, memory)
 
 
 def _refresh_from_reads(
-    store: Store, batch: _Aggregates, devices: np.ndarray, sensors: np.ndarray
+    store: Store,
+    batch: _Aggregates,
+    devices: np.ndarray,
+    sensors: np.ndarray,
+    memory: RollupMemory | None = None,
 ) -> int:
     """Backend-neutral refresh with the store's reads (see the module docstring)."""
     n_pairs = len(devices)
-    first, last = _pair_span(batch.pair, batch.start, n_pairs)
-    stored = _read_aggregates(
-        store,
-        "rollups_minute",
-        devices,
-        sensors,
-        _floor(first, _HOUR_MS),
-        _floor(last, _HOUR_MS) + _HOUR_MS,
-    )
+    touched_hours = np.unique(batch.hour_keys())
+    if memory is None:
+        stored = _read_minutes_of_hours(store, touched_hours, devices, sensors)
+    else:  # forgotten until this refresh succeeds: a failed one leaves nothing stale
+        stored = memory.recall(store, touched_hours, devices, sensors)
     # Minutes that already had a roll-up had raw rows before this batch: re-read them.
     dirty = np.isin(batch.keys(), stored.keys())
     minutes = batch
@@ -223,13 +259,120 @@ def _refresh_from_reads(
     # An hour is every stored minute of it, with the just-written minutes replacing theirs.
     kept = stored.take(~np.isin(stored.keys(), minutes.keys()))
     every = _Aggregates.concat([kept, minutes])
-    touched_hours = np.unique(batch.pair.astype(np.int64) << 32 | batch.start // _HOUR_MS)
-    in_touched = np.isin(
-        every.pair.astype(np.int64) << 32 | every.start // _HOUR_MS, touched_hours
-    )
-    hours = _aggregate(every.take(in_touched), _HOUR_MS)
+    every = every.take(np.isin(every.hour_keys(), touched_hours))
+    hours = _aggregate(every, _HOUR_MS)
     store.write_rows("rollups_hour", hours.frame(devices, sensors))
+    if memory is not None:
+        memory.keep(every, hours, devices, sensors)
     return len(hours.pair)
+
+
+def _read_minutes_of_hours(
+    store: Store, hour_keys: np.ndarray, devices: np.ndarray, sensors: np.ndarray
+) -> _Aggregates:
+    """The stored minute roll-ups of the given sensor-hours (``hour_keys``)."""
+    pair, hour = _unpack(hour_keys)
+    first, last = _pair_span(pair, hour * _HOUR_MS, len(devices))
+    minutes = _read_aggregates(store, "rollups_minute", devices, sensors, first, last + _HOUR_MS)
+    # A pair's span may cover hours between its wanted ones: those are not asked for.
+    return minutes.take(np.isin(minutes.hour_keys(), hour_keys))
+
+
+class RollupMemory:
+    """The minute and hour roll-ups one writer's last refresh stored, per sensor-hour.
+
+    Without it, each refresh reads back every stored minute roll-up of the hours it
+    touched (60 rows per sensor-hour: 48,000 rows a second for a fleet of 800 sensors
+    streaming into its current hour). With it, a refresh reads one hour roll-up per
+    sensor-hour and uses its remembered minutes where that row is still exactly the one
+    it wrote. Another writer that changed any minute of an hour rewrote that hour's
+    roll-up too, so the check sends such hours (and hours it never saw) to the store.
+    It holds the sensor-hours of the last refresh only. Not thread-safe: one refresh at
+    a time, as :meth:`iotlab.ingest.IngestionService` runs them.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from iotlab.store import open_store
+    >>> from iotlab.store.queries import read_rollups
+    >>> store = open_store("sqlite://")
+    >>> memory = RollupMemory()
+    >>> for minute in range(3):
+    ...     rows = pd.DataFrame({"device_id": "d", "sensor_id": "t", "value": [1.0],
+    ...         "ts": [pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=minute)],
+    ...         "quality": 0, "status": "ok"})
+    ...     _ = store.write_rows("readings", rows)
+    ...     _ = refresh_rollups(store, rows, native=False, memory=memory)
+    >>> read_rollups(store, "d", "t", interval="hour")["count"].tolist()
+    [3]
+    >>> store.close()
+    """
+
+    def __init__(self) -> None:
+        self._devices = np.array([], dtype=object)
+        self._sensors = np.array([], dtype=object)
+        self._minutes = self._hours = _Aggregates.empty()
+
+    def __len__(self) -> int:
+        """Number of sensor-hours remembered."""
+        return len(self._hours.pair)
+
+    def keep(
+        self, minutes: _Aggregates, hours: _Aggregates, devices: np.ndarray, sensors: np.ndarray
+    ) -> None:
+        """Remember what a refresh stored: the minutes of its hours, and those hours."""
+        self._devices, self._sensors = devices, sensors
+        self._minutes, self._hours = minutes, hours
+
+    def recall(
+        self, store: Store, hour_keys: np.ndarray, devices: np.ndarray, sensors: np.ndarray
+    ) -> _Aggregates:
+        """The stored minute roll-ups of ``hour_keys`` (pair codes of ``devices, sensors``):
+        remembered where the stored hour still matches, read from ``store`` elsewhere.
+        Forgets everything (a refresh keeps what it stores once it has succeeded)."""
+        minutes, hours = self._recoded(devices, sensors)
+        self.keep(_Aggregates.empty(), _Aggregates.empty(), devices[:0], sensors[:0])
+        hours = hours.take(np.isin(hours.hour_keys(), hour_keys))
+        if len(hours.pair):
+            first, last = _pair_span(hours.pair, hours.start, len(devices))
+            stored = _read_aggregates(store, "rollups_hour", devices, sensors, first, last + 1)
+            hours = hours.take(_same_rows(hours, stored))
+        trusted = hours.hour_keys()
+        remembered = minutes.take(np.isin(minutes.hour_keys(), trusted))
+        unknown = hour_keys[~np.isin(hour_keys, trusted)]
+        if not len(unknown):
+            return remembered
+        read = _read_minutes_of_hours(store, unknown, devices, sensors)
+        return _Aggregates.concat([remembered, read])
+
+    def _recoded(self, devices: np.ndarray, sensors: np.ndarray) -> tuple[_Aggregates, ...]:
+        """The remembered rows with their pairs coded as ``devices, sensors`` (pairs not
+        among them dropped)."""
+        names = pd.MultiIndex.from_arrays([devices, sensors])
+        code = names.get_indexer(pd.MultiIndex.from_arrays([self._devices, self._sensors]))
+        recoded = []
+        for rows in (self._minutes, self._hours):
+            new_pair = code[rows.pair]
+            kept = rows.take(new_pair >= 0)
+            kept.pair = new_pair[new_pair >= 0]
+            recoded.append(kept)
+        return tuple(recoded)
+
+
+def _same_rows(rows: _Aggregates, stored: _Aggregates) -> np.ndarray:
+    """Which of ``rows`` have a row in ``stored`` with the same key and equal values."""
+    if not len(stored.pair):
+        return np.zeros(len(rows.pair), dtype=bool)
+    stored_keys = stored.keys()
+    order = np.argsort(stored_keys, kind="stable")
+    at = order[np.minimum(np.searchsorted(stored_keys[order], rows.keys()), len(order) - 1)]
+    return (
+        (stored_keys[at] == rows.keys())
+        & (stored.count[at] == rows.count)
+        & (stored.sum[at] == rows.sum)
+        & (stored.min[at] == rows.min)
+        & (stored.max[at] == rows.max)
+    )
 
 
 def _read_aggregates(
@@ -269,8 +412,7 @@ def _read_aggregates(
     ]
     frames = [f for f in frames if len(f)]
     if not frames:
-        empty = np.array([], dtype=np.int64)
-        return _Aggregates(empty, empty, empty, *(np.array([], dtype=np.float64),) * 3)
+        return _Aggregates.empty()
     rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     names = pd.MultiIndex.from_arrays([devices, sensors])
     pair = names.get_indexer(

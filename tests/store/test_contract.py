@@ -249,6 +249,45 @@ def test_rollups_equal_pandas_after_overlapping_and_late_batches(
     _assert_rollups_match_raw(platform, "dev-1")
 
 
+def test_rollup_memory_skips_its_own_minutes_but_sees_another_writers(
+    platform, provision, make_readings, rng, monkeypatch
+):
+    """A streaming writer's memory replaces reading back the hour's minute roll-ups; a
+    late row another writer stored in that hour makes it read them again."""
+    from iotlab.store.rollups import RollupMemory, refresh_rollups
+
+    store = platform.store
+    provision(store, {"dev-1": ["temp_01", "hum_01"]})
+    stream = make_readings(rng, ["dev-1"], ["temp_01", "hum_01"], T0, 90, "20s")  # 30 min
+    tables_read: list[str] = []
+    read_rows = store.read_rows
+
+    def recording_read_rows(table, *args, **kwargs):
+        tables_read.append(table)
+        return read_rows(table, *args, **kwargs)
+
+    def refresh(rows, memory=None):
+        store.write_rows("readings", rows)
+        tables_read.clear()
+        refresh_rollups(
+            store, rows[["device_id", "sensor_id", "ts", "value"]], native=False, memory=memory
+        )
+        return set(tables_read)
+
+    monkeypatch.setattr(store, "read_rows", recording_read_rows)
+    memory = RollupMemory()
+    ten_minutes = stream["ts"].dt.floor("10min")
+    parts = [stream[ten_minutes == m] for m in sorted(ten_minutes.unique())]
+    assert refresh(parts[0], memory) == {"rollups_minute"}  # nothing remembered yet
+    assert refresh(parts[1], memory) == {"rollups_hour"}  # its own minutes, checked by hour
+    late = make_readings(rng, ["dev-1"], ["temp_01"], T0 + pd.Timedelta("7s"), 3, "1min")
+    refresh(late)  # another writer: late rows in minutes the memory holds
+    assert refresh(parts[2], memory) == {"rollups_hour", "rollups_minute"}
+    monkeypatch.undo()
+    _assert_rollups_match_raw(platform, "dev-1")
+    assert len(platform.readings("dev-1")) == len(stream) + len(late)
+
+
 def test_every_bad_input_gets_its_reason_and_valid_rows_land(platform, provision):
     provision(platform.store, {"dev-1": ["temp_01"]})
     ts = pd.Timestamp("2026-01-01 00:00", tz="UTC")

@@ -82,3 +82,68 @@ def test_read_based_refresh_equals_in_store_aggregation(batches, repeat):
         np.testing.assert_allclose(native_rollups["sum"], read_based["sum"], rtol=1e-9, atol=1e-6)
         np.testing.assert_array_equal(native_rollups["min"], read_based["min"])
         np.testing.assert_array_equal(native_rollups["max"], read_based["max"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(st.tuples(batch, st.booleans()), min_size=1, max_size=6))
+def test_a_writer_with_memory_keeps_rollups_exact_beside_other_writers(batches):
+    """One writer refreshes with a RollupMemory, another (re-ingesting, writing late or
+    overlapping rows) without: the roll-ups still equal the in-store aggregation."""
+    from iotlab.store.rollups import RollupMemory, refresh_rollups
+
+    results = []
+    for native in (True, False):
+        memory = RollupMemory()
+        with open_store("sqlite://") as store:
+            for rows, by_the_other_writer in batches:
+                frame = pd.DataFrame(rows, columns=["sensor_id", "offset", "value"]).assign(
+                    device_id="d", ts=lambda f: T0 + pd.to_timedelta(f["offset"], unit="s")
+                )
+                clean = validate_readings(frame, require_provisioned=False)[0]
+                store.write_rows("readings", clean)
+                kept = None if native or by_the_other_writer else memory
+                refresh_rollups(store, clean, native=native, memory=kept)
+            results.append(
+                [read_rollups(store, "d", ["s1", "s2"], interval=i) for i in ("minute", "hour")]
+            )
+    for in_store, remembered in zip(*results):
+        assert in_store["bucket_start"].tolist() == remembered["bucket_start"].tolist()
+        assert in_store["count"].tolist() == remembered["count"].tolist()
+        np.testing.assert_allclose(in_store["sum"], remembered["sum"], rtol=1e-9, atol=1e-6)
+        np.testing.assert_array_equal(in_store["min"], remembered["min"])
+        np.testing.assert_array_equal(in_store["max"], remembered["max"])
+
+
+def test_read_based_refresh_before_1970_keeps_sensors_apart():
+    """Minute and hour numbers before 1970 are negative; packed with a sensor's code
+    they must still name one sensor and one bucket."""
+    from iotlab.store.rollups import RollupMemory, refresh_rollups
+
+    ts = pd.to_datetime(
+        [
+            "1969-12-31 22:10:00",
+            "1969-12-31 23:58:10",
+            "1969-12-31 23:59:50",
+            "1970-01-01 00:00:30",
+        ],
+        utc=True,
+    )
+    rows = pd.concat(
+        pd.DataFrame(
+            {"device_id": "d", "sensor_id": sensor, "ts": ts, "value": values, "quality": 0}
+        ).assign(status="ok")
+        for sensor, values in (("s1", [1.0, 2.0, 3.0, 4.0]), ("s2", [10.0, 20.0, 30.0, 40.0]))
+    )
+    results = []
+    for native in (True, False):
+        memory = RollupMemory()
+        with open_store("sqlite://") as store:
+            for part in (rows[rows["ts"] < ts[2]], rows[rows["ts"] >= ts[2]]):
+                store.write_rows("readings", part)
+                refresh_rollups(store, part, native=native, memory=None if native else memory)
+            results.append(
+                [read_rollups(store, "d", ["s1", "s2"], interval=i) for i in ("minute", "hour")]
+            )
+    for in_store, read_based in zip(*results):
+        pd.testing.assert_frame_equal(in_store, read_based)
+    assert results[1][1]["count"].tolist() == [1, 1, 2, 2, 1, 1]
