@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas.api.indexers import BaseIndexer
 
 from iotlab.detect.base import Detector, Forecast, ShortHistoryWarning
 from iotlab.detect.calibration import robust_scale
@@ -144,25 +145,49 @@ def trailing_forecasts(
     values = history["value"].to_numpy(dtype=float)
     level = pd.Series(np.abs(values)).groupby(codes).median()
     floor = np.maximum(1e-3 * widths, 1e-6 * np.maximum(level.reindex(range(len(widths))), 1.0))
-    # The detector keeps as context only the last ``window`` of its history.
+    # A probe's window is its series' history in [probe - window, probe) (closed left, as
+    # the detector's rolling window): every probe follows the history, so the window is a
+    # suffix of the series' last ``window``, the detector's context. Its row bounds come
+    # from one search over (series, time rank); the rolling statistics are then computed
+    # on those windows only, not on every history row of every series.
     # As int64 nanoseconds: a tz-aware column's plain to_numpy() boxes every Timestamp.
     ts_ns = history["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    last = pd.Series(ts_ns).groupby(codes).transform("max").to_numpy()
-    tail = history[ts_ns >= last - window.value]
-    both = pd.concat(
-        [tail[["series", "ts", "value"]], probes[["series", "ts"]].assign(value=np.nan)],
-        ignore_index=True,
-    ).sort_values(["series", "ts"], kind="stable")
-    is_probe = both.index.to_numpy() >= len(tail)
-    rolling = both.groupby("series", sort=True).rolling(
-        window, on="ts", closed="left", min_periods=min_periods
-    )["value"]
-    median = rolling.median().to_numpy()
-    spread = (rolling.quantile(0.75) - rolling.quantile(0.25)).to_numpy() * _IQR_TO_SIGMA
-    scale = np.maximum(spread, floor.to_numpy()[both["series"].to_numpy()])
-    # Rows come back in (series, ts) order, which is the order of ``both``; probes are
-    # restored to their given order (the same, as they were sorted).
-    return median[is_probe], scale[is_probe]
+    codes = codes.astype(np.int64)
+    probe_codes = probes["series"].to_numpy(dtype=np.int64)
+    probe_ns = probes["ts"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    times = np.unique(ts_ns)
+    stride = len(times) + 1
+    keys = codes * stride + np.searchsorted(times, ts_ns)
+    start = np.searchsorted(
+        keys, probe_codes * stride + np.searchsorted(times, probe_ns - window.value)
+    )
+    end = np.searchsorted(keys, probe_codes * stride + np.searchsorted(times, probe_ns))
+    # One series: the history values, then a slot per probe whose window is its bounds
+    # (history rows get empty windows, so NaN, and are dropped).
+    slots = pd.Series(np.concatenate([values, np.full(len(probe_ns), np.nan)]))
+    nothing = np.zeros(len(values), dtype=np.int64)
+    rolling = slots.rolling(
+        _FixedWindows(np.concatenate([nothing, start]), np.concatenate([nothing, end])),
+        min_periods=min_periods,
+    )
+    median = rolling.median().to_numpy()[len(values) :]
+    upper, lower = (rolling.quantile(q).to_numpy()[len(values) :] for q in (0.75, 0.25))
+    spread = (upper - lower) * _IQR_TO_SIGMA
+    scale = np.maximum(spread, floor.to_numpy()[probe_codes])
+    return median, scale
+
+
+class _FixedWindows(BaseIndexer):
+    """Rolling windows with given row bounds ``[start[i], end[i])``."""
+
+    def __init__(self, start: np.ndarray, end: np.ndarray) -> None:
+        super().__init__()
+        self.start, self.end = start, end
+
+    def get_window_bounds(
+        self, num_values=0, min_periods=None, center=None, closed=None, step=None
+    ):
+        return self.start, self.end
 
 
 def _floored(spread: np.ndarray, width: np.ndarray, level: np.ndarray) -> np.ndarray:
