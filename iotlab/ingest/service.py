@@ -62,7 +62,7 @@ import pandas as pd
 from iotlab._time import TimeLike
 from iotlab.errors import ValidationError
 from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
-from iotlab.ingest.deadletter import dead_letter_rows, write_dead_letters
+from iotlab.ingest.deadletter import dead_letter_rows
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
 from iotlab.ingest.scoring import ForecastCache
 from iotlab.store.rollups import RollupMemory, refresh_rollups
@@ -392,13 +392,15 @@ class IngestionService:
             readings = readings.sort_values(
                 ["device_id", "sensor_id", "ts"], kind="stable", ignore_index=True
             )
-            self.store.write_rows("readings", readings)
-        if len(heartbeats):
-            self.store.write_rows("device_metrics", heartbeats)
-            refresh_heartbeat_rollups(self.store, heartbeats)
+        letters = pd.DataFrame()
         if dead:
             received = pd.Timestamp.now(tz="UTC").floor("ms")
-            write_dead_letters(self.store, dead_letter_rows(*zip(*dead), received))
+            letters = dead_letter_rows(*zip(*dead), received)
+        self.store.write_tables(  # together: one wait for the store, not one per table
+            {"readings": readings, "device_metrics": heartbeats, "dead_letters": letters}
+        )
+        if len(heartbeats):
+            refresh_heartbeat_rollups(self.store, heartbeats)
         scored = (
             self.scoring.score(readings)
             if self.scoring is not None and len(readings)
@@ -521,8 +523,7 @@ class IngestionService:
         )
         rows["ts"] = flagged["ts"].to_numpy()
         rows["ts"] = rows["ts"].dt.tz_localize("UTC") if rows["ts"].dt.tz is None else rows["ts"]
-        self.store.write_rows("anomalies", rows)
-        self.store.write_rows("anomalies_by_day", rows)
+        self.store.write_tables({"anomalies": rows, "anomalies_by_day": rows})
         self.stats.anomalies += len(rows)
         alerts = []
         for record in rows.itertuples(index=False):

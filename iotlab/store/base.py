@@ -106,6 +106,18 @@ class Store(ABC):
     def write_rows(self, table: str, rows: pd.DataFrame, *, progress: bool = False) -> int:
         """Upsert ``rows`` into ``table``; return how many rows were written."""
 
+    def write_tables(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        """Upsert rows into several tables (``{table: rows}``); return rows written to each.
+
+        The same as :meth:`write_rows` per table; a backend that can send several
+        tables' rows at once (Cassandra: one concurrent wave) overrides it, so a live
+        batch of readings, heartbeats and anomalies does not wait for each in turn.
+        """
+        return {
+            table: self.write_rows(table, rows) if len(rows) else 0
+            for table, rows in frames.items()
+        }
+
     @abstractmethod
     def read_rows(
         self,

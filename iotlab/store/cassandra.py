@@ -33,6 +33,7 @@ from iotlab.store._cql_io import (
     run_concurrent,
 )
 from iotlab.store._cql_io import write_frame as _write_frame
+from iotlab.store._cql_io import write_frames as _write_frames
 from iotlab.store._cql_read import key_tuples, read_partitions, select_list
 from iotlab.store._cql_schema import (
     create_keyspace_cql,
@@ -259,6 +260,16 @@ class CassandraStore(Store):
         finally:
             if bar is not None:
                 bar.close()
+
+    def write_tables(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        """Every table's rows in the same concurrent waves (see :meth:`Store.write_tables`)."""
+        writes = {}
+        for table, rows in frames.items():
+            spec = self._spec(table)
+            if len(rows):
+                writes[table] = (self._write_plan(spec), self._check_rows(spec, rows))
+        written = _write_frames(self.session, list(writes.values()))
+        return {table: 0 for table in frames} | dict(zip(writes, written))
 
     # -- reads ------------------------------------------------------------------------------
     def _index_buckets(

@@ -85,10 +85,10 @@ def empty_rejected(columns: Sequence[str] = ()) -> pd.DataFrame:
     >>> list(empty_rejected(["device_id"]).columns)
     ['device_id', 'row', 'reason']
     """
-    frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-    frame["row"] = pd.Series([], dtype="int64")
-    frame["reason"] = pd.Series([], dtype="str")
-    return frame
+    empty = {c: np.array([], dtype=object) for c in columns if c not in ("row", "reason")}
+    return pd.DataFrame(
+        {**empty, "row": np.array([], dtype=np.int64), "reason": pd.array([], dtype="str")}
+    )
 
 
 def validate_readings(

@@ -249,6 +249,24 @@ def test_rollups_equal_pandas_after_overlapping_and_late_batches(
     _assert_rollups_match_raw(platform, "dev-1")
 
 
+def test_write_tables_stores_each_tables_rows(store, provision, make_readings, rng):
+    provision(store, {"dev-1": ["temp_01"]})
+    readings = make_readings(rng, ["dev-1"], ["temp_01"], T0, 30)
+    beats = pd.DataFrame({"device_id": "dev-1", "ts": readings["ts"].iloc[:5], "cpu": 0.5})
+    for column in ("memory", "battery", "signal"):
+        beats[column] = np.nan
+    written = store.write_tables(
+        {"readings": readings, "device_metrics": beats, "dead_letters": pd.DataFrame()}
+    )
+    assert written == {"readings": 30, "device_metrics": 5, "dead_letters": 0}
+    got = store.read_rows("readings", {"device_id": "dev-1", "sensor_id": "temp_01"})
+    assert got["value"].tolist() == readings["value"].tolist()
+    got = store.read_rows("device_metrics", {"device_id": "dev-1"})
+    assert got["ts"].tolist() == beats["ts"].tolist() and (got["cpu"] == 0.5).all()
+    with pytest.raises(ValidationError):
+        store.write_tables({"readings": readings.drop(columns="value")})
+
+
 def test_rollup_memory_skips_its_own_minutes_but_sees_another_writers(
     platform, provision, make_readings, rng, monkeypatch
 ):
