@@ -440,9 +440,5 @@ def _pair_span(pair: np.ndarray, ms: np.ndarray, n_pairs: int) -> tuple[np.ndarr
     return first, last
 
 
-def _floor(ms: np.ndarray, width: int) -> np.ndarray:
-    return ms // width * width
-
-
 def _epoch_ms(ts: pd.Series) -> np.ndarray:
     return np.asarray(ts.astype("datetime64[ms, UTC]").array.asi8, dtype=np.int64)
