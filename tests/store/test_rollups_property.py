@@ -67,21 +67,14 @@ def test_read_based_refresh_equals_in_store_aggregation(batches, repeat):
     for native in (True, False):
         with open_store("sqlite://") as store:
             for rows in batches + (batches[:1] if repeat else []):
-                frame = pd.DataFrame(rows, columns=["sensor_id", "offset", "value"]).assign(
-                    device_id="d", ts=lambda f: T0 + pd.to_timedelta(f["offset"], unit="s")
-                )
-                clean = validate_readings(frame, require_provisioned=False)[0]
+                clean = _clean(rows)
                 store.write_rows("readings", clean)
                 refresh_rollups(store, clean, native=native)
             results.append(
                 [read_rollups(store, "d", ["s1", "s2"], interval=i) for i in ("minute", "hour")]
             )
     for native_rollups, read_based in zip(*results):
-        assert native_rollups["bucket_start"].tolist() == read_based["bucket_start"].tolist()
-        assert native_rollups["count"].tolist() == read_based["count"].tolist()
-        np.testing.assert_allclose(native_rollups["sum"], read_based["sum"], rtol=1e-9, atol=1e-6)
-        np.testing.assert_array_equal(native_rollups["min"], read_based["min"])
-        np.testing.assert_array_equal(native_rollups["max"], read_based["max"])
+        _assert_same_rollups(native_rollups, read_based)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,10 +89,7 @@ def test_a_writer_with_memory_keeps_rollups_exact_beside_other_writers(batches):
         memory = RollupMemory()
         with open_store("sqlite://") as store:
             for rows, by_the_other_writer in batches:
-                frame = pd.DataFrame(rows, columns=["sensor_id", "offset", "value"]).assign(
-                    device_id="d", ts=lambda f: T0 + pd.to_timedelta(f["offset"], unit="s")
-                )
-                clean = validate_readings(frame, require_provisioned=False)[0]
+                clean = _clean(rows)
                 store.write_rows("readings", clean)
                 kept = None if native or by_the_other_writer else memory
                 refresh_rollups(store, clean, native=native, memory=kept)
@@ -107,11 +97,7 @@ def test_a_writer_with_memory_keeps_rollups_exact_beside_other_writers(batches):
                 [read_rollups(store, "d", ["s1", "s2"], interval=i) for i in ("minute", "hour")]
             )
     for in_store, remembered in zip(*results):
-        assert in_store["bucket_start"].tolist() == remembered["bucket_start"].tolist()
-        assert in_store["count"].tolist() == remembered["count"].tolist()
-        np.testing.assert_allclose(in_store["sum"], remembered["sum"], rtol=1e-9, atol=1e-6)
-        np.testing.assert_array_equal(in_store["min"], remembered["min"])
-        np.testing.assert_array_equal(in_store["max"], remembered["max"])
+        _assert_same_rollups(in_store, remembered)
 
 
 def test_read_based_refresh_before_1970_keeps_sensors_apart():
@@ -147,3 +133,19 @@ def test_read_based_refresh_before_1970_keeps_sensors_apart():
     for in_store, read_based in zip(*results):
         pd.testing.assert_frame_equal(in_store, read_based)
     assert results[1][1]["count"].tolist() == [1, 1, 2, 2, 1, 1]
+
+
+def _clean(rows: list[tuple]) -> pd.DataFrame:
+    """Valid readings of device ``d`` from (sensor, second offset, value) tuples."""
+    frame = pd.DataFrame(rows, columns=["sensor_id", "offset", "value"]).assign(
+        device_id="d", ts=lambda f: T0 + pd.to_timedelta(f["offset"], unit="s")
+    )
+    return validate_readings(frame, require_provisioned=False)[0]
+
+
+def _assert_same_rollups(want: pd.DataFrame, got: pd.DataFrame) -> None:
+    assert want["bucket_start"].tolist() == got["bucket_start"].tolist()
+    assert want["count"].tolist() == got["count"].tolist()
+    np.testing.assert_allclose(want["sum"], got["sum"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_array_equal(want["min"], got["min"])
+    np.testing.assert_array_equal(want["max"], got["max"])
