@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 SCORE_FIELDS = ("expected", "lower", "upper", "score", "confidence", "is_anomaly", "severity")
 
 DetectorFactory = Callable[[str, str, "tuple[float, float] | None"], object]
+#: A batch being scored: its sensor keys, each row's key code, epoch ms and value.
+_Batch = tuple[list[tuple[str, str]], np.ndarray, np.ndarray, np.ndarray]
 
 
 #: The default model's trailing window and fewest readings in it.
@@ -176,7 +178,9 @@ class ForecastCache:
             }
         return self._ranges.get(key)
 
-    def _histories(self, due: list[tuple[tuple[str, str], int]], until_ms: int) -> pd.DataFrame:
+    def _histories(
+        self, due: list[tuple[tuple[str, str], int]], until_ms: int, batch: _Batch | None
+    ) -> pd.DataFrame:
         """``series`` (position in ``due``), ``ts`` (epoch ms), ``value``: the stored
         ``history`` before each due ``(key, point)``, sorted by series then time.
 
@@ -185,7 +189,7 @@ class ForecastCache:
         """
         history_ms = int(self.history / pd.Timedelta(milliseconds=1))
         windows = [(key, point - history_ms, point) for key, point in due]
-        stored = self._read_stored(windows, until_ms)
+        stored = self._read_stored(windows, until_ms, batch)
         counts, ts_parts, value_parts = [], [], []
         for key, lo, hi in windows:
             source = self._recent if stored.complete_from(key) is None else stored
@@ -202,7 +206,10 @@ class ForecastCache:
         )
 
     def _read_stored(
-        self, windows: list[tuple[tuple[str, str], int, int]], until_ms: int
+        self,
+        windows: list[tuple[tuple[str, str], int, int]],
+        until_ms: int,
+        batch: _Batch | None = None,
     ) -> RecentReadings:
         """Read from the store what the memory does not hold of these windows' sensors.
 
@@ -210,6 +217,10 @@ class ForecastCache:
         it reads the partitions concurrently (and, on Cassandra, several per query), so a
         refit round costs a few store calls, not one round trip per sensor. What is read
         is also remembered, and from then on the memory covers those sensors.
+
+        The ``batch`` being scored is added to what was read: it may not be stored yet
+        (the ingestion service scores a batch before writing it, so that its readings
+        and anomalies reach the store together).
         """
         starts: dict[str, dict[str, int]] = {}
         for (device_id, sensor_id), lo, _ in windows:
@@ -232,6 +243,8 @@ class ForecastCache:
             for memory in (stored, self._recent):
                 memory.add(rows)
                 memory.mark_complete(keys, start)
+        if starts and batch is not None:
+            stored.add_coded(*batch)
         return stored
 
     def _fit_all(
@@ -324,7 +337,10 @@ class ForecastCache:
         return expected, (forecast["upper"].to_numpy(dtype=float) - expected) / z
 
     def _refit(
-        self, wanted: list[tuple[tuple[str, str], int]], until_ms: int
+        self,
+        wanted: list[tuple[tuple[str, str], int]],
+        until_ms: int,
+        batch: _Batch | None = None,
     ) -> dict[tuple[tuple[str, str], int], _Entry]:
         """Fit each ``(key, grid point)`` not fitted yet, at most ``max_refits`` of them.
 
@@ -340,7 +356,7 @@ class ForecastCache:
                 due.append((key, point))
         if not due:
             return {}
-        return self._fit_all(due, self._histories(due, until_ms))
+        return self._fit_all(due, self._histories(due, until_ms, batch))
 
     def warm(self, at: TimeLike) -> int:
         """Fit every provisioned sensor for the grid point at or before ``at``, now.
@@ -398,8 +414,9 @@ class ForecastCache:
         group[order] = np.cumsum(new) - 1
         firsts = zip(sorted_pair[new].tolist(), sorted_points[new].tolist())
         wanted = [(keys[k], point) for k, point in firsts]
-        self._remember(keys, pair, ts_ms, out["value"].to_numpy(dtype=float))
-        fitted = self._refit(wanted, until_ms=int(ts_ms.max()) + 1)
+        batch = (keys, pair, ts_ms, out["value"].to_numpy(dtype=float))
+        self._remember(*batch)
+        fitted = self._refit(wanted, int(ts_ms.max()) + 1, batch)
         scoring: list[_Entry | None] = []  # the entry each group is scored with
         for key, point in wanted:
             entry = fitted.get((key, point))

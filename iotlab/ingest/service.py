@@ -4,13 +4,16 @@ For each batch (closed when ``batch_size`` rows have arrived or ``max_delay`` se
 after its first row arrived; a closing batch takes along what is already waiting, up to
 ``batch_size``) the service thread:
 
-1. validates readings and heartbeats (:mod:`iotlab.store.validate`);
-2. writes raw readings and heartbeats; refused rows and malformed messages go to the
-   dead letters with their reason and raw payload (:mod:`iotlab.ingest.deadletter`);
-3. scores each reading against its sensor's cached forecast
+1. validates readings and heartbeats (:mod:`iotlab.store.validate`); refused rows and
+   malformed messages become dead letters with their reason and raw payload
+   (:mod:`iotlab.ingest.deadletter`);
+2. scores each reading against its sensor's cached forecast
    (:class:`~iotlab.ingest.scoring.ForecastCache`; never a refit per reading);
-4. stores flagged readings in ``anomalies`` / ``anomalies_by_day`` and calls the alert
-   handlers once per new anomaly event (an ongoing event raises one alert);
+3. writes raw readings, heartbeats, dead letters and the flagged readings
+   (``anomalies`` / ``anomalies_by_day``) together, in one wait for the store
+   (:meth:`~iotlab.store.base.Store.write_tables`);
+4. calls the alert handlers once per new anomaly event (an ongoing event raises one
+   alert);
 5. notifies subscribers (the readings are stored now);
 6. refreshes the minute and hour roll-ups of the touched hours, for every batch since
    the last refresh, at most every ``rollup_every`` seconds: a refresh costs about the
@@ -396,17 +399,26 @@ class IngestionService:
         if dead:
             received = pd.Timestamp.now(tz="UTC").floor("ms")
             letters = dead_letter_rows(*zip(*dead), received)
-        self.store.write_tables(  # together: one wait for the store, not one per table
-            {"readings": readings, "device_metrics": heartbeats, "dead_letters": letters}
-        )
-        if len(heartbeats):
-            refresh_heartbeat_rollups(self.store, heartbeats)
+        # Scored before it is written, so that everything the batch stores goes out
+        # together: one wait for the store, not one per table.
         scored = (
             self.scoring.score(readings)
             if self.scoring is not None and len(readings)
             else (readings)
         )
-        alerts = self._record_anomalies(scored)
+        anomalies = self._anomaly_rows(scored)
+        self.store.write_tables(
+            {
+                "readings": readings,
+                "device_metrics": heartbeats,
+                "dead_letters": letters,
+                "anomalies": anomalies,
+                "anomalies_by_day": anomalies,
+            }
+        )
+        if len(heartbeats):
+            refresh_heartbeat_rollups(self.store, heartbeats)
+        alerts = self._alerts(anomalies)
         if len(readings):
             self._unrolled.append(readings[["device_id", "sensor_id", "ts", "value"]])
         self._unacked.extend(batch.acks)
@@ -503,9 +515,10 @@ class IngestionService:
             self._known_keys[table] = cached
         return cached[0]
 
-    def _record_anomalies(self, scored: pd.DataFrame) -> list[Alert]:
+    def _anomaly_rows(self, scored: pd.DataFrame) -> pd.DataFrame:
+        """The ``anomalies`` rows of a scored batch's flagged readings, oldest first."""
         if "is_anomaly" not in scored.columns or not scored["is_anomaly"].any():
-            return []
+            return pd.DataFrame()
         flagged = scored[scored["is_anomaly"].to_numpy()].sort_values("ts", kind="stable")
         rows = pd.DataFrame(
             {
@@ -523,7 +536,11 @@ class IngestionService:
         )
         rows["ts"] = flagged["ts"].to_numpy()
         rows["ts"] = rows["ts"].dt.tz_localize("UTC") if rows["ts"].dt.tz is None else rows["ts"]
-        self.store.write_tables({"anomalies": rows, "anomalies_by_day": rows})
+        return rows
+
+    def _alerts(self, rows: pd.DataFrame) -> list[Alert]:
+        """One alert per new anomaly event among stored anomaly ``rows`` (an ongoing
+        event, flagged again within ``alert_gap``, raises none)."""
         self.stats.anomalies += len(rows)
         alerts = []
         for record in rows.itertuples(index=False):

@@ -75,8 +75,8 @@ def _score_in_batches(factory, stream: pd.DataFrame, cuts: list[int]) -> pd.Data
         scored = []
         for lo, hi in zip([0, *cuts], [*cuts, len(stream)]):
             batch = stream.iloc[lo:hi]
-            store.write_rows("readings", batch)  # the service writes before it scores
-            scored.append(cache.score(batch))
+            scored.append(cache.score(batch))  # the service scores, then writes
+            store.write_rows("readings", batch)
     return pd.concat(scored, ignore_index=True).sort_values(
         ["device_id", "sensor_id", "ts"], ignore_index=True
     )
@@ -127,10 +127,12 @@ def test_refits_from_memory_score_like_refits_read_from_the_store(cuts):
             scored = []
             for lo, hi in zip([0, *cuts], [*cuts, len(stream)]):
                 batch = stream.iloc[lo:hi]
-                raw.write_rows("readings", batch)  # the service writes before it scores
                 if not remember:
                     cache.forget_history()
+                # The service scores a batch, then writes it: a refit that reads the
+                # store must still see the batch's readings before its grid point.
                 scored.append(cache.score(batch))
+                raw.write_rows("readings", batch)
             results[remember] = (pd.concat(scored, ignore_index=True), store.reads)
     (memory, memory_reads), (stored, stored_reads) = results[True], results[False]
     assert memory["expected"].notna().mean() > 0.9
