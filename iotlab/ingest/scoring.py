@@ -243,8 +243,9 @@ class ForecastCache:
             for memory in (stored, self._recent):
                 memory.add(rows)
                 memory.mark_complete(keys, start)
-        if starts and batch is not None:
-            stored.add_coded(*batch)
+        if starts and batch is not None:  # newer than what the store returned
+            for memory in (stored, self._recent):
+                memory.add_coded(*batch)
         return stored
 
     def _fit_all(

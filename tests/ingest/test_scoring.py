@@ -143,6 +143,30 @@ def test_refits_from_memory_score_like_refits_read_from_the_store(cuts):
     assert stored_reads > 2 * len(cuts)
 
 
+def test_a_batch_correcting_stored_readings_scores_as_if_it_were_stored_first():
+    """The service scores a batch before writing it. Where the batch rewrites readings
+    already stored with other values, refits (now and later) must use the batch's."""
+    stream = _stream()
+    history = stream.assign(ts=stream["ts"] - pd.Timedelta("400min"))
+    stale = stream.assign(value=stream["value"] + 50.0)  # stored, then corrected
+    results = []
+    for score_first in (True, False):
+        with open_store("sqlite://") as store:
+            store.write_rows("readings", pd.concat([history, stale]))
+            cache = ForecastCache(store, refit_every="30min")
+            scored = []
+            for lo, hi in zip([0, 600, 1300, 1500], [600, 1300, 1500, len(stream)]):
+                batch = stream.iloc[lo:hi]
+                if not score_first:
+                    store.write_rows("readings", batch)
+                scored.append(cache.score(batch))
+                store.write_rows("readings", batch)
+            results.append(pd.concat(scored, ignore_index=True))
+    assert results[0]["expected"].notna().mean() > 0.9
+    for column in SCORE_FIELDS:
+        pd.testing.assert_series_equal(results[0][column], results[1][column])
+
+
 def test_a_warmed_cache_scores_its_first_batch_without_fitting_or_reading():
     stream = _stream()
     history = stream.assign(ts=stream["ts"] - pd.Timedelta("400min"))
