@@ -265,14 +265,16 @@ def write_frames(
     written = [0] * len(writes)
     for lo in range(0, max((len(rows) for _, rows in writes), default=0), CHUNK_ROWS):
         chunks = [
-            (i, plan, rows.iloc[lo : lo + CHUNK_ROWS]) for i, (plan, rows) in enumerate(writes)
+            (i, plan, rows.iloc[lo : lo + CHUNK_ROWS])
+            for i, (plan, rows) in enumerate(writes)
+            if len(rows) > lo
         ]
-        chunks = [(i, plan, chunk) for i, plan, chunk in chunks if len(chunk)]
         prepared = [_prepared_chunk(plan, chunk) for _, plan, chunk in chunks]
         # The index is written first: rows are never unreachable by an open-range read.
         run_concurrent(session, (b for p in prepared for b in _index_batches(p.plan, p.fresh)))
         for p in prepared:
-            p.memory.remember(p.fresh)
+            if p.plan.index_memory is not None:
+                p.plan.index_memory.remember(p.fresh)
         concurrency = max(plan.concurrency for _, plan, _ in chunks)
         row_batches = (b for p in prepared for b in _batches(p.plan, p.encoded, p.codes))
         run_concurrent(session, row_batches, concurrency)
@@ -288,7 +290,6 @@ class _PreparedChunk:
     """One table's chunk, serialised: its new index partitions and its encoded rows."""
 
     plan: WritePlan
-    memory: IndexMemory
     fresh: list[tuple]
     encoded: list[list]
     codes: np.ndarray
@@ -309,4 +310,4 @@ def _prepared_chunk(plan: WritePlan, chunk: pd.DataFrame) -> _PreparedChunk:
         fresh = memory.new(_partitions(plan, chunk, bucket, bucket_ms))
     chunk, codes = _partition_order(chunk, list(spec.partition_key))
     encoded = [encode_column(chunk[c], spec.columns[c], c) for c in plan.insert_columns]
-    return _PreparedChunk(plan, memory, fresh, encoded, codes)
+    return _PreparedChunk(plan, fresh, encoded, codes)

@@ -244,12 +244,15 @@ class CassandraStore(Store):
                 raise ValidationError("key column must not be missing", field=column, rows=bad)
         return rows[wanted]
 
-    def write_rows(self, table: str, rows: pd.DataFrame, *, progress: bool = False) -> int:
+    def _planned(self, table: str, rows: pd.DataFrame) -> tuple[WritePlan, pd.DataFrame]:
+        """The write plan of ``table`` and ``rows`` checked against it (raises if bad)."""
         spec = self._spec(table)
+        return self._write_plan(spec), self._check_rows(spec, rows)
+
+    def write_rows(self, table: str, rows: pd.DataFrame, *, progress: bool = False) -> int:
         if len(rows) == 0:
             return 0
-        rows = self._check_rows(spec, rows)
-        plan = self._write_plan(spec)
+        plan, rows = self._planned(table, rows)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -263,11 +266,7 @@ class CassandraStore(Store):
 
     def write_tables(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         """Every table's rows in the same concurrent waves (see :meth:`Store.write_tables`)."""
-        writes = {}
-        for table, rows in frames.items():
-            spec = self._spec(table)
-            if len(rows):
-                writes[table] = (self._write_plan(spec), self._check_rows(spec, rows))
+        writes = {table: self._planned(table, rows) for table, rows in frames.items() if len(rows)}
         written = _write_frames(self.session, list(writes.values()))
         return {table: 0 for table in frames} | dict(zip(writes, written))
 
