@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -24,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_serve_parser", "main", "run_serve"]
+__all__ = ["add_serve_parser", "main", "run_serve", "settle_heap"]
 
 logger = logging.getLogger("iotlab.serve")
 
@@ -113,6 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
             )
             if scoring is not None:
                 logger.info("fitted %d sensors' forecasts", service.warm())
+            settle_heap()
             service.start()
             source = MqttSource(
                 service, args.mqtt, client_id=args.client_id, topic_root=args.topic_root
@@ -137,6 +139,19 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def settle_heap() -> None:
+    """Exempt everything alive now from the garbage collector's full collections.
+
+    For a process that runs the service and nothing else (``iotlab serve``, benchmarks),
+    called once it is set up: modules, the store's driver and the fitted forecasts stay
+    for the life of the process, yet each full collection walked all of them, pausing
+    the service for 70-130 ms a few times every 10 s under load (10 ms after this).
+    Garbage made later is collected as usual. Process-wide: not for a notebook kernel.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _log_until(stop: threading.Event, service: Any, every: float) -> None:

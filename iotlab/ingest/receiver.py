@@ -40,6 +40,7 @@ CHUNK_SECONDS = 0.02
 def receive(url: str, client_id: str, root: str, connection: Any) -> None:
     """Child process: subscribe to ``<root>/+/+`` and trade chunks for acks over ``connection``."""
     from iotlab.ingest.batch import ParsedMessages
+    from iotlab.ingest.cli import settle_heap
     from iotlab.ingest.mqtt import connect_client
 
     topic = f"{root}/+/+"
@@ -68,6 +69,7 @@ def receive(url: str, client_id: str, root: str, connection: Any) -> None:
     except Exception as exc:  # reported to the parent, which raises it
         connection.send(("failed", str(exc)))
         return
+    settle_heap()  # this process only receives from here on
     client.on_subscribe = lambda *args: subscribed.set()
     if not subscribed.wait(10):
         client.subscribe(topic, qos=1)  # on_subscribe may have fired before it was set

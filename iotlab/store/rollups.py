@@ -255,13 +255,18 @@ def _refresh_from_reads(
         recomputed = _aggregate(raw, _MINUTE_MS)
         fresh = ~dirty & ~np.isin(batch.keys(), recomputed.keys())
         minutes = _Aggregates.concat([recomputed, batch.take(fresh)])
-    store.write_rows("rollups_minute", minutes.frame(devices, sensors))
     # An hour is every stored minute of it, with the just-written minutes replacing theirs.
     kept = stored.take(~np.isin(stored.keys(), minutes.keys()))
     every = _Aggregates.concat([kept, minutes])
     every = every.take(np.isin(every.hour_keys(), touched_hours))
     hours = _aggregate(every, _HOUR_MS)
-    store.write_rows("rollups_hour", hours.frame(devices, sensors))
+    # Both levels are computed by now, so they go out together: one wait on the store.
+    store.write_tables(
+        {
+            "rollups_minute": minutes.frame(devices, sensors),
+            "rollups_hour": hours.frame(devices, sensors),
+        }
+    )
     if memory is not None:
         memory.keep(every, hours, devices, sensors)
     return len(hours.pair)
