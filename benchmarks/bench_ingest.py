@@ -43,8 +43,8 @@ from _fleets import four_sensor_types, load_average
 
 import iotlab
 from iotlab.ingest import IngestionService
-from iotlab.ingest.cli import settle_heap
 from iotlab.ingest.mqtt import MqttSource
+from iotlab.ingest.runtime import settle_heap
 from iotlab.simulate import Fleet
 from iotlab.store.ingest import ingest_readings
 

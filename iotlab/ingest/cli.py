@@ -16,7 +16,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import signal
 import sys
@@ -25,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_serve_parser", "main", "run_serve", "settle_heap"]
+__all__ = ["add_serve_parser", "main", "run_serve"]
 
 logger = logging.getLogger("iotlab.serve")
 
@@ -82,6 +81,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGINT/SIGTERM; return the exit status."""
     import iotlab
     from iotlab.ingest.mqtt import MqttSource
+    from iotlab.ingest.runtime import settle_heap
     from iotlab.ingest.scoring import ForecastCache
     from iotlab.ingest.service import IngestionService
 
@@ -139,19 +139,6 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
-
-
-def settle_heap() -> None:
-    """Exempt everything alive now from the garbage collector's full collections.
-
-    For a process that runs the service and nothing else (``iotlab serve``, benchmarks),
-    called once it is set up: modules, the store's driver and the fitted forecasts stay
-    for the life of the process, yet each full collection walked all of them, pausing
-    the service for 70-130 ms a few times every 10 s under load (10 ms after this).
-    Garbage made later is collected as usual. Process-wide: not for a notebook kernel.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _log_until(stop: threading.Event, service: Any, every: float) -> None:

@@ -40,8 +40,8 @@ CHUNK_SECONDS = 0.02
 def receive(url: str, client_id: str, root: str, connection: Any) -> None:
     """Child process: subscribe to ``<root>/+/+`` and trade chunks for acks over ``connection``."""
     from iotlab.ingest.batch import ParsedMessages
-    from iotlab.ingest.cli import settle_heap
     from iotlab.ingest.mqtt import connect_client
+    from iotlab.ingest.runtime import settle_heap
 
     topic = f"{root}/+/+"
     pending: list[tuple[str, bytes, int, int]] = []  # topic, payload, mid, qos
