@@ -19,6 +19,15 @@ def settle_heap() -> None:
     process, yet each full collection walked all of them: under load that paused the
     service for 70-130 ms a few times every 10 s (10 ms after this). Collects first, so
     only live objects are exempted; garbage made later is collected as usual.
+
+    Examples
+    --------
+    Once the service is set up, just before it starts taking readings (not run here:
+    it would freeze the test runner's heap too):
+
+    >>> service.warm()  # doctest: +SKIP
+    >>> settle_heap()  # doctest: +SKIP
+    >>> service.start()  # doctest: +SKIP
     """
     gc.collect()
     gc.freeze()
