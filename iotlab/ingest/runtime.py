@@ -22,12 +22,13 @@ def settle_heap() -> None:
 
     Examples
     --------
-    Once the service is set up, just before it starts taking readings (not run here:
-    it would freeze the test runner's heap too):
+    In a process of its own (here a child; it would freeze the test runner's heap too):
 
-    >>> service.warm()  # doctest: +SKIP
-    >>> settle_heap()  # doctest: +SKIP
-    >>> service.start()  # doctest: +SKIP
+    >>> import subprocess, sys
+    >>> code = "import gc; from iotlab.ingest.runtime import settle_heap; settle_heap(); "
+    >>> code += "print(gc.get_freeze_count() > 0)"
+    >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    'True\\n'
     """
     gc.collect()
     gc.freeze()
