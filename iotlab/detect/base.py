@@ -19,8 +19,9 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 import pandas as pd
 
-from iotlab.detect.calibration import Calibration, scale_floor
+from iotlab.detect.calibration import Calibration, gaussian_log10_p, scale_floor
 from iotlab.detect.events import collapse_events
+from iotlab.detect.reference import References
 from iotlab.detect.severity import SeverityRule
 from iotlab.errors import DetectionError, ValidationError
 
@@ -53,6 +54,9 @@ class Forecast(NamedTuple):
     expected: np.ndarray
     scale: np.ndarray  # robust standard deviation of an out-of-sample residual
     width: np.ndarray  # the sensor's range width, for severity
+    #: The distribution of the detector's own past errors each reading is judged by
+    #: (``None``: the normal tail alone); see :mod:`iotlab.detect.reference`.
+    reference: References | None = None
 
 
 def as_series(series: pd.DataFrame | pd.Series) -> pd.DataFrame:
@@ -197,7 +201,8 @@ class Detector(ABC):
         Returns a frame with columns ``ts, value, expected, lower, upper, residual,
         score, confidence, is_anomaly, severity``: ``expected`` the model's value,
         ``[lower, upper]`` the band outside which a reading is flagged, ``score`` the
-        tail probability and ``confidence`` the probability of being anomalous (see
+        unbounded anomaly score ``-log10(p)`` (rank by it) and ``confidence`` the
+        probability of being anomalous, in [0, 1] (see
         :mod:`iotlab.detect.calibration`), ``is_anomaly`` is ``confidence >
         threshold``, ``severity`` an ordered categorical (low < medium < high <
         critical), missing on normal rows. Readings that cannot be scored (NaN value,
@@ -281,9 +286,19 @@ class Detector(ABC):
         residual = value - expected
         with np.errstate(divide="ignore", invalid="ignore"):
             z = residual / scale
-        confidence = self.calibration.confidence(z)
+        abs_z = np.abs(z)
+        cal = self.calibration
+        at_threshold = -cal.score_threshold(self.threshold)
+        if forecast.reference is None:
+            log10_p = gaussian_log10_p(abs_z)
+            band_z = np.full(len(z), cal.z_threshold(self.threshold))
+        else:
+            log10_p = forecast.reference.log10_p(abs_z)
+            band_z = forecast.reference.abs_z_at(at_threshold, cal.z_threshold(self.threshold))
+        score = cal.score_from_log10_p(log10_p, abs_z)
+        confidence = cal.confidence_from_score(score)
         is_anomaly = np.nan_to_num(confidence, nan=0.0) > self.threshold
-        half_band = self.calibration.z_threshold(self.threshold) * scale
+        half_band = band_z * scale
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.abs(residual) / np.asarray(forecast.width, dtype=float)
         out_of_range = None
@@ -297,7 +312,7 @@ class Detector(ABC):
                 "lower": expected - half_band,
                 "upper": expected + half_band,
                 "residual": residual,
-                "score": self.calibration.score(z),
+                "score": score,
                 "confidence": confidence,
                 "is_anomaly": is_anomaly,
                 "severity": self.severity.assign(share, confidence, is_anomaly, out_of_range),

@@ -1,32 +1,35 @@
 """From residuals to numbers a person can read: robust scale, score and confidence.
 
-Two numbers come out of a residual ``r`` and its out-of-sample scale ``s``
-(``z = r / s``):
+A residual ``r`` with out-of-sample scale ``s`` gives ``z = r / s``. Its *p-value*
+``p`` is how often an error at least as large happens when nothing is wrong: the
+two-sided normal tail of ``z``, or, when a detector knows the distribution of its own
+out-of-sample errors (:mod:`iotlab.detect.reference`), the larger of that and the
+empirical tail, so a detector whose errors are heavy-tailed (bursty counts, steps,
+quantised values) is not surprised by errors it makes every day. Two numbers come out
+of ``p``:
 
 ``score``
-    The two-sided tail probability ``P(|Z| < |z|)`` of a clean residual, with ``Z``
-    standard normal: how unusual the reading is. On clean data it is uniform, so
-    about 1% of clean readings score above 0.99 and 10% above 0.9. Useful for
-    ranking, but a threshold on it flags a fixed share of *clean* readings
-    (``score > 0.8`` would flag one clean reading in five).
+    ``-log10(p)``: 2 means "one clean reading in a hundred is this far off", 6 "one in a
+    million". Unbounded and strictly increasing in ``|z|`` (ties are broken by ``|z|``),
+    so it ranks anomalies however extreme; this is the number to sort by.
 ``confidence``
-    The probability that the reading is anomalous given its residual, under a
-    two-component model: clean residuals ``N(0, s^2)`` with prior weight
-    ``1 - prior``, anomalous ones ``N(0, (anomaly_scale * s)^2)`` with prior weight
-    ``prior``. This is the number the flag rule ``confidence > threshold`` uses, so
-    a threshold of 0.8 means "at least 80% sure", and with the defaults it flags a
-    clean reading only beyond about 4.6 robust standard deviations.
+    The probability that the reading is anomalous, on a logistic calibration curve in
+    log-score: ``log-odds = steepness * ln(score / midpoint)``. With the defaults a
+    score of 4 (p = 1e-4) is a 50% case, the default flag threshold 0.8 is reached at a
+    score of 5.7 (p = 2e-6, 4.7 sds under a normal tail) and 0.99 at 12.6. It approaches 1 only as fast as a power of
+    the score, so strong anomalies stay apart from weaker ones instead of all reading
+    1.0.
 
 Examples
 --------
 >>> import numpy as np
 >>> cal = Calibration()
->>> cal.score(np.array([0.0, 2.5758])).round(3).tolist()
-[0.0, 0.99]
+>>> cal.score(np.array([0.0, 2.5758, 40.0])).round(2).tolist()
+[0.0, 2.0, 349.14]
 >>> round(cal.z_threshold(0.8), 2)
-4.63
->>> bool(cal.confidence(np.array([cal.z_threshold(0.8)]))[0].round(6) == 0.8)
-True
+4.73
+>>> float(cal.confidence(np.array([cal.z_threshold(0.8)]))[0].round(6))
+0.8
 """
 
 from __future__ import annotations
@@ -36,12 +39,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "Calibration", "robust_scale", "scale_floor"]
+__all__ = ["MAD_TO_SIGMA", "Calibration", "gaussian_log10_p", "robust_scale", "scale_floor"]
 
 #: 1 / Phi^-1(3/4): turns a median absolute deviation into a normal standard deviation.
 MAD_TO_SIGMA = 1.4826
 
-_erf = np.frompyfunc(math.erf, 1, 1)
+_LN10 = math.log(10.0)
+#: Weight of ``|z|`` in the score's tie-break: far below any difference that matters.
+_TIE_BREAK = 1e-9
 
 
 def robust_scale(residuals: np.ndarray) -> float:
@@ -79,53 +84,96 @@ def scale_floor(values: np.ndarray, width: float) -> float:
     return max(1e-3 * float(width), 1e-6 * max(level, 1.0))
 
 
+_erfc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def gaussian_log10_p(abs_z: np.ndarray) -> np.ndarray:
+    """``log10`` of the two-sided normal tail ``P(|Z| >= |z|)``, exact far into the tail.
+
+    ``erfc`` underflows past ``|z|`` of about 38; beyond 20 its asymptotic series is
+    used instead, so the score keeps growing rather than becoming infinite.
+
+    Examples
+    --------
+    >>> gaussian_log10_p(np.array([0.0, 1.959964, 50.0])).round(3).tolist()
+    [0.0, -1.301, -544.665]
+    """
+    a = np.abs(np.asarray(abs_z, dtype=float))
+    out = np.full(a.shape, np.nan)
+    near = np.isfinite(a) & (a <= 20.0)
+    with np.errstate(divide="ignore"):
+        out[near] = np.log10(_erfc(a[near] / math.sqrt(2.0)).astype(float))
+    far = np.isfinite(a) & (a > 20.0)
+    x = a[far] / math.sqrt(2.0)
+    # erfc(x) ~ exp(-x^2) / (x sqrt(pi)) * (1 - 1/(2 x^2)) for large x
+    out[far] = (-np.square(x) - np.log(x * math.sqrt(math.pi)) + np.log1p(-0.5 / x**2)) / _LN10
+    out[np.isposinf(a)] = -np.inf
+    return out
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """How robust z-scores become ``score`` and ``confidence`` (see the module docstring).
+    """How p-values become ``score`` and ``confidence`` (see the module docstring).
 
     Parameters
     ----------
-    prior
-        Prior share of anomalous readings. Lower means fewer, surer alerts.
-    anomaly_scale
-        Typical size of an anomalous residual, in robust standard deviations.
+    midpoint
+        The score at which ``confidence`` is 0.5.
+    steepness
+        How fast ``confidence`` rises with the score around the midpoint.
     """
 
-    prior: float = 1e-3
-    anomaly_scale: float = 10.0
+    midpoint: float = 4.0
+    steepness: float = 4.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.prior < 1.0:
-            raise ValueError(f"prior must be in (0, 1), got {self.prior}")
-        if self.anomaly_scale <= 1.0:
-            raise ValueError(f"anomaly_scale must be > 1, got {self.anomaly_scale}")
+        if not self.midpoint > 0.0:
+            raise ValueError(f"midpoint must be > 0, got {self.midpoint}")
+        if not self.steepness > 0.0:
+            raise ValueError(f"steepness must be > 0, got {self.steepness}")
+
+    def score_from_log10_p(self, log10_p: np.ndarray, abs_z: np.ndarray) -> np.ndarray:
+        """``-log10(p)``, ties broken by ``|z|``; NaN stays NaN."""
+        abs_z = np.abs(np.asarray(abs_z, dtype=float))
+        with np.errstate(invalid="ignore"):
+            tie = _TIE_BREAK * abs_z / (1.0 + abs_z)
+            out = np.maximum(-np.asarray(log10_p, dtype=float), 0.0) + tie
+        out[np.isposinf(abs_z)] = np.inf
+        return out
 
     def score(self, z: np.ndarray) -> np.ndarray:
-        """Two-sided normal tail probability ``P(|Z| < |z|)``; NaN stays NaN."""
+        """The score of robust z-scores under the normal tail alone; NaN stays NaN."""
         z = np.asarray(z, dtype=float)
-        out = np.full(z.shape, np.nan)
-        ok = np.isfinite(z)
-        out[ok] = _erf(np.abs(z[ok]) / math.sqrt(2.0)).astype(float)
-        out[np.isinf(z)] = 1.0
-        return out
+        return self.score_from_log10_p(gaussian_log10_p(z), z)
 
-    def _log_prior_odds(self) -> float:
-        return math.log(self.prior / (1.0 - self.prior)) - math.log(self.anomaly_scale)
+    def confidence_from_score(self, score: np.ndarray) -> np.ndarray:
+        """Probability of "anomalous" given the score; NaN stays NaN."""
+        score = np.asarray(score, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.power(self.midpoint / score, self.steepness)
+            out = 1.0 / (1.0 + ratio)
+        out[score == 0.0] = 0.0
+        out[np.isposinf(score)] = 1.0
+        return out
 
     def confidence(self, z: np.ndarray) -> np.ndarray:
-        """Posterior probability of "anomalous" given the robust z-score; NaN stays NaN."""
-        z = np.asarray(z, dtype=float)
-        shrink = 1.0 - 1.0 / self.anomaly_scale**2
-        with np.errstate(over="ignore", invalid="ignore"):
-            log_odds = self._log_prior_odds() + 0.5 * shrink * np.square(z)
-            out = 1.0 / (1.0 + np.exp(-log_odds))
-        out[np.isinf(z)] = 1.0
-        return out
+        """Probability of "anomalous" given a robust z-score (normal tail); NaN stays NaN."""
+        return self.confidence_from_score(self.score(z))
 
-    def z_threshold(self, threshold: float) -> float:
-        """The ``|z|`` at which ``confidence`` equals ``threshold``."""
+    def score_threshold(self, threshold: float) -> float:
+        """The score at which ``confidence`` equals ``threshold``."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-        shrink = 1.0 - 1.0 / self.anomaly_scale**2
-        need = math.log(threshold / (1.0 - threshold)) - self._log_prior_odds()
-        return math.sqrt(max(need, 0.0) * 2.0 / shrink)
+        return self.midpoint * (threshold / (1.0 - threshold)) ** (1.0 / self.steepness)
+
+    def z_threshold(self, threshold: float) -> float:
+        """The ``|z|`` at which ``confidence`` equals ``threshold`` under the normal tail."""
+        target = -self.score_threshold(threshold)
+        low, high = 0.0, 100.0
+        for _ in range(80):  # bisection: the tail is monotone, 80 halvings reach 1e-22
+            mid = 0.5 * (low + high)
+            if gaussian_log10_p(np.array([mid]))[0] > target:
+                low = mid
+            else:
+                high = mid
+        return high

@@ -39,14 +39,19 @@ import pandas as pd
 from iotlab.detect._quiet import fit_quietly, import_prophet, prophet_warnings_silenced
 from iotlab.detect.base import Detector, Forecast, ShortHistoryWarning
 from iotlab.detect.baselines import RollingZScoreDetector
-from iotlab.detect.calibration import robust_scale
+from iotlab.detect.calibration import gaussian_log10_p, robust_scale
 from iotlab.detect.profile import DayProfile, ts_ns
+from iotlab.detect.reference import References, TailReference
 
 __all__ = ["ProphetResidualDetector"]
 
 _MIN_TRAIN_POINTS = 10
 _MIN_OOS_RESIDUALS = 50
 _REFIT_MASK_Z = 3.0
+#: How far past its training data a forecast's trend is extrapolated before it is held.
+_TREND_HORIZON = pd.Timedelta("1D")
+#: Fewest readings the local level correction's window spans, whatever the sampling rate.
+_LOCAL_MIN_READINGS = 6
 
 
 class _Design(NamedTuple):
@@ -198,8 +203,11 @@ class ProphetResidualDetector(Detector):
     def _design(self, train: pd.DataFrame, history: pd.DataFrame) -> _Design:
         """Seasonalities from the span and sampling step; changepoints from the span
         (capped as Prophet caps them, so equal designs really have equal shapes)."""
-        span = train["ts"].iloc[-1] - train["ts"].iloc[0]
-        seasonal = span >= pd.Timedelta("2D") and _median_step(train["ts"]) <= pd.Timedelta("2h")
+        step = _median_step(train["ts"])
+        # The span counts from the first to the last reading: two whole days of readings
+        # span one step less than 2 days, and must still learn the day's shape.
+        span = train["ts"].iloc[-1] - train["ts"].iloc[0] + step
+        seasonal = span >= pd.Timedelta("2D") and step <= pd.Timedelta("2h")
         # One possible trend bend every ``changepoint_every``: a sensor's baseline wanders
         # over days; the local correction follows what is faster than that.
         wanted = max(1, min(200, int(span / self.changepoint_every)))
@@ -234,10 +242,22 @@ class ProphetResidualDetector(Detector):
 
     @staticmethod
     def _forecast(model: Any, ts: pd.Series) -> np.ndarray:
+        """Prophet's forecast at ``ts``, its trend held flat beyond ``_TREND_HORIZON``
+        after the training data.
+
+        A linear trend extrapolated across a gap of days (a sensor offline for a week)
+        ends far from where the sensor comes back; its seasonality still holds.
+        """
         # Sorted: Prophet returns its predictions in time order, whatever the input order.
         unique = pd.DatetimeIndex(ts.unique()).tz_localize(None).sort_values()
+        limit = model.history["ds"].max() + _TREND_HORIZON
         with prophet_warnings_silenced():
-            yhat = model.predict(pd.DataFrame({"ds": unique}))["yhat"].to_numpy()
+            predicted = model.predict(pd.DataFrame({"ds": unique}))
+            yhat = predicted["yhat"].to_numpy().copy()
+            beyond = unique > limit
+            if beyond.any():
+                held = model.predict(pd.DataFrame({"ds": [limit]}))["trend"].to_numpy()[0]
+                yhat[beyond] += held - predicted["trend"].to_numpy()[beyond]
         return yhat[unique.get_indexer(pd.DatetimeIndex(ts).tz_localize(None))]
 
     def _learn(
@@ -261,17 +281,25 @@ class ProphetResidualDetector(Detector):
             base = base[n:]
         return _Fitted(model, design, profile), base
 
+    def _local_window(self, ts: pd.Series) -> pd.Timedelta | None:
+        """``local_window``, widened to span a few readings of a slowly sampled sensor
+        (one hour of hourly data is one reading: no level to correct from)."""
+        if self.local_window is None:
+            return None
+        return max(self.local_window, _LOCAL_MIN_READINGS * _median_step(ts))
+
     def _expected(
         self, ts: pd.Series, values: np.ndarray, base: np.ndarray, *, causal: bool
     ) -> np.ndarray:
-        correction = _local_correction(ts, values - base, self.local_window, causal=causal)
+        window = self._local_window(ts)
+        correction = _local_correction(ts, values - base, window, causal=causal)
         return base + correction
 
     def _fit_with_holdout(
         self, clean: pd.DataFrame, floor: float, previous: _Fitted | None = None
-    ) -> tuple[_Fitted, float]:
+    ) -> tuple[_Fitted, float, np.ndarray]:
         """Measure errors on held-out blocks, then refit on everything except the
-        readings found far off. Returns (fit, scale).
+        readings found far off. Returns (fit, scale, held-out z-scores).
 
         Every fifth ``holdout_block`` of time is held out (not the end of the series):
         a fault just before a cut-off would otherwise tilt the extrapolated trend and
@@ -288,7 +316,7 @@ class ProphetResidualDetector(Detector):
         # first fit towards itself, so its residuals there understate it.
         keep = np.abs(residual) <= _REFIT_MASK_Z * scale
         final, _ = self._learn(clean[keep], ts.iloc[:0], first)
-        return final, scale
+        return final, scale, residual[held] / scale
 
     def _too_short(self, span: pd.Timedelta) -> RollingZScoreDetector:
         warnings.warn(
@@ -321,7 +349,9 @@ class ProphetResidualDetector(Detector):
             return
         values = clean["value"].to_numpy()
         self._width_ = self._width(values)
-        self._fitted_model, self.scale_ = self._fit_with_holdout(clean, self._floor(values))
+        # Offline the held-out errors are not a reference for the tail: they come from
+        # the very readings being judged, and a fault would explain itself away.
+        self._fitted_model, self.scale_, _ = self._fit_with_holdout(clean, self._floor(values))
 
     def _predict(self, frame: pd.DataFrame) -> Forecast:
         if self._fallback is not None:
@@ -346,8 +376,11 @@ class ProphetResidualDetector(Detector):
         n = len(frame)
         expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         flagged = np.zeros(n, dtype=bool)
-        lookback = self.local_window.value if self.local_window is not None else 0
-        oos: list[tuple[pd.Timestamp, np.ndarray]] = []  # (refit time, residuals)
+        local_window = self._local_window(ts[valid])
+        lookback = local_window.value if local_window is not None else 0
+        oos: list[tuple[pd.Timestamp, np.ndarray, np.ndarray]] = []  # (refit, residuals, z)
+        codes = np.full(n, -1, dtype=np.int64)
+        tables: list[TailReference | None] = []
         first = ts[valid].iloc[0] + min_history
         t_ns = ts_ns(ts)
         segment = np.floor_divide(t_ns - first.as_unit("ns").value, refit_every.value)
@@ -362,13 +395,20 @@ class ProphetResidualDetector(Detector):
                 continue  # a long outage: nothing to forecast from, readings stay unscored
             train_values = train["value"].to_numpy()
             floor = self._floor(train_values)
-            recent = [res for at, res in oos if at >= refit_at - window]
-            recent_residuals = np.concatenate(recent) if recent else np.empty(0)
+            recent = [(res, z) for at, res, z in oos if at >= refit_at - window]
+            recent_residuals = np.concatenate([r for r, _ in recent] or [np.empty(0)])
+            # Readings are judged against the errors this detector made on readings it
+            # had not seen: the later segments' (or, until there are enough, held-out).
+            reference_z = [z for _, z in recent]
             if recent_residuals.size >= _MIN_OOS_RESIDUALS:
                 previous, _ = self._learn(train, ts.iloc[:0], previous)
                 seg_scale = max(robust_scale(recent_residuals), floor)
             else:
-                previous, seg_scale = self._fit_with_holdout(train, floor, previous)
+                previous, seg_scale, held_z = self._fit_with_holdout(train, floor, previous)
+                reference_z.append(held_z)
+            table = TailReference.learn(np.concatenate(reference_z))
+            codes[rows] = len(tables)
+            tables.append(table)
             # The local correction looks back over earlier readings, whose residuals are
             # taken against this model too (another model's level would leak in).
             context = int(np.searchsorted(t_ns, t_ns[rows[0]] - lookback, side="left"))
@@ -380,6 +420,15 @@ class ProphetResidualDetector(Detector):
             )[own]
             residual = values[rows] - expected[rows]
             scale[rows], width[rows] = seg_scale, self._width(train_values)
-            oos.append((refit_at, residual[np.isfinite(residual)]))
-            flagged[rows] = self.calibration.confidence(residual / seg_scale) > self.threshold
-        return Forecast(expected, scale, width)
+            finite = np.isfinite(residual)
+            z = residual[finite] / seg_scale
+            oos.append((refit_at, residual[finite], z))
+            flagged[rows[finite]] = self._is_anomaly(z, table)
+        return Forecast(expected, scale, width, References(codes, tuple(tables)))
+
+    def _is_anomaly(self, z: np.ndarray, table: TailReference | None) -> np.ndarray:
+        """The flag rule of :meth:`Detector.score`, for z-scores judged by ``table``."""
+        abs_z = np.abs(z)
+        log10_p = table.log10_p(abs_z) if table is not None else gaussian_log10_p(abs_z)
+        score = self.calibration.score_from_log10_p(log10_p, abs_z)
+        return self.calibration.confidence_from_score(score) > self.threshold
