@@ -16,9 +16,9 @@ of ``p``:
     The probability that the reading is anomalous, on a logistic calibration curve in
     log-score: ``log-odds = steepness * ln(score / midpoint)``. With the defaults a
     score of 4 (p = 1e-4) is a 50% case, the default flag threshold 0.8 is reached at a
-    score of 5.7 (p = 2e-6, 4.7 sds under a normal tail) and 0.99 at 12.6. It approaches 1 only as fast as a power of
-    the score, so strong anomalies stay apart from weaker ones instead of all reading
-    1.0.
+    score of 5.7 (p = 2e-6, 4.7 sds under a normal tail) and 0.99 at 12.6. It
+    approaches 1 only as fast as a power of the score, so strong anomalies stay apart
+    from weaker ones instead of all reading 1.0.
 
 Examples
 --------
@@ -39,7 +39,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAD_TO_SIGMA", "Calibration", "gaussian_log10_p", "robust_scale", "scale_floor"]
+__all__ = [
+    "MAD_TO_SIGMA",
+    "Calibration",
+    "gaussian_log10_p",
+    "resolution",
+    "robust_scale",
+    "scale_floor",
+]
 
 #: 1 / Phi^-1(3/4): turns a median absolute deviation into a normal standard deviation.
 MAD_TO_SIGMA = 1.4826
@@ -69,7 +76,10 @@ def scale_floor(values: np.ndarray, width: float) -> float:
 
     A constant or quantised signal has a zero MAD, which would turn every change
     into an infinitely improbable one; the floor is a thousandth of the sensor's
-    range (or of the data's robust range), and never below a millionth of the level.
+    range (or of the data's robust range), never below a millionth of the level, and
+    never below half the data's resolution (see :func:`resolution`): a sensor that
+    reports whole numbers cannot be expected closer than that, and its usual one-step
+    jumps are then two sds, not a million.
 
     Examples
     --------
@@ -77,11 +87,38 @@ def scale_floor(values: np.ndarray, width: float) -> float:
     5e-06
     >>> scale_floor(np.array([5.0, 6.0]), width=100.0)
     0.1
+    >>> scale_floor(np.array([2.0, 2.0, 3.0, 2.0] * 10), width=1.0)  # steps of 1
+    0.5
     """
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     level = float(np.median(np.abs(finite))) if finite.size else 1.0
-    return max(1e-3 * float(width), 1e-6 * max(level, 1.0))
+    return max(1e-3 * float(width), 1e-6 * max(level, 1.0), 0.5 * resolution(finite))
+
+
+def resolution(values: np.ndarray) -> float:
+    """The data's quantisation step: the smallest change between consecutive readings
+    that happens at least 5 times and in 0.5% of them (0 when there is none).
+
+    One jump of a constant sensor is not a resolution (it is what a detector is for);
+    a count that moves by whole numbers every hour is.
+
+    Examples
+    --------
+    >>> resolution(np.array([2.0, 2.0, 3.0, 2.0] * 10))
+    1.0
+    >>> resolution(np.array([7.0] * 99 + [8.0]))
+    0.0
+    """
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    steps = np.abs(np.diff(finite))
+    steps = np.round(steps[steps > 0], 9)
+    if steps.size == 0:
+        return 0.0
+    sizes, counts = np.unique(steps, return_counts=True)
+    common = sizes[counts >= max(5, 0.005 * finite.size)]
+    return float(common.min()) if common.size else 0.0
 
 
 _erfc = np.frompyfunc(math.erfc, 1, 1)

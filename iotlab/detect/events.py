@@ -72,10 +72,9 @@ def collapse_events(scored: pd.DataFrame, gap: str | pd.Timedelta) -> pd.DataFra
         out["n_points"] = pd.Series([], dtype="int64")
         return out.reset_index(drop=True)
     groups = flagged.groupby("_event", sort=True)
-    # The peak is the reading the detector was surest about (largest |z| then).
+    # The peak is the most anomalous reading: the highest score (which never ties).
     peak_rows = flagged.loc[
-        flagged.assign(_absres=flagged["residual"].abs())
-        .sort_values(["_event", "confidence", "_absres"], ascending=[True, False, False])
+        flagged.sort_values(["_event", "score"], ascending=[True, False])
         .drop_duplicates("_event")
         .index
     ]

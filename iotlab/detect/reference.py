@@ -13,7 +13,9 @@ tail probabilities:
   error seen, so a reading farther off than anything before still gets a small,
   finite, strictly decreasing p-value;
 - the share of past errors at least as large, divided by ``allowance``: an error the
-  detector made ``k`` times among ``n`` is given at least ``k / (allowance * n)``.
+  detector made ``k`` times among ``n`` is given at least ``k / (allowance * n)``;
+  beyond the largest error seen, the tail starts at ``1 / (allowance * n)`` and falls
+  off at the fitted rate.
 
 Examples
 --------
@@ -81,6 +83,12 @@ class TailReference:
             empirical = np.log10(seen / (self.allowance * n))  # -inf beyond the largest
         tail = math.log10(self.tail_share) - (a - self.threshold) / (self.tail_scale * _LN10)
         fitted = np.where(a > self.threshold, tail, math.log10(self.tail_share))
+        # Past the largest error seen, no more often than once in ``allowance * n``
+        # readings, and less the farther past: a fitted tail made of a few repeated
+        # sizes (a quantised sensor's one-step jumps) must not excuse a new level.
+        largest = float(self.sorted_abs_z[-1])
+        novel = math.log10(1.0 / (self.allowance * n)) - (a - largest) / (self.tail_scale * _LN10)
+        fitted = np.where(a > largest, np.minimum(fitted, novel), fitted)
         out = np.maximum.reduce([gaussian_log10_p(a), fitted, empirical])
         out = np.minimum(out, 0.0)
         out[np.isnan(a)] = np.nan
