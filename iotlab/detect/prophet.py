@@ -91,6 +91,30 @@ def _local_correction(
     return np.nan_to_num(median.to_numpy(), nan=0.0)
 
 
+def _staleness(
+    t_ns: np.ndarray, valid: np.ndarray, window: pd.Timedelta | None, readings: int = 3
+) -> np.ndarray:
+    """How much wider than usual each reading's forecast error is expected to be.
+
+    The first ``readings`` readings after a silence longer than ``window`` have no
+    recent level to correct the forecast with: they are a forecast as far ahead as the
+    silence was long, and a level that wandered meanwhile (a building warmed up while
+    its sensor was off) is no anomaly. Their scale grows as a random walk's does, with
+    the square root of the silence in windows; every other reading's factor is 1.
+    """
+    factor = np.ones(len(t_ns))
+    if window is None or not valid.any():
+        return factor
+    rows = np.flatnonzero(valid)
+    gap = np.diff(t_ns[rows], prepend=t_ns[rows[0]])
+    after = gap > window.value
+    last = np.maximum.accumulate(np.where(after, np.arange(rows.size), -1))
+    fresh = (last >= 0) & (np.arange(rows.size) - last < readings)
+    silence = gap[np.maximum(last, 0)]
+    factor[rows[fresh]] = np.sqrt(1.0 + silence[fresh] / window.value)
+    return factor
+
+
 def _median_step(ts: pd.Series) -> pd.Timedelta:
     steps = np.diff(ts_ns(ts))
     steps = steps[steps > 0]
@@ -381,8 +405,9 @@ class ProphetResidualDetector(Detector):
         oos: list[tuple[pd.Timestamp, np.ndarray, np.ndarray]] = []  # (refit, residuals, z)
         codes = np.full(n, -1, dtype=np.int64)
         tables: list[TailReference | None] = []
-        first = ts[valid].iloc[0] + min_history
         t_ns = ts_ns(ts)
+        stale = _staleness(t_ns, valid, local_window)
+        first = ts[valid].iloc[0] + min_history
         segment = np.floor_divide(t_ns - first.as_unit("ns").value, refit_every.value)
         previous: _Fitted | None = None
         for k in np.unique(segment[segment >= 0]):
@@ -419,9 +444,9 @@ class ProphetResidualDetector(Detector):
                 span_ts, values[span_rows], self._base(previous, span_ts), causal=True
             )[own]
             residual = values[rows] - expected[rows]
-            scale[rows], width[rows] = seg_scale, self._width(train_values)
+            scale[rows], width[rows] = seg_scale * stale[rows], self._width(train_values)
             finite = np.isfinite(residual)
-            z = residual[finite] / seg_scale
+            z = residual[finite] / scale[rows][finite]
             oos.append((refit_at, residual[finite], z))
             flagged[rows[finite]] = self._is_anomaly(z, table)
         return Forecast(expected, scale, width, References(codes, tuple(tables)))

@@ -118,3 +118,20 @@ def test_forecast_trend_is_held_across_a_long_gap():
     assert after["confidence"].notna().all()
     # Extrapolated over the gap, the day's slope would put the forecast 15 units off.
     assert (after["expected"] - after["value"]).abs().max() < 6
+
+
+def test_a_sensor_back_from_a_silence_is_not_an_anomaly_for_having_moved_on():
+    ts = pd.date_range("2026-01-05", periods=6 * 288, freq="5min", tz="UTC")
+    rng = np.random.default_rng(4)
+    values = 20 + 2 * np.sin(2 * np.pi * ts.hour.to_numpy() / 24) + rng.normal(0, 0.2, len(ts))
+    back = ts >= "2026-01-10"
+    values[back] += 1.5  # the room warmed while its sensor was off for two days
+    values[np.flatnonzero(back)[20]] += 15  # a real spike an hour and a half later
+    keep = (ts < "2026-01-08") | back
+    result = ProphetResidualDetector().score_online(
+        pd.DataFrame({"ts": ts[keep], "value": values[keep]})
+    )
+    after = result[result["ts"] >= "2026-01-10"].reset_index(drop=True)
+    assert not after["is_anomaly"].iloc[:3].any()  # the first readings back: a new level
+    assert after["is_anomaly"].iloc[20]
+    assert after.loc[20, "score"] == after["score"].max()
