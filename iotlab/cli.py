@@ -66,7 +66,7 @@ def _connect(url: str | None, *, must_exist: bool = False) -> Any:
             raise NotFoundError(
                 f"no iotlab database at {path.absolute()} (store {parsed}); ingest data first, "
                 "or check the URL: sqlite:///relative/x.db is relative to the current "
-                "directory, sqlite:////absolute/x.db is absolute"
+                "directory, sqlite:////absolute/x.db (four slashes) is absolute"
             )
     return iotlab.connect(url)
 
