@@ -284,9 +284,16 @@ def read_csv_with_utc(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise ValidationError(f"missing column in {path.name}", field="ts")
     text = frame["ts"].astype(str).str.strip()
     naive = ~text.str.contains(_OFFSET)
-    rejected = frame[naive].assign(reason=NAIVE_TIMESTAMP)
-    good = frame[~naive].copy()
-    good["ts"] = pd.to_datetime(text[~naive], format="ISO8601", utc=True)
+    parsed = pd.to_datetime(text.where(~naive), format="ISO8601", utc=True, errors="coerce")
+    bad = ~naive & parsed.isna()
+    rejected = pd.concat(
+        [
+            frame[naive].assign(reason=NAIVE_TIMESTAMP),
+            frame[bad].assign(reason="unparseable timestamp (ISO 8601 expected)"),
+        ]
+    ).sort_index()
+    good = frame[~naive & ~bad].copy()
+    good["ts"] = parsed[~naive & ~bad]
     return good, rejected
 
 
