@@ -93,8 +93,11 @@ def _utc(text: str | None, field: str) -> pd.Timestamp | None:
     return utc_timestamp_or_none(text, field=field)
 
 
-def _window(lab: Any, start: str | None, end: str | None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """``[start, end)``, each side defaulting to the data's own span (whole hours).
+def _window(
+    lab: Any, start: str | None, end: str | None
+) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    """``[start, end)``, each side defaulting to the data's own span (whole hours), and
+    the time of the last reading or heartbeat.
 
     Raises :class:`NothingDone` if the store holds no readings or heartbeats, or none in
     the window asked for.
@@ -113,7 +116,7 @@ def _window(lab: Any, start: str | None, end: str | None) -> tuple[pd.Timestamp,
             f"no readings or heartbeats between {_day(low)} and {_day(high)}; "
             f"the data spans {_day(first)} to {_day(last)}"
         )
-    return low, high
+    return low, high, last
 
 
 def _asked_window(
@@ -189,7 +192,7 @@ def _demo(args: argparse.Namespace) -> int:
         path = report.to_html(Path(args.out) / "demo-fleet-health.html")
         steps.update()
         steps.close()
-        print(f"store:       {lab.store.url}")
+        print(f"store:       {_where(lab)}")
     print(f"devices:     {len(device_ids)} ({args.days} days at {args.freq}, seed {args.seed})")
     print(f"readings:    {readings.written} written, {len(readings.rejected)} rejected")
     print(f"heartbeats:  {heartbeats.written} written, {len(heartbeats.rejected)} rejected")
@@ -382,7 +385,7 @@ def _detect(args: argparse.Namespace) -> int:
     _asked_window(args.start, args.end)
     with _connect(args.store, must_exist=True) as lab:
         _check_devices(lab, devices)
-        start, end = _window(lab, args.start, args.end)
+        start, end, _ = _window(lab, args.start, args.end)
         print(f"store:       {_where(lab)}")
         print(f"window:      {_day(start)} to {_day(end)}")
         anomalies = lab.detect_anomalies(
@@ -410,8 +413,7 @@ def _report(args: argparse.Namespace) -> int:
     devices = _device_list(args.devices)
     with _connect(args.store, must_exist=True) as lab:
         _check_devices(lab, devices)
-        start, end = _window(lab, args.start, args.end)
-        _, last = lab.data_span()
+        start, end, last = _window(lab, args.start, args.end)
         report = build_report(lab, kind, start, end, devices)
         print(f"store:       {_where(lab)}")
     defaulted = "" if args.start and args.end else " (the data's own span)"
