@@ -338,6 +338,19 @@ def _rejects_path(args: argparse.Namespace, path: Path) -> Path:
     return Path(f"{path.name.removesuffix('.gz').removesuffix('.csv')}.rejected.csv")
 
 
+def _file_rows(refused: pd.DataFrame, rejected: pd.DataFrame, kept: pd.Index) -> pd.DataFrame:
+    """All rejected rows, each with ``row``: its 0-based data row in the file.
+
+    The store numbers the rows of the frame it was given (the file's rows less those
+    refused here); ``kept`` maps those numbers back to the file's.
+    """
+    if len(rejected):
+        rejected = rejected.assign(row=kept.to_numpy()[rejected["row"].to_numpy(dtype=int)])
+    if len(refused):
+        rejected = pd.concat([refused.assign(row=refused.index), rejected], ignore_index=True)
+    return rejected.sort_values("row", kind="stable", ignore_index=True)
+
+
 def _ingest(args: argparse.Namespace) -> int:
     path = Path(args.file)
     rows, refused = read_csv_with_utc(path)
@@ -352,11 +365,7 @@ def _ingest(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
             )
         print(f"store:       {_where(lab)}")
-    rejected = (
-        pd.concat([refused, result.rejected], ignore_index=True)
-        if len(refused)
-        else (result.rejected)
-    )
+    rejected = _file_rows(refused, result.rejected, rows.index)
     print(f"written:     {result.written}")
     print(f"rejected:    {len(rejected)}")
     target = _rejects_path(args, path)

@@ -71,6 +71,8 @@ def test_simulate_then_ingest_writes_rejected_rows_with_reasons(
     rejected = pd.read_csv(tmp_path / "broken.rejected.csv")
     assert len(rejected) == 2
     assert rejected["reason"].str.contains("naive").sum() == 1
+    # Each names its data row in the file, whichever step refused it.
+    assert rejected.set_index("row")["sensor_id"].to_dict() == rows["sensor_id"][:2].to_dict()
 
 
 def test_demo_on_a_tiny_fleet_writes_the_report(tmp_path, store, capsys) -> None:
