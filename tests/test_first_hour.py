@@ -114,6 +114,18 @@ def test_3_report_window_is_the_datas_span_and_an_old_report_is_kept(loaded, cap
     assert main(["report", "fleet_health", "--force"]) == 0
 
 
+def test_3_simulate_does_not_overwrite_files_without_force(loaded, capsys):
+    before = (loaded / "readings.csv").read_bytes()
+    argv = ["simulate", "--devices", "1", "--days", "1", "--out", "new.csv"]
+    assert main([*argv, "--metrics-out", "heartbeats.csv"]) == 2
+    _one_line_error(capsys, "heartbeats.csv exists", "--force")
+    assert not (loaded / "new.csv").exists()  # refused before writing anything
+    assert main(["simulate", "--devices", "1", "--days", "1", "--out", "readings.csv"]) == 2
+    assert (loaded / "readings.csv").read_bytes() == before
+    assert main([*argv[:-1], "readings.csv", "--force"]) == 0
+    assert (loaded / "readings.csv").read_bytes() != before
+
+
 # 5 ---------------------------------------------------------------------------------------
 def test_5_an_unknown_sensor_of_a_known_device_is_an_error(here):
     fleet = Fleet(n_devices=2, seed=3)
