@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from iotlab._time import TimeLike
+from iotlab.errors import InvalidURLError
 from iotlab.store import Store, open_store
 from iotlab.store.url import parse_store_url, resolve_store_url
 
@@ -52,10 +53,32 @@ def connect(url: str | None = None) -> Platform:
     """
     parsed = parse_store_url(resolve_store_url(url))
     if parsed.scheme == "sqlite" and parsed.path:
-        from pathlib import Path
-
-        Path(parsed.path).parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_directory(parsed.path)
     return Platform(open_store(parsed))
+
+
+def _sqlite_directory(path: str) -> None:
+    """Make sure an embedded store's directory exists, or refuse a surprising location.
+
+    iotlab creates its own ``.iotlab/`` directory (where the default store lives) inside an
+    existing directory. Any other missing directory is refused: it is most often a URL
+    with one slash too few (``sqlite:///srv/x.db`` is ``./srv/x.db``), and creating it
+    would hide the data in a new, empty database.
+    """
+    from pathlib import Path
+
+    parent = Path(path).parent
+    if parent.is_dir():
+        return
+    if parent.name == ".iotlab" and parent.parent.is_dir():
+        parent.mkdir(exist_ok=True)
+        return
+    raise InvalidURLError(
+        f"sqlite store {str(Path(path).absolute())!r}: directory {str(parent)!r} does not "
+        "exist. sqlite:///relative/x.db is relative to the current directory, "
+        "sqlite:////absolute/x.db (four slashes) is absolute; create the directory first "
+        "if the path is right"
+    )
 
 
 class Platform:
@@ -210,6 +233,26 @@ class Platform:
     def stats(self) -> pd.DataFrame:
         """Rows, partitions and time span of every table."""
         return self.store.stats()
+
+    def data_span(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """First and last time of any reading or heartbeat in the store, ``None`` if empty.
+
+        The window reports and detection default to on the command line: the data's own
+        span, rather than a week before now that simulated or old data may not reach.
+
+        Examples
+        --------
+        >>> import iotlab
+        >>> with iotlab.connect("sqlite://") as lab:
+        ...     lab.data_span() is None
+        True
+        """
+        stats = self.store.stats().set_index("table")
+        held = stats.loc[["readings", "device_metrics"]]
+        held = held[held["rows"] > 0]
+        if held.empty:
+            return None
+        return held["first"].min(), held["last"].max()
 
     def purge_expired(self) -> int:
         """Delete rows past their TTL (embedded backend; Cassandra expires rows itself)."""

@@ -5,12 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+import iotlab
 from iotlab.cli import build_parser, main
 
 
 @pytest.fixture
 def store(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+    """An existing, empty embedded store (commands that only read refuse a missing one)."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    iotlab.connect(url).close()
+    return url
 
 
 @pytest.mark.parametrize(
@@ -45,7 +49,10 @@ def test_every_subcommand_has_help_with_store(capsys) -> None:
         assert "--store URL" in capsys.readouterr().out
 
 
-def test_simulate_then_ingest_writes_rejected_rows_with_reasons(tmp_path, store, capsys) -> None:
+def test_simulate_then_ingest_writes_rejected_rows_with_reasons(
+    tmp_path, store, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the rejected rows go to the current directory
     out = tmp_path / "readings.csv.gz"
     argv = ["simulate", "--devices", "2", "--days", "1", "--freq", "30min", "--seed", "1"]
     assert (
@@ -64,6 +71,8 @@ def test_simulate_then_ingest_writes_rejected_rows_with_reasons(tmp_path, store,
     rejected = pd.read_csv(tmp_path / "broken.rejected.csv")
     assert len(rejected) == 2
     assert rejected["reason"].str.contains("naive").sum() == 1
+    # Each names its data row in the file, whichever step refused it.
+    assert rejected.set_index("row")["sensor_id"].to_dict() == rows["sensor_id"][:2].to_dict()
 
 
 def test_demo_on_a_tiny_fleet_writes_the_report(tmp_path, store, capsys) -> None:
@@ -86,7 +95,7 @@ def test_demo_on_a_tiny_fleet_writes_the_report(tmp_path, store, capsys) -> None
     ]
     assert main([*argv, "--store", store, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    report = out / "fleet-health.html"
+    report = out / "demo-fleet-health.html"
     assert report.is_file() and f"report:      {report}" in printed
     assert "devices:     2" in printed and "rejected" in printed and "anomalies:" in printed
     text = report.read_text()

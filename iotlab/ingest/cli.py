@@ -80,11 +80,12 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
 def run_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGINT/SIGTERM; return the exit status."""
     import iotlab
-    from iotlab.ingest.mqtt import MqttSource
+    from iotlab.ingest.mqtt import MqttSource, parse_mqtt_url
     from iotlab.ingest.runtime import settle_heap
     from iotlab.ingest.scoring import ForecastCache
     from iotlab.ingest.service import IngestionService
 
+    parse_mqtt_url(args.mqtt)  # a bad URL fails now, not after minutes of fitting forecasts
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO,

@@ -30,6 +30,8 @@ import json
 import math
 from typing import NamedTuple
 
+from iotlab._reasons import NAIVE_TIMESTAMP
+
 __all__ = [
     "HEARTBEAT",
     "METRIC_FIELDS",
@@ -76,7 +78,7 @@ def _epoch_ms(value: object) -> int | str:
     except ValueError:
         return f"ts: unparseable timestamp {value[:40]!r}"
     if parsed.tzinfo is None:
-        return "ts: naive timestamp: give a time zone"
+        return f"ts: {NAIVE_TIMESTAMP}"
     return (parsed - _EPOCH) // dt.timedelta(milliseconds=1)
 
 

@@ -9,7 +9,9 @@ Rules
   of a sensor that was never provisioned are found only by naming it).
 - An unknown device raises :class:`~iotlab.errors.NotFoundError`: one that is neither in
   the ``devices`` projection nor has any rows in the range asked for. A provisioned
-  device without data gives an empty frame.
+  device without data gives an empty frame. So does a named sensor the device does not
+  have (neither provisioned for it nor with rows in the range): a typo or another device
+  type's sensor must not look like a quiet sensor.
 - Results are sorted by time and carry tz-aware UTC timestamps. xarray coordinates
   cannot hold a time zone, so :func:`read_dataset`'s ``time`` is naive UTC and says so in
   its ``timezone`` attribute.
@@ -67,6 +69,7 @@ def read_readings(
         "readings", {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi
     )
     _check_known(store, device_id, rows)
+    _check_sensors(store, device_id, sensor_id, rows)
     return rows.sort_values(["ts", "sensor_id"], kind="stable", ignore_index=True)
 
 
@@ -97,6 +100,7 @@ def read_rollups(
     sensors = _sensors(store, device_id, sensor_id)
     rows = store.read_rows(table, {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi)
     _check_known(store, device_id, rows)
+    _check_sensors(store, device_id, sensor_id, rows)
     rows["avg"] = rows["sum"] / rows["count"]
     return rows.sort_values(["bucket_start", "sensor_id"], kind="stable", ignore_index=True)
 
@@ -193,6 +197,32 @@ def _sensors(store: Store, device_id: str, sensor_id: str | Sequence[str] | None
 def _check_known(store: Store, device_id: str, rows: pd.DataFrame) -> None:
     if rows.empty and store.read_rows("devices", {"device_id": device_id}).empty:
         raise NotFoundError(f"unknown device {device_id!r}: not provisioned and no data")
+
+
+def _check_sensors(
+    store: Store, device_id: str, sensor_id: str | Sequence[str] | None, rows: pd.DataFrame
+) -> None:
+    """Refuse a named sensor the device does not have, rather than return nothing.
+
+    A sensor counts if it is provisioned for the device or has rows in the range (readings
+    ingested with ``require_provisioned=False``). A device with no provisioned sensors at
+    all cannot be judged and is let through.
+    """
+    if sensor_id is None:
+        return
+    wanted = [sensor_id] if isinstance(sensor_id, str) else list(sensor_id)
+    found = set(rows["sensor_id"].astype(str)) if len(rows) else set()
+    missing = [s for s in wanted if s not in found]
+    if not missing:
+        return
+    provisioned = store.read_rows("sensors", {"device_id": device_id}, columns=["sensor_id"])
+    known = sorted(provisioned["sensor_id"].astype(str))
+    unknown = [s for s in missing if s not in known]
+    if known and unknown:
+        raise NotFoundError(
+            f"device {device_id!r} has no sensor {', '.join(map(repr, unknown))} (not "
+            f"provisioned, no readings in this range); its sensors: {', '.join(known)}"
+        )
 
 
 def _dataset_devices(

@@ -41,6 +41,7 @@ Examples
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
 import threading
 import time
@@ -50,6 +51,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from iotlab._reasons import NAIVE_TIMESTAMP
 from iotlab.errors import (
     ConcurrencyError,
     SchemaMismatchError,
@@ -111,13 +113,24 @@ class SQLiteStore(Store):
             )
         except sqlite3.Error as exc:
             raise StoreConnectionError(f"cannot open sqlite database {url.path!r}: {exc}") from exc
-        # Bigger pages mean fewer b-tree splits on bulk inserts; only a new file takes it.
-        self._conn.execute("PRAGMA page_size=16384")
-        if url.path:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA temp_store=MEMORY")
-        self._conn.execute("PRAGMA cache_size=-65536")  # 64 MiB
+        try:
+            # Bigger pages mean fewer b-tree splits on bulk inserts; only a new file takes it.
+            self._conn.execute("PRAGMA page_size=16384")
+            if url.path:
+                # The first statement that reads the file: a CSV or any other non-database
+                # file fails here, and is named as such rather than as sqlite's riddle.
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA temp_store=MEMORY")
+            self._conn.execute("PRAGMA cache_size=-65536")  # 64 MiB
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            self._conn = None
+            where = os.path.abspath(url.path) if url.path else ":memory:"
+            raise StoreConnectionError(
+                f"{where} is not an SQLite database ({exc}); point the store URL at a "
+                "new or existing iotlab database file"
+            ) from exc
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -511,7 +524,7 @@ def _is_sequence(value: object) -> bool:
 def _epoch_ms(value: object) -> int:
     ts = pd.Timestamp(value)
     if ts.tzinfo is None:
-        raise ValidationError("naive timestamp: give a time zone", field="time")
+        raise ValidationError(NAIVE_TIMESTAMP, field="time")
     return int(ts.value // 1_000_000)
 
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._reasons import NAIVE_TIMESTAMP
 from iotlab.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ __all__ = [
     "validate_readings",
 ]
 
-NAIVE_REASON = "naive timestamp: give a time zone"
+NAIVE_REASON = NAIVE_TIMESTAMP
 #: Reason for rows of unprovisioned sensors (readings) or devices (heartbeats), by table.
 NOT_PROVISIONED = {
     "readings": "sensor not provisioned",
@@ -159,7 +160,8 @@ def validate_metrics(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split raw heartbeats into rows for ``device_metrics`` and rejected rows.
 
-    ``frame`` needs ``device_id`` and ``ts``; missing metric columns are stored as NaN.
+    ``frame`` needs ``device_id``, ``ts`` and at least one metric column; missing metric
+    columns are stored as NaN.
 
     Examples
     --------
@@ -170,6 +172,13 @@ def validate_metrics(
     ['cpu is infinite']
     """
     _require(frame, ("device_id", "ts"))
+    if not any(name in frame.columns for name in METRIC_COLUMNS):
+        # Readings given as heartbeats would land as all-NaN heartbeats over real ones.
+        raise ValidationError(
+            f"no heartbeat metric column: need one or more of {', '.join(METRIC_COLUMNS)} "
+            f"(have {', '.join(map(str, frame.columns))})",
+            field="cpu",
+        )
     reasons = _Reasons(len(frame))
     clean = pd.DataFrame(
         {

@@ -29,6 +29,7 @@ from iotlab.widgets._data import (
     sensor_stats,
     series_by_sensor,
 )
+from iotlab.widgets._errors import shown_in
 from iotlab.widgets._plot import figure_png, series_figure
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ class DeviceExplorer:
         self.plotted_anomalies = pd.DataFrame(columns=_ANOMALY_COLUMNS)
         self.figure: Figure | None = None
         self.updates = 0
+        self.error: Exception | None = None
         self._held = 0
         self._cache: dict[str, Any] = {}
         self._cache_key: tuple[Any, ...] | None = None
@@ -188,16 +190,18 @@ class DeviceExplorer:
         )
         self.message = widgets.HTML()
 
+        # Errors in these reactions (a closed store, a failed query) are shown in
+        # self.message, not lost in the notebook server's log.
         for control in (self.type_filter, self.status_filter, self.building_filter):
-            control.observe(self._on_filter, names="value")
-        self.device_picker.observe(self._on_device, names="value")
+            control.observe(shown_in(self, self._on_filter), names="value")
+        self.device_picker.observe(shown_in(self, self._on_device), names="value")
         for control in (
             self.sensor_picker,
             self.date_range,
             self.interval_picker,
             self.anomaly_toggle,
         ):
-            control.observe(self._on_view, names="value")
+            control.observe(shown_in(self, self._on_view), names="value")
 
         self.widget = widgets.VBox(
             [

@@ -16,6 +16,7 @@ import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.widgets._data import ALL
+from iotlab.widgets._errors import shown_in
 from iotlab.widgets._plot import figure_png
 
 if TYPE_CHECKING:
@@ -91,12 +92,17 @@ class FleetOverviewWidget:
         self.device_picker = widgets.Dropdown(options=[], description="open device")
         self.summary = widgets.HTML()
         self.chart = widgets.Image(format="png")
-        self.window_picker.observe(lambda change: self.refresh(), names="value")
-        self.refresh_button.on_click(lambda button: self.refresh())
-        self.device_picker.observe(self._on_pick, names="value")
+        self.message = widgets.HTML()
+        self.error: Exception | None = None
+        # Errors in these reactions are shown in self.message (see widgets._errors).
+        self._pick = shown_in(self, self._on_pick)
+        self.window_picker.observe(shown_in(self, lambda change: self.refresh()), names="value")
+        self.refresh_button.on_click(shown_in(self, lambda button: self.refresh()))
+        self.device_picker.observe(self._pick, names="value")
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self.window_picker, self.refresh_button, self.device_picker]),
+                self.message,
                 self.chart,
                 self.summary,
             ]
@@ -119,10 +125,11 @@ class FleetOverviewWidget:
         )
         noisy = list(self.overview.noisiest["device_id"]) if len(self.overview.noisiest) else []
         rest = sorted(set(self.overview.readings_by_device["device_id"]) - set(noisy))
-        self.device_picker.unobserve(self._on_pick, names="value")
+        self.device_picker.unobserve(self._pick, names="value")
         self.device_picker.options = [("", None)] + [(d, d) for d in [*noisy, *rest]]
         self.device_picker.value = None
-        self.device_picker.observe(self._on_pick, names="value")
+        self.device_picker.observe(self._pick, names="value")
+        self.message.value = ""
 
     def _on_pick(self, change: dict[str, Any]) -> None:
         device = change["new"]

@@ -10,7 +10,9 @@ import pytest
 import iotlab
 
 
-@pytest.fixture(scope="package", params=["sqlite", "cassandra"])
+@pytest.fixture(
+    scope="package", params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)]
+)
 def lab(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[iotlab.Platform]:
     """A Platform shared by this package's tests; tests use fresh device ids."""
     if request.param == "sqlite":

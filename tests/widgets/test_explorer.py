@@ -64,7 +64,9 @@ def _module_store_url(backend: str, request: pytest.FixtureRequest, tmp_path_fac
     return f"cassandra://{host}:{port}/{keyspace}?replication_factor=1"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "cassandra"])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)]
+)
 def lab(request: pytest.FixtureRequest, tmp_path_factory) -> iotlab.Platform:
     """A platform holding three provisioned devices, their readings and one anomaly."""
     if request.param == "cassandra":
