@@ -59,6 +59,11 @@ class DayProfile:
 
     table: np.ndarray  # (7, bins), Monday first
     bin_ns: int
+    #: Where in a bin the sensor reports (ns past the bin's start). Bins are laid out
+    #: centred on it, so a reading on the sensor's own schedule is looked up at its bin's
+    #: centre: interpolating a reading at xx:04 between the bins of xx:00 and xx:05 would
+    #: smear a job that runs every hour at xx:59 into the readings next to it.
+    phase_ns: int = 0
 
     @classmethod
     def learn(
@@ -77,14 +82,16 @@ class DayProfile:
         t, r = t_ns[ok], residual[ok]
         table = np.zeros((7, n_bins))
         if r.size == 0:
-            return cls(table, bin_ns)
+            return cls(table, bin_ns, bin_ns // 2)
+        phase = _phase(t, bin_ns)
+        t = _centred(t, bin_ns, phase)
         slot = (t % DAY_NS) // bin_ns
         day = t // DAY_NS
         dow, kind = day_of_week(t), day_type(t)
         # Each (day of week, bin) needs ``min_days`` distinct days, else it borrows the
-        # bin of its day type if that has them: a bin seen on one Monday only (the others
-        # offline, or left out as anomalous) would copy that Monday. Saturdays and
-        # Sundays have no other days to borrow from, so they keep what they have.
+        # bin of its day type if that has them, else the bin pooled over all days: a bin
+        # seen on one Monday only (the others offline, or left out as anomalous) would
+        # copy that Monday, faults and all, and so would a Sunday seen once.
         pooled, _ = _binned_median(slot, day, r, n_bins)
         by_type = {}
         for k in range(len(DAY_TYPES)):
@@ -95,20 +102,35 @@ class DayProfile:
             own = dow == d
             median, days = _binned_median(slot[own], day[own], r[own], n_bins)
             type_median, type_days = by_type[_DOW_TYPE[d]]
-            borrow = (days < min_days) & (type_days >= min_days) | (days == 0)
-            table[d] = np.where(borrow, type_median, median)
-        return cls(table, bin_ns)
+            few = days < min_days
+            borrowed = np.where(type_days >= min_days, type_median, pooled)
+            table[d] = np.where(few, borrowed, median)
+        return cls(table, bin_ns, phase)
 
     def at(self, t_ns: np.ndarray) -> np.ndarray:
         """The profile at ``t_ns``, interpolated linearly between bin centres (across
         midnight into the next day's profile, so a day's edges do not jump)."""
         n_bins = self.table.shape[1]
+        t_ns = _centred(np.asarray(t_ns), self.bin_ns, self.phase_ns)
         position = day_of_week(t_ns) * n_bins + (t_ns % DAY_NS) / self.bin_ns - 0.5
         week = self.table.ravel()
         return np.interp(position, np.arange(week.size, dtype=float), week, period=week.size)
 
 
 _DOW_TYPE = (0, 0, 0, 0, 0, 1, 2)
+
+
+def _phase(t_ns: np.ndarray, bin_ns: int) -> int:
+    """The circular mean of the readings' offsets within a bin (robust to offsets that
+    straddle a bin's edge, such as 4:59.9 and 5:00.1)."""
+    angle = 2 * np.pi * (t_ns % bin_ns) / bin_ns
+    mean = np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())
+    return int(round((mean % (2 * np.pi)) / (2 * np.pi) * bin_ns)) % bin_ns
+
+
+def _centred(t_ns: np.ndarray, bin_ns: int, phase_ns: int) -> np.ndarray:
+    """Times shifted so that ``phase_ns`` falls at the centre of a bin."""
+    return t_ns - phase_ns + bin_ns // 2
 
 
 def _binned_median(

@@ -135,3 +135,13 @@ def test_a_sensor_back_from_a_silence_is_not_an_anomaly_for_having_moved_on():
     assert not after["is_anomaly"].iloc[:3].any()  # the first readings back: a new level
     assert after["is_anomaly"].iloc[20]
     assert after.loc[20, "score"] == after["score"].max()
+
+
+def test_day_profile_follows_a_schedule_off_the_bin_edges():
+    from iotlab.detect.profile import DayProfile, ts_ns
+
+    # Readings at xx:04, xx:09, ...; a job runs for the xx:59 and xx:09 readings only.
+    ts = pd.date_range("2026-01-05 00:04", periods=7 * 288, freq="5min", tz="UTC")
+    job = np.where(ts.minute.isin([59, 9]), 10.0, 0.0)
+    profile = DayProfile.learn(ts_ns(ts), job)
+    np.testing.assert_allclose(profile.at(ts_ns(ts)), job)
