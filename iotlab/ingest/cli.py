@@ -35,7 +35,7 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
         "serve",
         parents=list(parents),
         help="ingest readings and heartbeats from an MQTT broker until interrupted",
-        description="Subscribe to <root>/+/+ (QoS 1, persistent session), store readings "
+        description="Subscribe to <root>/# (QoS 1, persistent session), store readings "
         "and heartbeats, score them, record anomalies and dead letters. SIGINT/SIGTERM "
         "flush and exit 0.",
     )

@@ -165,7 +165,7 @@ def pump(client: Any, timeout: float = 0.0, *, max_packets: int = 1000) -> int:
 
 
 class MqttSource:
-    """Subscribe an :class:`~iotlab.ingest.IngestionService` to ``<root>/+/+`` on a broker.
+    """Subscribe an :class:`~iotlab.ingest.IngestionService` to ``<root>/#`` on a broker.
 
     The MQTT client runs in a child process (see :mod:`iotlab.ingest.receiver`) that
     parses the messages and hands them to ``service.submit_parsed`` in chunks; a chunk is
@@ -197,7 +197,8 @@ class MqttSource:
         self.url = url
         self.client_id = client_id
         self.root = topic_root or service.topic_root
-        self.topic = f"{self.root}/+/+"
+        self.topic = f"{self.root}/#"  # wrong-level topics become dead letters
+        self.max_payload = getattr(service, "max_payload", None)
         self.received = 0
         self.error: str | None = None  # why the receiver process stopped, if it did
         self._process: Any = None
@@ -216,6 +217,8 @@ class MqttSource:
         with child_end:
             command = [sys.executable, "-m", "iotlab.ingest.receiver"]
             command += [self.url, self.client_id, self.root, str(child_end.fileno())]
+            if self.max_payload is not None:
+                command.append(str(int(self.max_payload)))
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

@@ -37,13 +37,21 @@ CHUNK_MESSAGES = 1000
 CHUNK_SECONDS = 0.02
 
 
-def receive(url: str, client_id: str, root: str, connection: Any) -> None:
-    """Child process: subscribe to ``<root>/+/+`` and trade chunks for acks over ``connection``."""
+def receive(
+    url: str, client_id: str, root: str, connection: Any, max_payload: int | None = None
+) -> None:
+    """Child process: subscribe to ``<root>/#`` and trade chunks for acks over ``connection``.
+
+    The whole tree under the root, not just ``<root>/+/+``: a message on a topic with the
+    wrong number of levels becomes a dead letter instead of vanishing unseen.
+    """
     from iotlab.ingest.batch import ParsedMessages
+    from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
     from iotlab.ingest.mqtt import connect_client
     from iotlab.ingest.runtime import settle_heap
 
-    topic = f"{root}/+/+"
+    max_payload = MAX_PAYLOAD_BYTES if max_payload is None else max_payload
+    topic = f"{root}/#"
     pending: list[tuple[str, bytes, int, int]] = []  # topic, payload, mid, qos
     arrived = threading.Condition()
     subscribed = threading.Event()
@@ -52,8 +60,12 @@ def receive(url: str, client_id: str, root: str, connection: Any) -> None:
         client.subscribe(topic, qos=1)
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
+        try:
+            name = message.topic
+        except UnicodeDecodeError:  # kept, escaped, so that it is dead-lettered and acked
+            name = message._topic.decode("utf-8", "surrogateescape")
         with arrived:
-            pending.append((message.topic, message.payload, message.mid, message.qos))
+            pending.append((name, message.payload, message.mid, message.qos))
             if len(pending) >= CHUNK_MESSAGES:
                 arrived.notify()
 
@@ -93,9 +105,9 @@ def receive(url: str, client_id: str, root: str, connection: Any) -> None:
             if not taken:
                 continue
             seq += 1
-            parsed = ParsedMessages(root)
+            parsed = ParsedMessages(root, max_payload)
             for message_topic, payload, _, _ in taken:
-                parsed.add(message_topic, payload)
+                parsed.add(message_topic, payload)  # never raises: a bad one is a dead letter
             with sending:
                 unacked[seq] = [(mid, qos) for _, _, mid, qos in taken if qos > 0]
             try:
@@ -135,9 +147,12 @@ def _disconnect(client: Any, *, end_session: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD``; FD: the parent's socket."""
-    url, client_id, root, fd = argv if argv is not None else sys.argv[1:]
-    receive(url, client_id, root, Connection(int(fd)))
+    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD [MAX_PAYLOAD]``; FD: the
+    parent's socket; MAX_PAYLOAD: largest payload parsed, in bytes."""
+    args = argv if argv is not None else sys.argv[1:]
+    url, client_id, root, fd = args[:4]
+    max_payload = int(args[4]) if len(args) > 4 else None
+    receive(url, client_id, root, Connection(int(fd)), max_payload)
 
 
 if __name__ == "__main__":

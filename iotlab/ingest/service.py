@@ -66,6 +66,7 @@ from iotlab._time import TimeLike
 from iotlab.errors import ValidationError
 from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows
+from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
 from iotlab.ingest.scoring import ForecastCache
 from iotlab.store.rollups import RollupMemory, refresh_rollups
@@ -121,6 +122,12 @@ class IngestionService:
         Most seconds between roll-up refreshes (``0``: after every batch).
     topic_root
         First level of MQTT topics.
+    max_payload
+        Largest MQTT payload parsed, in bytes; a larger one is a dead letter.
+    max_future
+        How far past the wall clock a reading or heartbeat may be dated (device clocks
+        drift a little); later ones are dead letters. ``None``: no limit. The service's
+        data clock (which connectivity is judged at) never runs ahead of the wall clock.
     """
 
     def __init__(
@@ -136,6 +143,8 @@ class IngestionService:
         connectivity_every: float | None = 30.0,
         rollup_every: float = 1.0,
         topic_root: str = "iotlab",
+        max_payload: int = MAX_PAYLOAD_BYTES,
+        max_future: str | pd.Timedelta | None = "5min",
     ) -> None:
         if batch_size < 1:
             raise ValidationError(f"must be >= 1, got {batch_size}", field="batch_size")
@@ -143,6 +152,10 @@ class IngestionService:
             raise ValidationError(f"must be > 0, got {max_delay}", field="max_delay")
         if rollup_every < 0:
             raise ValidationError(f"must be >= 0, got {rollup_every}", field="rollup_every")
+        if max_payload < 1:
+            raise ValidationError(f"must be >= 1, got {max_payload}", field="max_payload")
+        self.max_payload = int(max_payload)
+        self.max_future = None if max_future is None else pd.Timedelta(max_future)
         self.platform = platform
         self.store = platform.store
         self.batch_size = batch_size
@@ -292,7 +305,7 @@ class IngestionService:
 
     # -- the service thread ----------------------------------------------------------------------
     def _run(self) -> None:
-        batch = PendingBatch(root=self.topic_root)
+        batch = PendingBatch(root=self.topic_root, max_payload=self.max_payload)
         last_check = time.monotonic()
         held = None  # a flush or stop met while taking what was waiting; handled next
         try:
@@ -304,7 +317,7 @@ class IngestionService:
                 if item is _STOP or item is _FLUSH:
                     self._process(batch)
                     self._refresh_rollups(wait=True)
-                    batch = PendingBatch(root=self.topic_root)
+                    batch = PendingBatch(root=self.topic_root, max_payload=self.max_payload)
                     self._check_connectivity()
                     with self._flushed:
                         self._flush_count += 1
@@ -318,7 +331,7 @@ class IngestionService:
                 if batch.size >= self.batch_size or due:
                     held = self._take_waiting(batch)
                     self._process(batch)
-                    batch = PendingBatch(root=self.topic_root)
+                    batch = PendingBatch(root=self.topic_root, max_payload=self.max_payload)
                 now = time.monotonic()
                 if now - self._last_rollup >= self.rollup_every:
                     self._refresh_rollups()
@@ -478,16 +491,26 @@ class IngestionService:
         from iotlab.store.validate import NOT_PROVISIONED, validate_metrics, validate_readings
 
         validate = validate_readings if table == "readings" else validate_metrics
+        not_after = None
+        if self.max_future is not None:
+            not_after = pd.Timestamp.now(tz="UTC") + self.max_future
         clean_frames = []
         for part in parts:
             known = self._known(table) if self.require_provisioned else None
             clean, rejected = validate(
-                part.frame, self.store, require_provisioned=self.require_provisioned, known=known
+                part.frame,
+                self.store,
+                require_provisioned=self.require_provisioned,
+                known=known,
+                not_after=not_after,
             )
             if self.require_provisioned and (rejected["reason"] == NOT_PROVISIONED[table]).any():
                 # Provisioned since the copy was taken? Look again before refusing.
                 clean, rejected = validate(
-                    part.frame, self.store, known=self._known(table, max_age=0.0)
+                    part.frame,
+                    self.store,
+                    known=self._known(table, max_age=0.0),
+                    not_after=not_after,
                 )
             clean_frames.append(clean)
             for row, reason in zip(rejected["row"], rejected["reason"]):
@@ -570,7 +593,9 @@ class IngestionService:
     def _advance_clock(self, readings: pd.DataFrame, heartbeats: pd.DataFrame) -> None:
         latest = [f["ts"].max() for f in (readings, heartbeats) if len(f)]
         if latest:
-            newest = max(latest)
+            # Never ahead of the wall clock: a device dated in the future (within
+            # max_future, or with no limit) must not move every other device's silence.
+            newest = min(max(latest), pd.Timestamp.now(tz="UTC").floor("ms"))
             if self._data_now is None or newest > self._data_now:
                 self._data_now = newest
 
