@@ -28,6 +28,16 @@ stored once. Every ``connectivity_every`` seconds the service also turns heartbe
 into DeviceWentOffline / DeviceCameOnline events (``Platform.update_connectivity``, judged
 at the latest data time seen) and forwards them to subscribers.
 
+Store outages: a write (or roll-up refresh) that fails because the store did not answer
+(:class:`~iotlab.errors.StoreUnavailableError`) is retried, with exponential backoff and
+jitter (``retry_initial`` doubling up to ``retry_max`` seconds), until it succeeds; the
+batch is held, unacknowledged, meanwhile, and :attr:`IngestionService.accepting` is
+cleared so that sources stop taking messages (the broker keeps them). The service
+resumes by itself when the store is back. :attr:`IngestionService.status` says which
+state it is in; state changes are logged. Any other error is fatal: the service thread
+stops with it in :attr:`IngestionService.error` (``iotlab serve`` exits 1). With
+``outage_limit`` an outage longer than that many seconds is fatal too.
+
 Threads: ``submit*`` may be called from any thread; batches, alert handlers and
 subscriber callbacks run on the service thread (see :mod:`iotlab.ingest.notify`);
 roll-up refreshes and the acknowledgements after them on a roll-up thread.
@@ -53,6 +63,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -63,7 +74,7 @@ from typing import Any
 import pandas as pd
 
 from iotlab._time import TimeLike
-from iotlab.errors import ValidationError
+from iotlab.errors import StoreUnavailableError, ValidationError
 from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows
 from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
@@ -71,7 +82,7 @@ from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscr
 from iotlab.ingest.scoring import ForecastCache
 from iotlab.store.rollups import RollupMemory, refresh_rollups
 
-__all__ = ["IngestionService", "ServiceStats"]
+__all__ = ["IngestionService", "ServiceStats", "ServiceStatus"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +105,32 @@ class ServiceStats:
     alerts: int = 0
     busy_seconds: float = 0.0  # time spent processing batches
     rollup_seconds: float = 0.0  # time spent refreshing roll-ups (on their own thread)
+    outages: int = 0  # times the store stopped answering
+    retries: int = 0  # store requests retried during outages
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What a service is doing, for a notebook or a health check.
+
+    ``state`` is ``"created"``, ``"running"``, ``"store unavailable"`` (writes are being
+    retried; sources are held), ``"stopped"`` or ``"failed"`` (see ``error``); ``since``
+    is when it entered that state (UTC); ``detail`` the last store error, if any.
+    """
+
+    state: str
+    since: pd.Timestamp
+    detail: str = ""
+    healthy: bool = True
+    readings_written: int = 0
+    dead_letters: int = 0
+    outages: int = 0
+    retries: int = 0
+
+
+class _Abandoned(Exception):
+    """The service was stopped while a batch waited for the store: it stays unstored
+    (and unacknowledged: its source delivers it again)."""
 
 
 class IngestionService:
@@ -128,6 +165,10 @@ class IngestionService:
         How far past the wall clock a reading or heartbeat may be dated (device clocks
         drift a little); later ones are dead letters. ``None``: no limit. The service's
         data clock (which connectivity is judged at) never runs ahead of the wall clock.
+    retry_initial, retry_max
+        First and longest wait (seconds) between retries while the store is unavailable.
+    outage_limit
+        Seconds an outage may last before the service gives up (``None``: never).
     """
 
     def __init__(
@@ -145,6 +186,9 @@ class IngestionService:
         topic_root: str = "iotlab",
         max_payload: int = MAX_PAYLOAD_BYTES,
         max_future: str | pd.Timedelta | None = "5min",
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        outage_limit: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValidationError(f"must be >= 1, got {batch_size}", field="batch_size")
@@ -156,6 +200,22 @@ class IngestionService:
             raise ValidationError(f"must be >= 1, got {max_payload}", field="max_payload")
         self.max_payload = int(max_payload)
         self.max_future = None if max_future is None else pd.Timedelta(max_future)
+        if not 0 < retry_initial <= retry_max:
+            raise ValidationError(
+                f"need 0 < retry_initial <= retry_max, got {retry_initial}, {retry_max}",
+                field="retry_initial",
+            )
+        self.retry_initial, self.retry_max = float(retry_initial), float(retry_max)
+        self.outage_limit = outage_limit
+        #: Set while the service takes input; cleared during a store outage, so that
+        #: sources hold back (:class:`~iotlab.ingest.mqtt.MqttSource` leaves messages
+        #: with the broker).
+        self.accepting = threading.Event()
+        self.accepting.set()
+        self._stopping = threading.Event()
+        self._state = ("created", pd.Timestamp.now(tz="UTC"), "")
+        self._state_lock = threading.Lock()
+        self._in_outage = 0  # threads (service, roll-ups) currently retrying
         self.platform = platform
         self.store = platform.store
         self.batch_size = batch_size
@@ -268,6 +328,8 @@ class IngestionService:
         if self._thread is not None:
             raise RuntimeError("the service is already running")
         self._rollup_pool = ThreadPoolExecutor(1, thread_name_prefix="iotlab-rollups")
+        self._stopping.clear()
+        self._set_state("running")
         self._thread = threading.Thread(target=self._run, name="iotlab-ingest", daemon=True)
         self._thread.start()
         return self
@@ -286,16 +348,84 @@ class IngestionService:
         """Process what is buffered, then stop the thread. Idempotent."""
         if self._thread is None:
             return
+        self._stopping.set()  # ends a wait for the store; what waited stays unacknowledged
         self._inbox.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
         if self._rollup_pool is not None:
             self._rollup_pool.shutdown(wait=True)
             self._rollup_pool = None
+        if self.error is None:
+            self._set_state("stopped")
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def status(self) -> ServiceStatus:
+        """The service's state and health now (see :class:`ServiceStatus`)."""
+        state, since, detail = self._state
+        return ServiceStatus(
+            state,
+            since,
+            detail,
+            healthy=state in ("created", "running", "stopped"),
+            readings_written=self.stats.readings_written,
+            dead_letters=self.stats.dead_letters,
+            outages=self.stats.outages,
+            retries=self.stats.retries,
+        )
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        with self._state_lock:
+            if self._state[0] != state or self._state[2] != detail:
+                self._state = (state, pd.Timestamp.now(tz="UTC"), detail)
+
+    # -- store outages -----------------------------------------------------------------------
+    def _retrying(self, action: Callable[[], Any], what: str) -> Any:
+        """``action()``, retried while the store is unavailable (see the module doc)."""
+        delay, began = self.retry_initial, None
+        while True:
+            try:
+                result = action()
+            except StoreUnavailableError as exc:
+                now = time.monotonic()
+                if began is None:
+                    began = now
+                    self._outage_began(what, exc)
+                if self.outage_limit is not None and now - began > self.outage_limit:
+                    logger.error("store unavailable for over %.0f s: giving up", self.outage_limit)
+                    raise
+                self.stats.retries += 1
+                if self._stopping.wait(delay * random.uniform(0.5, 1.5)):
+                    self._outage_ended(None)
+                    raise _Abandoned(what) from exc
+                delay = min(2 * delay, self.retry_max)
+                continue
+            if began is not None:
+                self._outage_ended(time.monotonic() - began)
+            return result
+
+    def _outage_began(self, what: str, exc: BaseException) -> None:
+        with self._state_lock:
+            self._in_outage += 1
+            first = self._in_outage == 1
+        if first:
+            self.stats.outages += 1
+            self.accepting.clear()
+        self._set_state("store unavailable", str(exc))
+        logger.warning("store unavailable while %s; retrying, input paused: %s", what, exc)
+
+    def _outage_ended(self, lasted: float | None) -> None:
+        with self._state_lock:
+            self._in_outage -= 1
+            last = self._in_outage == 0
+        if last:
+            self._set_state("running" if not self._stopping.is_set() else "stopping")
+            self.accepting.set()
+        if lasted is not None:
+            logger.warning("store is back after %.1f s; input resumed", lasted)
 
     def __enter__(self) -> IngestionService:
         return self.start()
@@ -340,9 +470,19 @@ class IngestionService:
                 ):
                     last_check = now
                     self._check_connectivity()
+        except _Abandoned as exc:
+            logger.warning(
+                "stopped while the store was unavailable (%s): what was not stored is "
+                "not acknowledged, and its source delivers it again",
+                exc,
+            )
+            with self._flushed:
+                self._flushed.notify_all()
         except BaseException as exc:  # the thread dies loudly; the owner sees .error
             logger.exception("ingestion service stopped by an error")
             self.error = exc
+            self._set_state("failed", f"{type(exc).__name__}: {exc}")
+            self.accepting.set()  # sources must not wait for a service that is gone
             with self._flushed:
                 self._flushed.notify_all()
 
@@ -399,38 +539,13 @@ class IngestionService:
         if batch.size == 0:
             return
         began = time.perf_counter()
-        from iotlab.store.heartbeat_rollups import refresh_heartbeat_rollups
-
-        dead = list(batch.dead)
-        readings = self._validated(batch.reading_parts(), "readings", dead)
-        heartbeats = self._validated(batch.metric_parts(), "device_metrics", dead)
-        if len(readings):
-            readings = readings.sort_values(
-                ["device_id", "sensor_id", "ts"], kind="stable", ignore_index=True
-            )
-        letters = pd.DataFrame()
-        if dead:
-            received = pd.Timestamp.now(tz="UTC").floor("ms")
-            letters = dead_letter_rows(*zip(*dead), received)
-        # Scored before it is written, so that everything the batch stores goes out
-        # together: one wait for the store, not one per table.
-        scored = (
-            self.scoring.score(readings)
-            if self.scoring is not None and len(readings)
-            else (readings)
+        # Validation reads the provisioned keys; retried as a whole, it is not scored twice.
+        readings, heartbeats, letters, scored, anomalies, dead = self._retrying(
+            lambda: self._prepare(batch), "validating a batch"
         )
-        anomalies = self._anomaly_rows(scored)
-        self.store.write_tables(
-            {
-                "readings": readings,
-                "device_metrics": heartbeats,
-                "dead_letters": letters,
-                "anomalies": anomalies,
-                "anomalies_by_day": anomalies,
-            }
+        self._retrying(
+            lambda: self._store_batch(readings, heartbeats, letters, anomalies), "writing a batch"
         )
-        if len(heartbeats):
-            refresh_heartbeat_rollups(self.store, heartbeats)
         alerts = self._alerts(anomalies)
         if len(readings):
             self._unrolled.append(readings[["device_id", "sensor_id", "ts", "value"]])
@@ -451,6 +566,51 @@ class IngestionService:
                 Notification("alert", alert.device_id, alert.sensor_id, alert)
             )
         self.subscribers.publish_readings(scored)
+
+    def _prepare(self, batch: PendingBatch) -> tuple:
+        """Validate and score a batch: what :meth:`_store_batch` writes."""
+        dead = list(batch.dead)
+        readings = self._validated(batch.reading_parts(), "readings", dead)
+        heartbeats = self._validated(batch.metric_parts(), "device_metrics", dead)
+        if len(readings):
+            readings = readings.sort_values(
+                ["device_id", "sensor_id", "ts"], kind="stable", ignore_index=True
+            )
+        letters = pd.DataFrame()
+        if dead:
+            received = pd.Timestamp.now(tz="UTC").floor("ms")
+            letters = dead_letter_rows(*zip(*dead), received)
+        # Scored before it is written, so that everything the batch stores goes out
+        # together: one wait for the store, not one per table.
+        scored = (
+            self.scoring.score(readings)
+            if self.scoring is not None and len(readings)
+            else (readings)
+        )
+        anomalies = self._anomaly_rows(scored)
+        return readings, heartbeats, letters, scored, anomalies, dead
+
+    def _store_batch(
+        self,
+        readings: pd.DataFrame,
+        heartbeats: pd.DataFrame,
+        letters: pd.DataFrame,
+        anomalies: pd.DataFrame,
+    ) -> None:
+        """Write a prepared batch (upserts: a retry after a partial write is harmless)."""
+        from iotlab.store.heartbeat_rollups import refresh_heartbeat_rollups
+
+        self.store.write_tables(
+            {
+                "readings": readings,
+                "device_metrics": heartbeats,
+                "dead_letters": letters,
+                "anomalies": anomalies,
+                "anomalies_by_day": anomalies,
+            }
+        )
+        if len(heartbeats):
+            refresh_heartbeat_rollups(self.store, heartbeats)
 
     def _refresh_rollups(self, *, wait: bool = False) -> None:
         """Hand the readings stored since the last refresh, and their acks, to the
@@ -482,7 +642,10 @@ class IngestionService:
             written = pd.concat(unrolled, ignore_index=True)
             # A redelivered reading may sit in two batches: count it once, as stored.
             written = written.drop_duplicates(["device_id", "sensor_id", "ts"], keep="last")
-            refresh_rollups(self.store, written, memory=self._rollup_memory)
+            self._retrying(
+                lambda: refresh_rollups(self.store, written, memory=self._rollup_memory),
+                "refreshing roll-ups",
+            )
         for ack in unacked:  # everything is durable now, roll-ups included
             ack()
         self.stats.rollup_seconds += time.perf_counter() - began
@@ -602,7 +765,13 @@ class IngestionService:
     def _check_connectivity(self) -> None:
         if self.connectivity_every is None or self._data_now is None:
             return
-        events = self.platform.update_connectivity(self._data_now, timeout=self.heartbeat_timeout)
+        try:
+            events = self.platform.update_connectivity(
+                self._data_now, timeout=self.heartbeat_timeout
+            )
+        except StoreUnavailableError as exc:  # judged again at the next check
+            logger.warning("connectivity check skipped: %s", exc)
+            return
         for record in events.to_dict("records"):
             self.subscribers.publish(
                 Notification("connectivity", record["device_id"], None, record)
