@@ -153,8 +153,6 @@ def _run_faults(node: Node, mqtt: str, fleet, tmp_path: Path) -> None:
     devices = list(fleet.devices["device_id"])
     sensor = fleet.sensors.iloc[0]
     readings = _ordered(fleet.simulate(START, days=3 / 24, freq="1min").readings)
-    parts = np.array_split(np.arange(len(readings)), 4)
-    first, second, third, fourth = (readings.iloc[p] for p in parts)
     ahead = pd.Timestamp.now(tz="UTC") + pd.Timedelta("365D")
     future = f'{{"ts": "{ahead.isoformat()}", "value": 1.0}}'.encode()
     serve = _serve(mqtt, store, f"faults-{tag}", root, log)
@@ -167,35 +165,47 @@ def _run_faults(node: Node, mqtt: str, fleet, tmp_path: Path) -> None:
         return text in log.read_text()
 
     try:
-        _wait(lambda: logged("serving"), 120, "serve to start")
-        # 1. Poison and a reading dated a year ahead, among valid readings.
-        with Publisher(mqtt, topic_root=root) as publisher:
-            publisher.publish_readings(first)
-            for topic, payload, _ in POISON:
-                name = topic.format(d=sensor["device_id"], s=sensor["sensor_id"])
-                publisher.publish(f"{root}/{name}", payload)
-            publisher.publish(f"{root}/{sensor['device_id']}/{sensor['sensor_id']}", future)
-            publisher.publish_readings(second)
-        _wait(lambda: stored() == len(first) + len(second), 120, "the first half stored")
-        # 2. The receiver process dies: it is replaced, and nothing is lost.
-        receivers = _children(serve.pid)
-        assert len(receivers) == 1
-        os.kill(receivers[0], signal.SIGKILL)
-        _wait(lambda: logged("MQTT receiver restarted"), 60, "the receiver restarted")
-        # 3. The node crashes while readings arrive, and comes back.
-        node.kill()
-        with Publisher(mqtt, topic_root=root) as publisher:
-            publisher.publish_readings(third)
-        _wait(lambda: logged("store unavailable"), 60, "the outage noticed")
-        assert serve.poll() is None
-        node.start()
-        _wait(lambda: logged("store is back"), 180, "the service to resume")
-        with Publisher(mqtt, topic_root=root) as publisher:
-            publisher.publish_readings(fourth)
-        _wait(lambda: stored() == len(readings), 180, "every reading stored")
+        _scenario(node, mqtt, root, sensor, readings, future, serve, logged, stored)
+    except AssertionError as exc:  # say what the service said
+        raise AssertionError(f"{exc}\n--- serve log (end) ---\n{log.read_text()[-6000:]}") from exc
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(60)
+    _check(lab, serve, log, readings, devices)
+
+
+def _scenario(node, mqtt, root, sensor, readings, future, serve, logged, stored) -> None:
+    parts = np.array_split(np.arange(len(readings)), 4)
+    first, second, third, fourth = (readings.iloc[p] for p in parts)
+    _wait(lambda: logged("serving"), 120, "serve to start")
+    # 1. Poison and a reading dated a year ahead, among valid readings.
+    with Publisher(mqtt, topic_root=root) as publisher:
+        publisher.publish_readings(first)
+        for topic, payload, _ in POISON:
+            name = topic.format(d=sensor["device_id"], s=sensor["sensor_id"])
+            publisher.publish(f"{root}/{name}", payload)
+        publisher.publish(f"{root}/{sensor['device_id']}/{sensor['sensor_id']}", future)
+        publisher.publish_readings(second)
+    _wait(lambda: stored() == len(first) + len(second), 120, "the first half stored")
+    # 2. The receiver process dies: it is replaced, and nothing is lost.
+    receivers = _children(serve.pid)
+    assert len(receivers) == 1
+    os.kill(receivers[0], signal.SIGKILL)
+    _wait(lambda: logged("MQTT receiver restarted"), 60, "the receiver restarted")
+    # 3. The node crashes while readings arrive, and comes back.
+    node.kill()
+    with Publisher(mqtt, topic_root=root) as publisher:
+        publisher.publish_readings(third)
+    _wait(lambda: logged("store unavailable"), 60, "the outage noticed")
+    assert serve.poll() is None
+    node.start()
+    _wait(lambda: logged("store is back"), 180, "the service to resume")
+    with Publisher(mqtt, topic_root=root) as publisher:
+        publisher.publish_readings(fourth)
+    _wait(lambda: stored() == len(readings), 180, "every reading stored")
+
+
+def _check(lab, serve, log, readings, devices) -> None:
     text = log.read_text()
     assert serve.returncode == 0, text[-5000:]
     assert "NoHostAvailable" not in text.split("store unavailable")[0]  # no raw traceback
