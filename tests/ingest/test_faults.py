@@ -96,7 +96,6 @@ class Node:
             "CASSANDRA_STORAGE_PORT": str(self.storage_port),
             "CASSANDRA_BASE": str(base),
             "CASSANDRA_HEAP": "1G",
-            "CASSANDRA_UNSAFE_SYSTEM": "1",
         }
 
     def _script(self, command: str, timeout: float) -> None:
@@ -115,9 +114,13 @@ class Node:
 
     def kill(self) -> None:
         """SIGKILL: no drain, no goodbye to clients (a crash, not a shutdown)."""
-        pid = int((self.base / "cassandra.pid").read_text())
+        pid_file = self.base / "cassandra.pid"
+        pid = int(pid_file.read_text())
         os.kill(pid, signal.SIGKILL)
         _wait(lambda: _gone(pid), 30, "the node to die")
+        # A zombie still answers kill -0, so scripts/cassandra would think it runs: the
+        # pid file goes, as after a crash an operator would clear it.
+        pid_file.unlink()
 
     def stop(self) -> None:
         self._script("stop", 120)
