@@ -15,10 +15,15 @@ from typing import Any, TypeVar
 
 from iotlab.errors import IotlabError, StoreError, StoreUnavailableError
 
-__all__ = ["driver_errors", "translated"]
+__all__ = ["driver_errors", "transient_errors", "translated"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DETAIL = 300  # characters of the driver's message kept
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Driver errors that say the cluster did not answer (worth retrying)."""
+    return _transient()
 
 
 def _transient() -> tuple[type[BaseException], ...]:

@@ -36,9 +36,17 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cassandra"
 
 #: Published among the valid readings: (topic under the root, payload, reason prefix).
 POISON = [
-    ("{d}/{s}", b'{"ts": 1e20, "value": 1}', "ts: outside the supported range"),
+    (
+        "{d}/{s}",
+        b'{"ts": 1e20, "value": 1}',
+        "ts: outside the supported range (years 1678-2261), got 1e+20",
+    ),
     ("{d}/{s}", b"[" * 100_000, "payload: JSON nested too deeply"),
-    ("{d}/{s}", b'{"ts": "2262-05-01T00:00:00Z", "value": 1}', "ts: outside the supported"),
+    (
+        "{d}/{s}",
+        b'{"ts": "2262-05-01T00:00:00Z", "value": 1}',
+        "ts: outside the supported range (years 1678-2261), got '2262",
+    ),
     (
         "{d}/{s}",
         b'{"ts": "2026-01-05T00:00:00Z", "value": 1, "pad": "' + b"x" * (3 << 20) + b'"}',
@@ -150,9 +158,13 @@ def test_serve_survives_poison_a_dead_receiver_and_a_cassandra_crash(
 def _run_faults(node: Node, mqtt: str, fleet, tmp_path: Path) -> None:
     tag = uuid.uuid4().hex[:8]
     store = f"cassandra://127.0.0.1:{node.port}/faults_{tag}?replication_factor=1"
-    root, log = f"faults-{tag}", tmp_path / "serve.log"
-    lab = iotlab.connect(store)
+    with iotlab.connect(store) as lab:
+        _faults_on(lab, node, mqtt, fleet, store, tmp_path, tag)
+
+
+def _faults_on(lab, node: Node, mqtt: str, fleet, store: str, tmp_path: Path, tag: str) -> None:
     lab.provision(fleet)
+    root, log = f"faults-{tag}", tmp_path / "serve.log"
     devices = list(fleet.devices["device_id"])
     sensor = fleet.sensors.iloc[0]
     readings = _ordered(fleet.simulate(START, days=3 / 24, freq="1min").readings)
@@ -237,4 +249,3 @@ def _check(lab, serve, log, readings, devices) -> None:
     devices_now = lab.store.read_rows("devices")
     assert (devices_now["updated_at"] <= pd.Timestamp.now(tz="UTC")).all()
     assert set(devices_now["status"]) == {"active"}
-    lab.close()
