@@ -63,12 +63,10 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -77,6 +75,7 @@ from iotlab._time import TimeLike
 from iotlab.errors import StoreUnavailableError, ValidationError
 from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows
+from iotlab.ingest.health import Abandoned, ServiceStats, ServiceStatus, StoreGuard
 from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
 from iotlab.ingest.scoring import ForecastCache
@@ -91,46 +90,6 @@ KNOWN_MAX_AGE = 30.0
 
 _STOP = object()
 _FLUSH = object()
-
-
-@dataclass
-class ServiceStats:
-    """Running totals since the service started."""
-
-    batches: int = 0
-    readings_written: int = 0
-    heartbeats_written: int = 0
-    dead_letters: int = 0
-    anomalies: int = 0
-    alerts: int = 0
-    busy_seconds: float = 0.0  # time spent processing batches
-    rollup_seconds: float = 0.0  # time spent refreshing roll-ups (on their own thread)
-    outages: int = 0  # times the store stopped answering
-    retries: int = 0  # store requests retried during outages
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """What a service is doing, for a notebook or a health check.
-
-    ``state`` is ``"created"``, ``"running"``, ``"store unavailable"`` (writes are being
-    retried; sources are held), ``"stopped"`` or ``"failed"`` (see ``error``); ``since``
-    is when it entered that state (UTC); ``detail`` the last store error, if any.
-    """
-
-    state: str
-    since: pd.Timestamp
-    detail: str = ""
-    healthy: bool = True
-    readings_written: int = 0
-    dead_letters: int = 0
-    outages: int = 0
-    retries: int = 0
-
-
-class _Abandoned(Exception):
-    """The service was stopped while a batch waited for the store: it stays unstored
-    (and unacknowledged: its source delivers it again)."""
 
 
 class IngestionService:
@@ -205,17 +164,14 @@ class IngestionService:
                 f"need 0 < retry_initial <= retry_max, got {retry_initial}, {retry_max}",
                 field="retry_initial",
             )
-        self.retry_initial, self.retry_max = float(retry_initial), float(retry_max)
-        self.outage_limit = outage_limit
         #: Set while the service takes input; cleared during a store outage, so that
         #: sources hold back (:class:`~iotlab.ingest.mqtt.MqttSource` leaves messages
         #: with the broker).
-        self.accepting = threading.Event()
-        self.accepting.set()
-        self._stopping = threading.Event()
-        self._state = ("created", pd.Timestamp.now(tz="UTC"), "")
-        self._state_lock = threading.Lock()
-        self._in_outage = 0  # threads (service, roll-ups) currently retrying
+        self.stats = ServiceStats()
+        self._guard = StoreGuard(
+            self.stats, retry_initial=retry_initial, retry_max=retry_max, outage_limit=outage_limit
+        )
+        self.accepting = self._guard.accepting
         self.platform = platform
         self.store = platform.store
         self.batch_size = batch_size
@@ -227,7 +183,6 @@ class IngestionService:
         self.connectivity_every = connectivity_every
         self.rollup_every = rollup_every
         self.topic_root = topic_root
-        self.stats = ServiceStats()
         self.subscribers = Subscribers()
         self._alert_handlers: list[Callable[[Alert], None]] = []
         self._last_flagged: dict[tuple[str, str], pd.Timestamp] = {}
@@ -328,8 +283,7 @@ class IngestionService:
         if self._thread is not None:
             raise RuntimeError("the service is already running")
         self._rollup_pool = ThreadPoolExecutor(1, thread_name_prefix="iotlab-rollups")
-        self._stopping.clear()
-        self._set_state("running")
+        self._guard.started()
         self._thread = threading.Thread(target=self._run, name="iotlab-ingest", daemon=True)
         self._thread.start()
         return self
@@ -348,7 +302,7 @@ class IngestionService:
         """Process what is buffered, then stop the thread. Idempotent."""
         if self._thread is None:
             return
-        self._stopping.set()  # ends a wait for the store; what waited stays unacknowledged
+        self._guard.stopping.set()  # ends a wait for the store; what waited stays unacked
         self._inbox.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
@@ -356,7 +310,7 @@ class IngestionService:
             self._rollup_pool.shutdown(wait=True)
             self._rollup_pool = None
         if self.error is None:
-            self._set_state("stopped")
+            self._guard.set_state("stopped")
 
     @property
     def running(self) -> bool:
@@ -365,67 +319,7 @@ class IngestionService:
     @property
     def status(self) -> ServiceStatus:
         """The service's state and health now (see :class:`ServiceStatus`)."""
-        state, since, detail = self._state
-        return ServiceStatus(
-            state,
-            since,
-            detail,
-            healthy=state in ("created", "running", "stopped"),
-            readings_written=self.stats.readings_written,
-            dead_letters=self.stats.dead_letters,
-            outages=self.stats.outages,
-            retries=self.stats.retries,
-        )
-
-    def _set_state(self, state: str, detail: str = "") -> None:
-        with self._state_lock:
-            if self._state[0] != state or self._state[2] != detail:
-                self._state = (state, pd.Timestamp.now(tz="UTC"), detail)
-
-    # -- store outages -----------------------------------------------------------------------
-    def _retrying(self, action: Callable[[], Any], what: str) -> Any:
-        """``action()``, retried while the store is unavailable (see the module doc)."""
-        delay, began = self.retry_initial, None
-        while True:
-            try:
-                result = action()
-            except StoreUnavailableError as exc:
-                now = time.monotonic()
-                if began is None:
-                    began = now
-                    self._outage_began(what, exc)
-                if self.outage_limit is not None and now - began > self.outage_limit:
-                    logger.error("store unavailable for over %.0f s: giving up", self.outage_limit)
-                    raise
-                self.stats.retries += 1
-                if self._stopping.wait(delay * random.uniform(0.5, 1.5)):
-                    self._outage_ended(None)
-                    raise _Abandoned(what) from exc
-                delay = min(2 * delay, self.retry_max)
-                continue
-            if began is not None:
-                self._outage_ended(time.monotonic() - began)
-            return result
-
-    def _outage_began(self, what: str, exc: BaseException) -> None:
-        with self._state_lock:
-            self._in_outage += 1
-            first = self._in_outage == 1
-        if first:
-            self.stats.outages += 1
-            self.accepting.clear()
-        self._set_state("store unavailable", str(exc))
-        logger.warning("store unavailable while %s; retrying, input paused: %s", what, exc)
-
-    def _outage_ended(self, lasted: float | None) -> None:
-        with self._state_lock:
-            self._in_outage -= 1
-            last = self._in_outage == 0
-        if last:
-            self._set_state("running" if not self._stopping.is_set() else "stopping")
-            self.accepting.set()
-        if lasted is not None:
-            logger.warning("store is back after %.1f s; input resumed", lasted)
+        return self._guard.status()
 
     def __enter__(self) -> IngestionService:
         return self.start()
@@ -470,7 +364,7 @@ class IngestionService:
                 ):
                     last_check = now
                     self._check_connectivity()
-        except _Abandoned as exc:
+        except Abandoned as exc:
             logger.warning(
                 "stopped while the store was unavailable (%s): what was not stored is "
                 "not acknowledged, and its source delivers it again",
@@ -481,8 +375,7 @@ class IngestionService:
         except BaseException as exc:  # the thread dies loudly; the owner sees .error
             logger.exception("ingestion service stopped by an error")
             self.error = exc
-            self._set_state("failed", f"{type(exc).__name__}: {exc}")
-            self.accepting.set()  # sources must not wait for a service that is gone
+            self._guard.set_state("failed", f"{type(exc).__name__}: {exc}")
             with self._flushed:
                 self._flushed.notify_all()
 
@@ -540,10 +433,10 @@ class IngestionService:
             return
         began = time.perf_counter()
         # Validation reads the provisioned keys; retried as a whole, it is not scored twice.
-        readings, heartbeats, letters, scored, anomalies, dead = self._retrying(
+        readings, heartbeats, letters, scored, anomalies, dead = self._guard.call(
             lambda: self._prepare(batch), "validating a batch"
         )
-        self._retrying(
+        self._guard.call(
             lambda: self._store_batch(readings, heartbeats, letters, anomalies), "writing a batch"
         )
         alerts = self._alerts(anomalies)
@@ -642,7 +535,7 @@ class IngestionService:
             written = pd.concat(unrolled, ignore_index=True)
             # A redelivered reading may sit in two batches: count it once, as stored.
             written = written.drop_duplicates(["device_id", "sensor_id", "ts"], keep="last")
-            self._retrying(
+            self._guard.call(
                 lambda: refresh_rollups(self.store, written, memory=self._rollup_memory),
                 "refreshing roll-ups",
             )

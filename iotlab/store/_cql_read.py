@@ -24,15 +24,17 @@ from iotlab.store.schema import TableSpec, bucket_column
 
 __all__ = ["empty_frame", "fetch_pages", "key_tuples", "select_list", "to_pages"]
 
-#: rows per page of a bulk read; one readings partition (a day at 1 Hz) is 86,400
-FETCH_SIZE = 50_000
+#: rows per page of a bulk read; one readings partition (a day at 1 Hz) is 86,400. Each
+#: page is one request the node must answer within its read timeout (5 s by default):
+#: pages of 50,000 rows timed out on a busy node, 20,000 did not.
+FETCH_SIZE = 20_000
 #: a closed range spanning more buckets than this asks partition_index which hold rows
 MAX_ENUMERATED_BUCKETS = 64
-#: partitions read at once: each brings up to FETCH_SIZE rows to one node at a time;
-#: dozens at once made a single node time out (58 day partitions of 86,400 rows)
+#: partitions read at once at first: dozens at once made a single node time out (58 day
+#: partitions of 86,400 rows); after a round with timeouts, the retries go at half that
 READ_CONCURRENCY = 16
 #: tries per partition read (timeouts, unavailable replicas), and the first backoff (s)
-READ_ATTEMPTS = 4
+READ_ATTEMPTS = 6
 READ_BACKOFF = 0.5
 
 
@@ -87,7 +89,9 @@ def fetch_pages(
 
     A statement whose read times out or finds no replica (a busy or restarting node) is
     run again, all of its pages, up to ``attempts`` times in all, after a backoff with
-    jitter; reads are idempotent. Other errors, and the last attempt's, are raised.
+    jitter and with half the concurrency of the round that failed (a node that timed out
+    is overloaded); reads are idempotent. Other errors, and the last attempt's, are
+    raised.
     """
     from cassandra.concurrent import execute_concurrent
 
@@ -116,6 +120,7 @@ def fetch_pages(
         if not failed:
             break
         pending = failed
+        concurrency = max(1, concurrency // 2)
         time.sleep(READ_BACKOFF * 2**attempt * random.uniform(0.5, 1.5))
     return [r if r is not None else [] for r in results]
 
