@@ -18,7 +18,9 @@ socket pair, and takes back acknowledgements per chunk:
 
 If the parent dies (kill -9), the pipe closes and the child exits at once without
 acknowledging anything, so the broker redelivers to the next session: at-least-once
-delivery holds across the two processes as it did in one.
+delivery holds across the two processes as it did in one. If one of the child's threads
+dies (its hand-over thread, paho's network thread), the child exits too, and the parent
+starts a new one (see :class:`~iotlab.ingest.mqtt.MqttSource`): never a silent stall.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -35,6 +38,8 @@ __all__ = ["CHUNK_MESSAGES", "CHUNK_SECONDS", "receive"]
 #: Most messages in one chunk handed to the service, and most seconds a message waits.
 CHUNK_MESSAGES = 1000
 CHUNK_SECONDS = 0.02
+#: Seconds between checks that the receiver's threads are alive.
+WATCH_SECONDS = 1.0
 
 
 def receive(
@@ -93,6 +98,13 @@ def receive(
     stopping = threading.Event()
 
     def hand_over() -> None:
+        try:
+            send_chunks()
+        except BaseException:  # a thread that died would stall us silently: end loudly
+            traceback.print_exc()
+            os._exit(1)
+
+    def send_chunks() -> None:
         seq = 0
         while not stopping.is_set():
             with arrived:
@@ -115,9 +127,16 @@ def receive(
             except OSError:
                 os._exit(1)  # the parent is gone: acknowledge nothing
 
-    threading.Thread(target=hand_over, name="iotlab-receiver-send", daemon=True).start()
+    sender = threading.Thread(target=hand_over, name="iotlab-receiver-send", daemon=True)
+    sender.start()
+    network = getattr(client, "_thread", None)  # paho's loop_start thread
     while True:
         try:
+            while not connection.poll(WATCH_SECONDS):
+                if not sender.is_alive() or (network is not None and not network.is_alive()):
+                    # A dead thread means no more messages: exit, so that the parent
+                    # restarts the receiver instead of waiting on a silent one.
+                    os._exit(1)
             command = connection.recv()
         except (EOFError, OSError):
             os._exit(1)  # the parent is gone: acknowledge nothing, the broker redelivers

@@ -9,6 +9,7 @@ only per-row Python objects are those of text value columns.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,8 @@ from iotlab.store._cql_schema import quote
 from iotlab.store.schema import TableSpec, bucket_column
 
 __all__ = ["empty_frame", "fetch_pages", "key_tuples", "select_list", "to_pages"]
+
+logger = logging.getLogger(__name__)
 
 #: rows per page of a bulk read; one readings partition (a day at 1 Hz) is 86,400. Each
 #: page is one request the node must answer within its read timeout (5 s by default):
@@ -121,6 +124,12 @@ def fetch_pages(
             break
         pending = failed
         concurrency = max(1, concurrency // 2)
+        logger.warning(
+            "%d of %d partition reads timed out; retrying them %d at a time",
+            len(failed),
+            len(statements),
+            concurrency,
+        )
         time.sleep(READ_BACKOFF * 2**attempt * random.uniform(0.5, 1.5))
     return [r if r is not None else [] for r in results]
 
