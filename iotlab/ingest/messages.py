@@ -98,7 +98,7 @@ def letter_text(data: bytes | str, *, limit: int = LETTER_PAYLOAD_BYTES) -> str:
     >>> letter_text(b'{"ts": 1}')
     '{"ts": 1}'
     >>> letter_text(b"x" * 10, limit=4)  # doctest: +ELLIPSIS
-    'xxxx... [truncated: 10 bytes, sha256 2d7cf3bf...]'
+    'xxxx... [truncated: 10 bytes, sha256 fc11d6f2...]'
     """
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
     head = raw[:limit].decode("utf-8", "backslashreplace")
