@@ -100,6 +100,7 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
         max_delay=args.max_delay,
         scoring=None if args.no_scoring else "default",
         connectivity_every=None,
+        max_future=None,  # the stream is dated in the future, in partitions of its own
     )
     service.subscribe(callback=on_readings, kinds=("readings",))
     # As `iotlab serve` does: forecasts are fitted before the first reading arrives, and

@@ -17,6 +17,7 @@ built-in exception a Python user would expect (``ValueError``, ``LookupError``,
     ├── NotFoundError                   (LookupError) unknown device, sensor, report kind
     ├── StoreError                      a backend failed
     │   ├── StoreConnectionError        host unreachable, authentication refused
+    │   │   └── StoreUnavailableError   the store did not answer (down, overloaded); retry
     │   ├── SchemaMismatchError         an existing table has an incompatible shape
     │   └── ConcurrencyError            optimistic-concurrency conflict on append
     ├── HistoryError                    device lifecycle
@@ -52,6 +53,7 @@ __all__ = [
     "SchemaMismatchError",
     "StoreConnectionError",
     "StoreError",
+    "StoreUnavailableError",
     "UnknownBackendError",
     "UnknownEventError",
     "ValidationError",
@@ -135,6 +137,14 @@ class StoreError(IotlabError):
 
 class StoreConnectionError(StoreError):
     """The store cannot be reached or refused the credentials."""
+
+
+class StoreUnavailableError(StoreConnectionError):
+    """The store did not answer in time (a node down, restarting or overloaded).
+
+    Nothing is known about the request that failed, but iotlab's writes are idempotent:
+    retrying it later is safe. The live service does so by itself.
+    """
 
 
 class SchemaMismatchError(StoreError):

@@ -8,7 +8,7 @@ can be read, tested and reused without a Platform.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -194,6 +194,21 @@ class Platform:
         from iotlab.store.queries import read_readings
 
         return read_readings(self.store, device_id, sensor_id, start, end)
+
+    def iter_readings(
+        self,
+        device_id: str,
+        sensor_id: str | Sequence[str] | None = None,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        *,
+        chunk: str = "1D",
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`readings` as an iterator of frames, one per ``chunk`` of time (a pandas
+        offset alias), oldest first: scan months without holding them in memory."""
+        from iotlab.store.queries import iter_readings
+
+        return iter_readings(self.store, device_id, sensor_id, start, end, chunk=chunk)
 
     def heartbeats(
         self, device_id: str, start: TimeLike | None = None, end: TimeLike | None = None

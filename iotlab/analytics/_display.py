@@ -23,6 +23,8 @@ __all__ = [
     "frame_to_html",
     "frame_to_markdown",
     "key_values_html",
+    "markdown_text",
+    "plain_text",
 ]
 
 #: Anomaly severities, least to most severe.
@@ -98,15 +100,44 @@ def frame_to_markdown(frame: pd.DataFrame, *, max_rows: int = 60) -> str:
     if frame.empty:
         return "_no rows_"
     lines = [
-        "| " + " | ".join(str(c) for c in frame.columns) + " |",
+        "| " + " | ".join(markdown_text(c) for c in frame.columns) + " |",
         "| " + " | ".join("---" for _ in frame.columns) + " |",
     ]
     for row in frame.head(max_rows).itertuples(index=False, name=None):
-        cells = (_format_cell(v).replace("|", "\\|") for v in row)
+        cells = (markdown_text(_format_cell(v)) for v in row)
         lines.append("| " + " | ".join(cells) + " |")
     if len(frame) > max_rows:
         lines.append(f"\n_{len(frame) - max_rows} more rows not shown_")
     return "\n".join(lines)
+
+
+def plain_text(text: object) -> str:
+    """``text`` for matplotlib, shown as is: a ``$`` starts no mathtext (a device id
+    ``$x^$`` would fail to draw and take the whole figure with it).
+
+    Examples
+    --------
+    >>> print(plain_text("cost $5 and $10"))
+    cost \\$5 and \\$10
+    """
+    return str(text).replace("$", r"\$")
+
+
+def markdown_text(text: object) -> str:
+    """``text`` for a Markdown document, shown as is: HTML is escaped (Markdown renders
+    raw HTML, ``<script>`` included), and so are the characters that would start
+    emphasis, code, a link or a table cell (``_`` is left: ids are full of it, and
+    inside a word it starts nothing).
+
+    Examples
+    --------
+    >>> print(markdown_text("<img src=x onerror=alert(1)> *a* |b| [c](javascript:x)"))
+    &lt;img src=x onerror=alert(1)&gt; \\*a\\* \\|b\\| \\[c\\](javascript:x)
+    """
+    escaped = html.escape(str(text), quote=False)
+    for char in "\\`*[]|":
+        escaped = escaped.replace(char, "\\" + char)
+    return escaped
 
 
 def key_values_html(pairs: dict[str, object]) -> str:

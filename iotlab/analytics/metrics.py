@@ -18,6 +18,7 @@ Timedelta('0 days 00:05:00')
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -178,7 +179,7 @@ class DeviceMetrics:
         facts.update({"window start": self.start, "window end": self.end})
         facts.update({f"anomalies ({s})": n for s, n in self.anomalies.items()})
         return (
-            f"<h4>Device {self.device_id}</h4>"
+            f"<h4>Device {html.escape(str(self.device_id))}</h4>"
             + key_values_html(facts)
             + frame_to_html(self.sensors)
         )

@@ -251,10 +251,13 @@ class Device:
         last = self._state.updated_at
         if at is None:
             when = pd.Timestamp.now(tz="UTC").floor("ms")
-            when = max(when, last) if last is not None else when  # clock skew: keep order
+            if last is not None and not _clock_error(last, when):
+                when = max(when, last)  # clock skew: keep order
         else:
             when = utc_timestamp(at, field="at").floor("ms")
-            if last is not None and when < last:
+            # A last event dated in the future is a clock error: the next may precede it
+            # (if it is not in the future itself), or the device would be stuck until then.
+            if last is not None and when < last and not _clock_error(last, when):
                 raise ValidationError(
                     f"device {self.device_id}: {when} is before its last event ({last}); "
                     "events must be recorded in time order",
@@ -279,3 +282,14 @@ class Device:
         saved, self._pending = self._pending, []
         self._saved_version = self._state.version
         return saved
+
+
+#: How far in the future an event may be dated before it counts as a clock error (clocks of
+#: two hosts differ by a little; a device dated a year ahead is wrong).
+CLOCK_TOLERANCE = pd.Timedelta("5min")
+
+
+def _clock_error(last: pd.Timestamp, when: pd.Timestamp) -> bool:
+    """Whether ``last`` (a device's last event time) is a clock error and ``when`` not."""
+    wall = pd.Timestamp.now(tz="UTC")
+    return last > wall + CLOCK_TOLERANCE and when <= wall + CLOCK_TOLERANCE

@@ -4,6 +4,12 @@ Heartbeats stay time series (``device_metrics``); only the *changes* of connecti
 enter a device's history. An active device with no heartbeat in ``(now - timeout, now]``
 goes offline (with the time of its last heartbeat as ``last_seen``); an offline device
 with a heartbeat in that window comes online at the time of the first one.
+
+Nothing is judged, or dated, later than the wall clock: ``now`` in the future is taken as
+the current time. A device whose last lifecycle event is dated in the future (a clock
+error, e.g. one reading from a device whose clock ran a year ahead) is judged again like
+any other, and its next event is dated now (see :meth:`Device.mark_online`), so a fleet
+wrongly marked offline comes back online with its next heartbeats.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.errors import ValidationError
-from iotlab.history.aggregate import Device
+from iotlab.history.aggregate import CLOCK_TOLERANCE, Device
 
 __all__ = ["update_connectivity"]
 
@@ -39,8 +45,9 @@ def update_connectivity(
     platform
         A :class:`iotlab.Platform` (its ``devices`` repository and ``heartbeats``).
     now
-        The time to judge at (default: the current time). Devices whose last lifecycle
-        event is later than ``now`` are skipped, since history cannot be rewritten.
+        The time to judge at (default, and at the latest: the current time). Devices
+        whose last lifecycle event is later than ``now`` (but not in the future) are
+        skipped, since history cannot be rewritten.
     timeout
         Longest silence still counted as online.
 
@@ -49,8 +56,8 @@ def update_connectivity(
     pandas.DataFrame
         The events emitted: ``device_id, version, occurred_at, event_type, last_seen``.
     """
-    now = pd.Timestamp.now(tz="UTC") if now is None else utc_timestamp(now, field="now")
-    now = now.floor("ms")
+    wall = pd.Timestamp.now(tz="UTC").floor("ms")
+    now = wall if now is None else min(utc_timestamp(now, field="now").floor("ms"), wall)
     try:
         timeout = pd.Timedelta(timeout)
     except ValueError as exc:
@@ -59,22 +66,30 @@ def update_connectivity(
         raise ValidationError(f"must be positive, got {timeout}", field="timeout")
     repo = platform.devices
     rows = platform.store.read_rows("devices")
-    rows = rows[rows["status"].isin(["active", "offline"]) & (rows["updated_at"] <= now)]
+    clock_error = rows["updated_at"] > wall + CLOCK_TOLERANCE
+    judged = (rows["updated_at"] <= now) | clock_error
+    rows = rows[rows["status"].isin(["active", "offline"]) & judged]
     changed: list[Device] = []
     for device_id, status, updated_at, last_seen in zip(
         rows["device_id"], rows["status"], rows["updated_at"], rows["last_seen"]
     ):
         recent = _times(platform.heartbeats(device_id, now - timeout + _MS, now + _MS))
         if status == "active" and recent.empty:
-            start = max(now - LAST_SEEN_LOOKBACK, updated_at)
-            before = _times(platform.heartbeats(device_id, start, now - timeout + _MS))
+            start, end = max(now - LAST_SEEN_LOOKBACK, updated_at), now - timeout + _MS
+            if start >= end and updated_at <= wall + CLOCK_TOLERANCE:
+                continue  # active for less than ``timeout``: not silent for that long yet
+            before = _times(platform.heartbeats(device_id, start, end)) if start < end else []
             seen = before[-1] if len(before) else (None if pd.isna(last_seen) else last_seen)
             device = repo.load(device_id)
+            if device.updated_at > now and not device.updated_at > wall + CLOCK_TOLERANCE:
+                continue  # an event was saved since the devices table was read: next time
             if device.mark_offline(seen, at=now) is not None:
                 changed.append(device)
         elif status == "offline" and not recent.empty:
             device = repo.load(device_id)
-            at = max(recent[0].floor("ms"), device.updated_at)
+            at = recent[0].floor("ms")
+            if device.updated_at <= wall + CLOCK_TOLERANCE:  # else it is a clock error
+                at = max(at, device.updated_at)
             if device.mark_online(at=at) is not None:
                 changed.append(device)
     saved = repo.save_all(changed)

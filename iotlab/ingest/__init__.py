@@ -12,7 +12,7 @@ from iotlab.ingest.deadletter import read_dead_letters, write_dead_letters
 from iotlab.ingest.messages import Parsed, parse_message
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification
 from iotlab.ingest.scoring import ForecastCache
-from iotlab.ingest.service import IngestionService, ServiceStats
+from iotlab.ingest.service import IngestionService, ServiceStats, ServiceStatus
 from iotlab.ingest.sources import feed_frames, feed_stream
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Notification",
     "Parsed",
     "ServiceStats",
+    "ServiceStatus",
     "feed_frames",
     "feed_stream",
     "parse_message",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from iotlab.ingest.messages import METRIC_FIELDS, parse_message
+from iotlab.ingest.messages import MAX_PAYLOAD_BYTES, METRIC_FIELDS, letter_text, parse_message
 
 __all__ = ["ParsedMessages", "Part", "PendingBatch"]
 
@@ -35,9 +35,9 @@ class Part:
     def letter(self, row: int) -> tuple[str, str, str]:
         """(source, topic, payload) of the row at position ``row``."""
         if self.payloads is not None and self.topics is not None:
-            return self.source, self.topics[row], _text(self.payloads[row])
+            return self.source, letter_text(self.topics[row]), letter_text(self.payloads[row])
         record = self.frame.iloc[row].to_dict()
-        return self.source, "", json.dumps(record, default=str)
+        return self.source, "", letter_text(json.dumps(record, default=str))
 
 
 def _frame_from_ms(rows: list[tuple], columns: tuple[str, ...], ts_at: int) -> pd.DataFrame:
@@ -53,6 +53,7 @@ class ParsedMessages:
     dead letter, should the row be refused later); malformed ones as dead letters."""
 
     root: str = "iotlab"
+    max_payload: int = MAX_PAYLOAD_BYTES
     readings: list[tuple] = field(default_factory=list)
     reading_topics: list[str] = field(default_factory=list)
     reading_payloads: list[bytes] = field(default_factory=list)
@@ -66,7 +67,7 @@ class ParsedMessages:
 
     def add(self, topic: str, payload: bytes) -> None:
         """Parse one message (:func:`~iotlab.ingest.messages.parse_message`) and keep it."""
-        parsed = parse_message(topic, payload, root=self.root)
+        parsed = parse_message(topic, payload, root=self.root, max_payload=self.max_payload)
         if parsed.kind == "reading":
             self.readings.append(parsed.row)
             self.reading_topics.append(topic)
@@ -76,12 +77,12 @@ class ParsedMessages:
             self.heartbeat_topics.append(topic)
             self.heartbeat_payloads.append(payload)
         else:
-            self.dead.append(("mqtt", topic, _text(payload), parsed.reason))
+            self.dead.append(("mqtt", letter_text(topic), letter_text(payload), parsed.reason))
 
     def extend(self, other: ParsedMessages) -> None:
         """Append another lot of parsed messages."""
         for column in fields(self):
-            if column.name != "root":
+            if column.name not in ("root", "max_payload"):
                 getattr(self, column.name).extend(getattr(other, column.name))
 
 
@@ -90,6 +91,7 @@ class PendingBatch:
     """What arrived since the last flush."""
 
     root: str = "iotlab"
+    max_payload: int = MAX_PAYLOAD_BYTES
     size: int = 0
     opened: float = 0.0  # monotonic time the first item arrived (was submitted)
     messages: ParsedMessages = field(init=False)
@@ -98,7 +100,7 @@ class PendingBatch:
     acks: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.messages = ParsedMessages(self.root)
+        self.messages = ParsedMessages(self.root, self.max_payload)
 
     @property
     def dead(self) -> list[tuple[str, str, str, str]]:
@@ -140,7 +142,3 @@ class PendingBatch:
             frame = _frame_from_ms(got.heartbeats, HEARTBEAT_COLUMNS, 1)
             parts.insert(0, Part(frame, "mqtt", got.heartbeat_topics, got.heartbeat_payloads))
         return parts
-
-
-def _text(payload: bytes) -> str:
-    return payload.decode("utf-8", errors="backslashreplace")

@@ -1,8 +1,13 @@
 """``iotlab serve``: run the ingestion service on an MQTT broker until SIGINT/SIGTERM.
 
 Also runnable as ``python -m iotlab.ingest serve ...``. On SIGINT or SIGTERM it stops
-taking messages, stores and acknowledges what it holds, and exits 0. Throughput is
-logged every ``--log-every`` seconds.
+taking messages, stores and acknowledges what it holds, and exits 0. Throughput and the
+service's state are logged every ``--log-every`` seconds.
+
+It survives what it can: a bad message is a dead letter; a store outage pauses input
+(the broker keeps the messages) and the service resumes by itself; a receiver process
+that dies is restarted. It exits 1 when it cannot go on: a fatal store error, a
+receiver that keeps dying, or an outage longer than ``--outage-limit``.
 
 Examples
 --------
@@ -35,7 +40,7 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
         "serve",
         parents=list(parents),
         help="ingest readings and heartbeats from an MQTT broker until interrupted",
-        description="Subscribe to <root>/+/+ (QoS 1, persistent session), store readings "
+        description="Subscribe to <root>/# (QoS 1, persistent session), store readings "
         "and heartbeats, score them, record anomalies and dead letters. SIGINT/SIGTERM "
         "flush and exit 0.",
     )
@@ -73,6 +78,31 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
     )
     serve.add_argument(
         "--log-every", type=float, default=10.0, help="seconds between throughput log lines (10)"
+    )
+    serve.add_argument(
+        "--max-payload",
+        type=int,
+        default=1 << 20,
+        help="largest message parsed, in bytes; larger ones are dead letters (1048576)",
+    )
+    serve.add_argument(
+        "--max-future",
+        default="5min",
+        help="how far past the wall clock a reading may be dated, or 'none' (5min)",
+    )
+    serve.add_argument(
+        "--retry-max",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest wait between retries while the store is unavailable (30)",
+    )
+    serve.add_argument(
+        "--outage-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up (exit 1) after a store outage this long (default: wait for ever)",
     )
     serve.set_defaults(run=run_serve)
 
@@ -112,6 +142,10 @@ def run_serve(args: argparse.Namespace) -> int:
                 require_provisioned=not args.allow_unprovisioned,
                 heartbeat_timeout=args.heartbeat_timeout,
                 topic_root=args.topic_root,
+                max_payload=args.max_payload,
+                max_future=None if args.max_future.lower() == "none" else args.max_future,
+                outage_limit=args.outage_limit,
+                retry_max=args.retry_max,
             )
             if scoring is not None:
                 logger.info("fitted %d sensors' forecasts", service.warm())
@@ -121,7 +155,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 service, args.mqtt, client_id=args.client_id, topic_root=args.topic_root
             ).start()
             logger.info("serving %s -> %s", args.mqtt, lab.store.url)
-            _log_until(stop, service, args.log_every)
+            _log_until(stop, service, source, args.log_every)
             source.pause()
             service.stop()
             source.stop()
@@ -134,7 +168,8 @@ def run_serve(args: argparse.Namespace) -> int:
                 stats.anomalies,
                 stats.alerts,
             )
-            if service.error is not None:
+            if service.error is not None or source.error is not None:
+                logger.error("exiting 1: %s", service.error or source.error)
                 return 1
     finally:
         for sig, handler in previous.items():
@@ -142,20 +177,25 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_until(stop: threading.Event, service: Any, every: float) -> None:
+def _log_until(stop: threading.Event, service: Any, source: Any, every: float) -> None:
     last_time, last_count = time.monotonic(), 0
     while not stop.wait(min(every, 1.0)):
-        if service.error is not None:
+        if service.error is not None or source.error is not None:
             return
         now = time.monotonic()
         if now - last_time >= every:
             count = service.stats.readings_written
+            status = service.status
             logger.info(
-                "throughput: %.0f readings/s (%d stored, %d dead letters, %d alerts)",
+                "%s: %.0f readings/s (%d stored, %d dead letters, %d alerts, "
+                "%d store outages, %d receiver restarts)",
+                status.state,
                 (count - last_count) / (now - last_time),
                 count,
                 service.stats.dead_letters,
                 service.stats.alerts,
+                status.outages,
+                source.restarts,
             )
             last_time, last_count = now, count
 

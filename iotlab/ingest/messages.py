@@ -26,24 +26,42 @@ Parsed(kind='reading', row=('d1', 'temp_01', 1767225600000, 21.5, 100, 'ok'), re
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 from typing import NamedTuple
 
+from iotlab._limits import (
+    MAX_ABS_VALUE,
+    MAX_MS,
+    MIN_MS,
+    QUALITY_MAX,
+    QUALITY_MIN,
+    text_problem,
+)
 from iotlab._reasons import NAIVE_TIMESTAMP
 
 __all__ = [
     "HEARTBEAT",
+    "LETTER_PAYLOAD_BYTES",
+    "MAX_PAYLOAD_BYTES",
     "METRIC_FIELDS",
     "Parsed",
     "heartbeat_payload",
+    "letter_text",
     "parse_message",
     "reading_payload",
 ]
 
 HEARTBEAT = "heartbeat"
 METRIC_FIELDS = ("cpu", "memory", "battery", "signal")
+#: Largest payload parsed (bytes); a larger one is a dead letter, unparsed.
+MAX_PAYLOAD_BYTES = 1 << 20
+#: Most bytes of a payload (and topic) a dead letter keeps; the rest is named by its size
+#: and SHA-256, so a 20 MB message never becomes a 20 MB row.
+LETTER_PAYLOAD_BYTES = 4096
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_SHOWN = 60  # characters of an offending value quoted in a reason
 
 
 class Parsed(NamedTuple):
@@ -63,23 +81,55 @@ def _dead(reason: str) -> Parsed:
     return Parsed("dead", (), reason)
 
 
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: a reason must stay small whatever the payload held."""
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+def letter_text(data: bytes | str, *, limit: int = LETTER_PAYLOAD_BYTES) -> str:
+    """Storable text of a dead letter's payload or topic.
+
+    Undecodable bytes and lone surrogates are backslash-escaped; over ``limit`` bytes,
+    the first ``limit`` are kept followed by the full size and SHA-256 of the original.
+
+    Examples
+    --------
+    >>> letter_text(b'{"ts": 1}')
+    '{"ts": 1}'
+    >>> letter_text(b"x" * 10, limit=4)  # doctest: +ELLIPSIS
+    'xxxx... [truncated: 10 bytes, sha256 fc11d6f2...]'
+    """
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    head = raw[:limit].decode("utf-8", "backslashreplace")
+    head = head.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+    if len(raw) <= limit:
+        return head
+    digest = hashlib.sha256(raw).hexdigest()
+    return f"{head}... [truncated: {len(raw)} bytes, sha256 {digest}]"
+
+
 def _epoch_ms(value: object) -> int | str:
     """Epoch milliseconds of a payload ``ts``, or the reason it is refused."""
     if isinstance(value, bool):
-        return f"ts: must be an ISO 8601 string or epoch milliseconds, got {value!r}"
+        return f"ts: must be an ISO 8601 string or epoch milliseconds, got {_shown(value)}"
     if isinstance(value, int | float):
         if not math.isfinite(value):
-            return f"ts: must be finite, got {value!r}"
-        return int(value)
-    if not isinstance(value, str):
-        return f"ts: must be an ISO 8601 string or epoch milliseconds, got {value!r}"
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return f"ts: unparseable timestamp {value[:40]!r}"
-    if parsed.tzinfo is None:
-        return f"ts: {NAIVE_TIMESTAMP}"
-    return (parsed - _EPOCH) // dt.timedelta(milliseconds=1)
+            return f"ts: must be finite, got {_shown(value)}"
+        ms = value
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return f"ts: unparseable timestamp {_shown(value)}"
+        if parsed.tzinfo is None:
+            return f"ts: {NAIVE_TIMESTAMP}"
+        ms = (parsed - _EPOCH) // dt.timedelta(milliseconds=1)
+    else:
+        return f"ts: must be an ISO 8601 string or epoch milliseconds, got {_shown(value)}"
+    if not MIN_MS <= ms <= MAX_MS:
+        return f"ts: outside the supported range (years 1678-2261), got {_shown(value)}"
+    return int(ms)
 
 
 def _number(payload: dict, name: str, *, required: bool) -> float | str:
@@ -87,32 +137,60 @@ def _number(payload: dict, name: str, *, required: bool) -> float | str:
     if value is None:
         return f"{name}: is missing" if required else math.nan
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"{name}: must be a number, got {value!r}"
-    value = float(value)
+        return f"{name}: must be a number, got {_shown(value)}"
+    try:
+        value = float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        return f"{name}: must be a finite number, got {_shown(value)}"
     if required and not math.isfinite(value):
         return f"{name}: must be a finite number, got {value!r}"
     if math.isinf(value):
         return f"{name}: must be finite or null, got {value!r}"
+    if abs(value) > MAX_ABS_VALUE:
+        return f"{name}: magnitude over {MAX_ABS_VALUE:g} (roll-up sums would overflow)"
     return value
 
 
 def _topic_parts(topic: str, root: str) -> tuple[str, str] | str:
     parts = topic.split("/")
     if len(parts) != 3 or parts[0] != root or not parts[1] or not parts[2]:
-        return f"topic: expected {root}/<device_id>/<sensor_id|heartbeat>, got {topic!r}"
+        shown = _shown(letter_text(topic, limit=200))
+        return f"topic: expected {root}/<device_id>/<sensor_id|heartbeat>, got {shown}"
+    for name, text in (("device_id", parts[1]), ("sensor_id", parts[2])):
+        problem = text_problem(text, name)
+        if problem:
+            return f"topic: {problem}"
     return parts[1], parts[2]
 
 
-def parse_message(topic: str, payload: bytes, *, root: str = "iotlab") -> Parsed:
-    """Parse one MQTT message into a reading, a heartbeat, or a dead letter's reason."""
+def parse_message(
+    topic: str, payload: bytes, *, root: str = "iotlab", max_payload: int = MAX_PAYLOAD_BYTES
+) -> Parsed:
+    """Parse one MQTT message into a reading, a heartbeat, or a dead letter's reason.
+
+    Never raises: whatever ``topic`` and ``payload`` hold (over ``max_payload`` bytes,
+    nested a million deep, numbers no float holds, timestamps no pandas holds, text no
+    store can encode), the worst outcome is ``kind="dead"`` with a reason.
+    """
+    try:
+        return _parse(topic, payload, root, max_payload)
+    except Exception as exc:  # a case the checks below missed must not stop the service
+        return _dead(f"payload: cannot be parsed ({type(exc).__name__})")
+
+
+def _parse(topic: str, payload: bytes, root: str, max_payload: int) -> Parsed:
     where = _topic_parts(topic, root)
     if isinstance(where, str):
         return _dead(where)
     device_id, sensor_id = where
+    if len(payload) > max_payload:
+        return _dead(f"payload: {len(payload)} bytes, over the {max_payload}-byte limit")
     try:
         body = json.loads(payload)
+    except RecursionError:
+        return _dead("payload: JSON nested too deeply")
     except (UnicodeDecodeError, ValueError) as exc:
-        return _dead(f"payload: not JSON ({exc})")
+        return _dead(f"payload: not JSON ({_shown(str(exc))})")
     if not isinstance(body, dict):
         return _dead(f"payload: expected a JSON object, got {type(body).__name__}")
     if "ts" not in body:
@@ -131,12 +209,17 @@ def parse_message(topic: str, payload: bytes, *, root: str = "iotlab") -> Parsed
     if quality is None:
         quality = 100
     if isinstance(quality, bool) or not isinstance(quality, int):
-        return _dead(f"quality: must be an integer, got {quality!r}")
+        return _dead(f"quality: must be an integer, got {_shown(quality)}")
+    if not QUALITY_MIN <= quality <= QUALITY_MAX:
+        return _dead(f"quality: outside the 32-bit integer range, got {_shown(quality)}")
     status = body.get("status", "ok")
     if status is None:
         status = "ok"
     if not isinstance(status, str):
-        return _dead(f"status: must be a string, got {status!r}")
+        return _dead(f"status: must be a string, got {_shown(status)}")
+    problem = text_problem(status, "status")
+    if problem:
+        return _dead(problem)
     return Parsed("reading", (device_id, sensor_id, ts, value, quality, status))
 
 

@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 SESSION_EXPIRY = 7 * 24 * 3600
 #: Unacknowledged messages the broker may send us at once (MQTT 5 Receive Maximum).
 RECEIVE_MAXIMUM = 65535
+#: A receiver process that ends is restarted, up to this many times in this many seconds;
+#: beyond that the source fails (``iotlab serve`` exits 1).
+MAX_RESTARTS = 5
+RESTART_WINDOW = 300.0
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:
@@ -165,11 +169,15 @@ def pump(client: Any, timeout: float = 0.0, *, max_packets: int = 1000) -> int:
 
 
 class MqttSource:
-    """Subscribe an :class:`~iotlab.ingest.IngestionService` to ``<root>/+/+`` on a broker.
+    """Subscribe an :class:`~iotlab.ingest.IngestionService` to ``<root>/#`` on a broker.
 
     The MQTT client runs in a child process (see :mod:`iotlab.ingest.receiver`) that
     parses the messages and hands them to ``service.submit_parsed`` in chunks; a chunk is
-    acknowledged to the broker once the service has stored it.
+    acknowledged to the broker once the service has stored it. A receiver process that
+    ends is restarted (the broker redelivers what it had not acknowledged), up to
+    :data:`MAX_RESTARTS` times in :data:`RESTART_WINDOW` seconds; then :attr:`error`
+    says why the source stopped. While ``service.accepting`` is cleared (a store
+    outage) the source takes no more chunks.
 
     Parameters
     ----------
@@ -197,7 +205,8 @@ class MqttSource:
         self.url = url
         self.client_id = client_id
         self.root = topic_root or service.topic_root
-        self.topic = f"{self.root}/+/+"
+        self.topic = f"{self.root}/#"  # wrong-level topics become dead letters
+        self.max_payload = getattr(service, "max_payload", None)
         self.received = 0
         self.error: str | None = None  # why the receiver process stopped, if it did
         self._process: Any = None
@@ -205,6 +214,8 @@ class MqttSource:
         self._sending = threading.Lock()
         self._paused = False
         self._reader: threading.Thread | None = None
+        self.restarts = 0  # receiver processes started again after one ended
+        self._restarts: list[float] = []
 
     def start(self, timeout: float = 30.0) -> MqttSource:
         """Start the receiver process, subscribe (QoS 1) and start delivering; return ``self``.
@@ -212,10 +223,29 @@ class MqttSource:
         Raises :class:`~iotlab.errors.StoreConnectionError` if the broker cannot be
         reached or does not accept the connection within ``timeout`` seconds.
         """
+        self._spawn(timeout)
+        self._reader = threading.Thread(target=self._read, name="iotlab-mqtt-source", daemon=True)
+        self._reader.start()
+        logger.info("subscribed to %s on %s as %s", self.topic, self.url, self.client_id)
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        """The receiver process's id (``None`` when stopped)."""
+        return None if self._process is None else self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        """Whether messages can flow: started, not failed for good, not stopped."""
+        return self._process is not None and self.error is None
+
+    def _spawn(self, timeout: float) -> None:
         parent_end, child_end = socket.socketpair()
         with child_end:
             command = [sys.executable, "-m", "iotlab.ingest.receiver"]
             command += [self.url, self.client_id, self.root, str(child_end.fileno())]
+            if self.max_payload is not None:
+                command.append(str(int(self.max_payload)))
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -230,32 +260,87 @@ class MqttSource:
         if answer[0] != "ready":
             self._end_process()
             raise StoreConnectionError(answer[1])
-        self._reader = threading.Thread(target=self._read, name="iotlab-mqtt-source", daemon=True)
-        self._reader.start()
-        logger.info("subscribed to %s on %s as %s", self.topic, self.url, self.client_id)
-        return self
 
     def _read(self) -> None:
+        try:
+            self._deliver()
+        except Exception as exc:  # e.g. the service refused a chunk: never a silent stall
+            self.error = f"MQTT source failed: {type(exc).__name__}: {exc}"
+            logger.exception("MQTT source failed")
+
+    def _deliver(self) -> None:
         while True:
+            connection = self._connection
             try:
-                message = self._connection.recv()
+                message = connection.recv()
             except (EOFError, OSError):
-                if not self._paused:
-                    self.error = "the MQTT receiver process ended"
-                    logger.error("%s (exit code %s)", self.error, self._process.poll())
-                return
+                if self._paused or not self._restart():
+                    return
+                continue
             if message[0] != "chunk":
                 return  # "stopped"
             if self._paused:
                 continue  # not acknowledged: the broker redelivers it to the next session
             _, seq, parsed = message
             self.received += len(parsed)
-            self.service.submit_parsed(parsed, ack=lambda seq=seq: self._ack(seq))
+            # The ack goes to the process that sent the chunk (a restarted receiver
+            # numbers its chunks afresh; the broker redelivers a dead one's messages).
+            self.service.submit_parsed(
+                parsed, ack=lambda connection=connection, seq=seq: self._ack(connection, seq)
+            )
+            self._hold()
 
-    def _ack(self, seq: int) -> None:
+    def _hold(self) -> None:
+        """Take nothing more while the service is not accepting (a store outage): the
+        receiver's socket fills, and the broker keeps what it has not sent."""
+        accepting = getattr(self.service, "accepting", None)
+        while accepting is not None and not self._paused and not accepting.wait(0.5):
+            pass
+
+    def _restart(self) -> bool:
+        """Replace a receiver process that ended; ``False`` (and :attr:`error` set) once
+        it failed :data:`MAX_RESTARTS` times within :data:`RESTART_WINDOW` seconds."""
+        code = self._process.poll() if self._process is not None else None
+        logger.error("the MQTT receiver process ended (exit code %s): restarting it", code)
+        self._discard_process()
+        delay = 1.0
+        while not self._paused:
+            now = time.monotonic()
+            self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW] + [now]
+            if len(self._restarts) > MAX_RESTARTS:
+                self.error = (
+                    f"the MQTT receiver process ended {MAX_RESTARTS} times within "
+                    f"{RESTART_WINDOW:.0f} s (last exit code {code})"
+                )
+                logger.error(self.error)
+                return False
+            self.restarts += 1
+            try:
+                with self._sending:
+                    self._spawn(30.0)
+            except StoreConnectionError as exc:
+                logger.error("restarting the MQTT receiver failed: %s", exc)
+                time.sleep(delay)
+                delay = min(2 * delay, 30.0)
+                continue
+            logger.warning("MQTT receiver restarted (pid %s)", self._process.pid)
+            return True
+        return False
+
+    def _discard_process(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+            if self._process is not None:
+                self._process.wait(10)
+        with contextlib.suppress(Exception):
+            self._connection.close()
+        self._process = None
+
+    def _ack(self, connection: Any, seq: int) -> None:
         with self._sending:
             try:
-                self._connection.send(("ack", seq))
+                connection.send(("ack", seq))
             except OSError:  # the receiver is gone; the broker redelivers the chunk
                 logger.info("chunk %d stored, not acknowledged: the receiver is gone", seq)
 
@@ -267,14 +352,15 @@ class MqttSource:
         also ends the broker's session for this client id, so the broker stops keeping
         messages for it (a subscriber that will not come back, e.g. a benchmark's).
         """
+        self._paused = True
         if self._process is None:
             return
-        self._paused = True
         with self._sending, contextlib.suppress(OSError):  # already gone
             self._connection.send(("stop", end_session))
         if self._reader is not None:
             self._reader.join(10)
-        self._end_process()
+        if self._process is not None:
+            self._end_process()
 
     def _end_process(self) -> None:
         try:

@@ -18,7 +18,9 @@ socket pair, and takes back acknowledgements per chunk:
 
 If the parent dies (kill -9), the pipe closes and the child exits at once without
 acknowledging anything, so the broker redelivers to the next session: at-least-once
-delivery holds across the two processes as it did in one.
+delivery holds across the two processes as it did in one. If one of the child's threads
+dies (its hand-over thread, paho's network thread), the child exits too, and the parent
+starts a new one (see :class:`~iotlab.ingest.mqtt.MqttSource`): never a silent stall.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -35,15 +38,25 @@ __all__ = ["CHUNK_MESSAGES", "CHUNK_SECONDS", "receive"]
 #: Most messages in one chunk handed to the service, and most seconds a message waits.
 CHUNK_MESSAGES = 1000
 CHUNK_SECONDS = 0.02
+#: Seconds between checks that the receiver's threads are alive.
+WATCH_SECONDS = 1.0
 
 
-def receive(url: str, client_id: str, root: str, connection: Any) -> None:
-    """Child process: subscribe to ``<root>/+/+`` and trade chunks for acks over ``connection``."""
+def receive(
+    url: str, client_id: str, root: str, connection: Any, max_payload: int | None = None
+) -> None:
+    """Child process: subscribe to ``<root>/#`` and trade chunks for acks over ``connection``.
+
+    The whole tree under the root, not just ``<root>/+/+``: a message on a topic with the
+    wrong number of levels becomes a dead letter instead of vanishing unseen.
+    """
     from iotlab.ingest.batch import ParsedMessages
+    from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
     from iotlab.ingest.mqtt import connect_client
     from iotlab.ingest.runtime import settle_heap
 
-    topic = f"{root}/+/+"
+    max_payload = MAX_PAYLOAD_BYTES if max_payload is None else max_payload
+    topic = f"{root}/#"
     pending: list[tuple[str, bytes, int, int]] = []  # topic, payload, mid, qos
     arrived = threading.Condition()
     subscribed = threading.Event()
@@ -52,8 +65,12 @@ def receive(url: str, client_id: str, root: str, connection: Any) -> None:
         client.subscribe(topic, qos=1)
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
+        try:
+            name = message.topic
+        except UnicodeDecodeError:  # kept, escaped, so that it is dead-lettered and acked
+            name = message._topic.decode("utf-8", "surrogateescape")
         with arrived:
-            pending.append((message.topic, message.payload, message.mid, message.qos))
+            pending.append((name, message.payload, message.mid, message.qos))
             if len(pending) >= CHUNK_MESSAGES:
                 arrived.notify()
 
@@ -81,6 +98,13 @@ def receive(url: str, client_id: str, root: str, connection: Any) -> None:
     stopping = threading.Event()
 
     def hand_over() -> None:
+        try:
+            send_chunks()
+        except BaseException:  # a thread that died would stall us silently: end loudly
+            traceback.print_exc()
+            os._exit(1)
+
+    def send_chunks() -> None:
         seq = 0
         while not stopping.is_set():
             with arrived:
@@ -93,9 +117,9 @@ def receive(url: str, client_id: str, root: str, connection: Any) -> None:
             if not taken:
                 continue
             seq += 1
-            parsed = ParsedMessages(root)
+            parsed = ParsedMessages(root, max_payload)
             for message_topic, payload, _, _ in taken:
-                parsed.add(message_topic, payload)
+                parsed.add(message_topic, payload)  # never raises: a bad one is a dead letter
             with sending:
                 unacked[seq] = [(mid, qos) for _, _, mid, qos in taken if qos > 0]
             try:
@@ -103,9 +127,16 @@ def receive(url: str, client_id: str, root: str, connection: Any) -> None:
             except OSError:
                 os._exit(1)  # the parent is gone: acknowledge nothing
 
-    threading.Thread(target=hand_over, name="iotlab-receiver-send", daemon=True).start()
+    sender = threading.Thread(target=hand_over, name="iotlab-receiver-send", daemon=True)
+    sender.start()
+    network = getattr(client, "_thread", None)  # paho's loop_start thread
     while True:
         try:
+            while not connection.poll(WATCH_SECONDS):
+                if not sender.is_alive() or (network is not None and not network.is_alive()):
+                    # A dead thread means no more messages: exit, so that the parent
+                    # restarts the receiver instead of waiting on a silent one.
+                    os._exit(1)
             command = connection.recv()
         except (EOFError, OSError):
             os._exit(1)  # the parent is gone: acknowledge nothing, the broker redelivers
@@ -135,9 +166,12 @@ def _disconnect(client: Any, *, end_session: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD``; FD: the parent's socket."""
-    url, client_id, root, fd = argv if argv is not None else sys.argv[1:]
-    receive(url, client_id, root, Connection(int(fd)))
+    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD [MAX_PAYLOAD]``; FD: the
+    parent's socket; MAX_PAYLOAD: largest payload parsed, in bytes."""
+    args = argv if argv is not None else sys.argv[1:]
+    url, client_id, root, fd = args[:4]
+    max_payload = int(args[4]) if len(args) > 4 else None
+    receive(url, client_id, root, Connection(int(fd)), max_payload)
 
 
 if __name__ == "__main__":

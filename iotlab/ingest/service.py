@@ -28,6 +28,16 @@ stored once. Every ``connectivity_every`` seconds the service also turns heartbe
 into DeviceWentOffline / DeviceCameOnline events (``Platform.update_connectivity``, judged
 at the latest data time seen) and forwards them to subscribers.
 
+Store outages: a write (or roll-up refresh) that fails because the store did not answer
+(:class:`~iotlab.errors.StoreUnavailableError`) is retried, with exponential backoff and
+jitter (``retry_initial`` doubling up to ``retry_max`` seconds), until it succeeds; the
+batch is held, unacknowledged, meanwhile, and :attr:`IngestionService.accepting` is
+cleared so that sources stop taking messages (the broker keeps them). The service
+resumes by itself when the store is back. :attr:`IngestionService.status` says which
+state it is in; state changes are logged. Any other error is fatal: the service thread
+stops with it in :attr:`IngestionService.error` (``iotlab serve`` exits 1). With
+``outage_limit`` an outage longer than that many seconds is fatal too.
+
 Threads: ``submit*`` may be called from any thread; batches, alert handlers and
 subscriber callbacks run on the service thread (see :mod:`iotlab.ingest.notify`);
 roll-up refreshes and the acknowledgements after them on a roll-up thread.
@@ -57,20 +67,21 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from iotlab._time import TimeLike
-from iotlab.errors import ValidationError
+from iotlab.errors import StoreUnavailableError, ValidationError
 from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows
+from iotlab.ingest.health import Abandoned, ServiceStats, ServiceStatus, StoreGuard
+from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
 from iotlab.ingest.scoring import ForecastCache
 from iotlab.store.rollups import RollupMemory, refresh_rollups
 
-__all__ = ["IngestionService", "ServiceStats"]
+__all__ = ["IngestionService", "ServiceStats", "ServiceStatus"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,20 +90,6 @@ KNOWN_MAX_AGE = 30.0
 
 _STOP = object()
 _FLUSH = object()
-
-
-@dataclass
-class ServiceStats:
-    """Running totals since the service started."""
-
-    batches: int = 0
-    readings_written: int = 0
-    heartbeats_written: int = 0
-    dead_letters: int = 0
-    anomalies: int = 0
-    alerts: int = 0
-    busy_seconds: float = 0.0  # time spent processing batches
-    rollup_seconds: float = 0.0  # time spent refreshing roll-ups (on their own thread)
 
 
 class IngestionService:
@@ -121,6 +118,16 @@ class IngestionService:
         Most seconds between roll-up refreshes (``0``: after every batch).
     topic_root
         First level of MQTT topics.
+    max_payload
+        Largest MQTT payload parsed, in bytes; a larger one is a dead letter.
+    max_future
+        How far past the wall clock a reading or heartbeat may be dated (device clocks
+        drift a little); later ones are dead letters. ``None``: no limit. The service's
+        data clock (which connectivity is judged at) never runs ahead of the wall clock.
+    retry_initial, retry_max
+        First and longest wait (seconds) between retries while the store is unavailable.
+    outage_limit
+        Seconds an outage may last before the service gives up (``None``: never).
     """
 
     def __init__(
@@ -136,6 +143,11 @@ class IngestionService:
         connectivity_every: float | None = 30.0,
         rollup_every: float = 1.0,
         topic_root: str = "iotlab",
+        max_payload: int = MAX_PAYLOAD_BYTES,
+        max_future: str | pd.Timedelta | None = "5min",
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        outage_limit: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValidationError(f"must be >= 1, got {batch_size}", field="batch_size")
@@ -143,6 +155,23 @@ class IngestionService:
             raise ValidationError(f"must be > 0, got {max_delay}", field="max_delay")
         if rollup_every < 0:
             raise ValidationError(f"must be >= 0, got {rollup_every}", field="rollup_every")
+        if max_payload < 1:
+            raise ValidationError(f"must be >= 1, got {max_payload}", field="max_payload")
+        self.max_payload = int(max_payload)
+        self.max_future = None if max_future is None else pd.Timedelta(max_future)
+        if not 0 < retry_initial <= retry_max:
+            raise ValidationError(
+                f"need 0 < retry_initial <= retry_max, got {retry_initial}, {retry_max}",
+                field="retry_initial",
+            )
+        #: Set while the service takes input; cleared during a store outage, so that
+        #: sources hold back (:class:`~iotlab.ingest.mqtt.MqttSource` leaves messages
+        #: with the broker).
+        self.stats = ServiceStats()
+        self._guard = StoreGuard(
+            self.stats, retry_initial=retry_initial, retry_max=retry_max, outage_limit=outage_limit
+        )
+        self.accepting = self._guard.accepting
         self.platform = platform
         self.store = platform.store
         self.batch_size = batch_size
@@ -154,7 +183,6 @@ class IngestionService:
         self.connectivity_every = connectivity_every
         self.rollup_every = rollup_every
         self.topic_root = topic_root
-        self.stats = ServiceStats()
         self.subscribers = Subscribers()
         self._alert_handlers: list[Callable[[Alert], None]] = []
         self._last_flagged: dict[tuple[str, str], pd.Timestamp] = {}
@@ -255,6 +283,7 @@ class IngestionService:
         if self._thread is not None:
             raise RuntimeError("the service is already running")
         self._rollup_pool = ThreadPoolExecutor(1, thread_name_prefix="iotlab-rollups")
+        self._guard.started()
         self._thread = threading.Thread(target=self._run, name="iotlab-ingest", daemon=True)
         self._thread.start()
         return self
@@ -273,16 +302,24 @@ class IngestionService:
         """Process what is buffered, then stop the thread. Idempotent."""
         if self._thread is None:
             return
+        self._guard.stopping.set()  # ends a wait for the store; what waited stays unacked
         self._inbox.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
         if self._rollup_pool is not None:
             self._rollup_pool.shutdown(wait=True)
             self._rollup_pool = None
+        if self.error is None:
+            self._guard.set_state("stopped")
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def status(self) -> ServiceStatus:
+        """The service's state and health now (see :class:`ServiceStatus`)."""
+        return self._guard.status()
 
     def __enter__(self) -> IngestionService:
         return self.start()
@@ -292,7 +329,7 @@ class IngestionService:
 
     # -- the service thread ----------------------------------------------------------------------
     def _run(self) -> None:
-        batch = PendingBatch(root=self.topic_root)
+        batch = PendingBatch(root=self.topic_root, max_payload=self.max_payload)
         last_check = time.monotonic()
         held = None  # a flush or stop met while taking what was waiting; handled next
         try:
@@ -304,7 +341,7 @@ class IngestionService:
                 if item is _STOP or item is _FLUSH:
                     self._process(batch)
                     self._refresh_rollups(wait=True)
-                    batch = PendingBatch(root=self.topic_root)
+                    batch = PendingBatch(root=self.topic_root, max_payload=self.max_payload)
                     self._check_connectivity()
                     with self._flushed:
                         self._flush_count += 1
@@ -318,7 +355,7 @@ class IngestionService:
                 if batch.size >= self.batch_size or due:
                     held = self._take_waiting(batch)
                     self._process(batch)
-                    batch = PendingBatch(root=self.topic_root)
+                    batch = PendingBatch(root=self.topic_root, max_payload=self.max_payload)
                 now = time.monotonic()
                 if now - self._last_rollup >= self.rollup_every:
                     self._refresh_rollups()
@@ -327,9 +364,18 @@ class IngestionService:
                 ):
                     last_check = now
                     self._check_connectivity()
+        except Abandoned as exc:
+            logger.warning(
+                "stopped while the store was unavailable (%s): what was not stored is "
+                "not acknowledged, and its source delivers it again",
+                exc,
+            )
+            with self._flushed:
+                self._flushed.notify_all()
         except BaseException as exc:  # the thread dies loudly; the owner sees .error
             logger.exception("ingestion service stopped by an error")
             self.error = exc
+            self._guard.set_state("failed", f"{type(exc).__name__}: {exc}")
             with self._flushed:
                 self._flushed.notify_all()
 
@@ -386,38 +432,13 @@ class IngestionService:
         if batch.size == 0:
             return
         began = time.perf_counter()
-        from iotlab.store.heartbeat_rollups import refresh_heartbeat_rollups
-
-        dead = list(batch.dead)
-        readings = self._validated(batch.reading_parts(), "readings", dead)
-        heartbeats = self._validated(batch.metric_parts(), "device_metrics", dead)
-        if len(readings):
-            readings = readings.sort_values(
-                ["device_id", "sensor_id", "ts"], kind="stable", ignore_index=True
-            )
-        letters = pd.DataFrame()
-        if dead:
-            received = pd.Timestamp.now(tz="UTC").floor("ms")
-            letters = dead_letter_rows(*zip(*dead), received)
-        # Scored before it is written, so that everything the batch stores goes out
-        # together: one wait for the store, not one per table.
-        scored = (
-            self.scoring.score(readings)
-            if self.scoring is not None and len(readings)
-            else (readings)
+        # Validation reads the provisioned keys; retried as a whole, it is not scored twice.
+        readings, heartbeats, letters, scored, anomalies, dead = self._guard.call(
+            lambda: self._prepare(batch), "validating a batch"
         )
-        anomalies = self._anomaly_rows(scored)
-        self.store.write_tables(
-            {
-                "readings": readings,
-                "device_metrics": heartbeats,
-                "dead_letters": letters,
-                "anomalies": anomalies,
-                "anomalies_by_day": anomalies,
-            }
+        self._guard.call(
+            lambda: self._store_batch(readings, heartbeats, letters, anomalies), "writing a batch"
         )
-        if len(heartbeats):
-            refresh_heartbeat_rollups(self.store, heartbeats)
         alerts = self._alerts(anomalies)
         if len(readings):
             self._unrolled.append(readings[["device_id", "sensor_id", "ts", "value"]])
@@ -438,6 +459,51 @@ class IngestionService:
                 Notification("alert", alert.device_id, alert.sensor_id, alert)
             )
         self.subscribers.publish_readings(scored)
+
+    def _prepare(self, batch: PendingBatch) -> tuple:
+        """Validate and score a batch: what :meth:`_store_batch` writes."""
+        dead = list(batch.dead)
+        readings = self._validated(batch.reading_parts(), "readings", dead)
+        heartbeats = self._validated(batch.metric_parts(), "device_metrics", dead)
+        if len(readings):
+            readings = readings.sort_values(
+                ["device_id", "sensor_id", "ts"], kind="stable", ignore_index=True
+            )
+        letters = pd.DataFrame()
+        if dead:
+            received = pd.Timestamp.now(tz="UTC").floor("ms")
+            letters = dead_letter_rows(*zip(*dead), received)
+        # Scored before it is written, so that everything the batch stores goes out
+        # together: one wait for the store, not one per table.
+        scored = (
+            self.scoring.score(readings)
+            if self.scoring is not None and len(readings)
+            else (readings)
+        )
+        anomalies = self._anomaly_rows(scored)
+        return readings, heartbeats, letters, scored, anomalies, dead
+
+    def _store_batch(
+        self,
+        readings: pd.DataFrame,
+        heartbeats: pd.DataFrame,
+        letters: pd.DataFrame,
+        anomalies: pd.DataFrame,
+    ) -> None:
+        """Write a prepared batch (upserts: a retry after a partial write is harmless)."""
+        from iotlab.store.heartbeat_rollups import refresh_heartbeat_rollups
+
+        self.store.write_tables(
+            {
+                "readings": readings,
+                "device_metrics": heartbeats,
+                "dead_letters": letters,
+                "anomalies": anomalies,
+                "anomalies_by_day": anomalies,
+            }
+        )
+        if len(heartbeats):
+            refresh_heartbeat_rollups(self.store, heartbeats)
 
     def _refresh_rollups(self, *, wait: bool = False) -> None:
         """Hand the readings stored since the last refresh, and their acks, to the
@@ -469,7 +535,10 @@ class IngestionService:
             written = pd.concat(unrolled, ignore_index=True)
             # A redelivered reading may sit in two batches: count it once, as stored.
             written = written.drop_duplicates(["device_id", "sensor_id", "ts"], keep="last")
-            refresh_rollups(self.store, written, memory=self._rollup_memory)
+            self._guard.call(
+                lambda: refresh_rollups(self.store, written, memory=self._rollup_memory),
+                "refreshing roll-ups",
+            )
         for ack in unacked:  # everything is durable now, roll-ups included
             ack()
         self.stats.rollup_seconds += time.perf_counter() - began
@@ -478,16 +547,26 @@ class IngestionService:
         from iotlab.store.validate import NOT_PROVISIONED, validate_metrics, validate_readings
 
         validate = validate_readings if table == "readings" else validate_metrics
+        not_after = None
+        if self.max_future is not None:
+            not_after = pd.Timestamp.now(tz="UTC") + self.max_future
         clean_frames = []
         for part in parts:
             known = self._known(table) if self.require_provisioned else None
             clean, rejected = validate(
-                part.frame, self.store, require_provisioned=self.require_provisioned, known=known
+                part.frame,
+                self.store,
+                require_provisioned=self.require_provisioned,
+                known=known,
+                not_after=not_after,
             )
             if self.require_provisioned and (rejected["reason"] == NOT_PROVISIONED[table]).any():
                 # Provisioned since the copy was taken? Look again before refusing.
                 clean, rejected = validate(
-                    part.frame, self.store, known=self._known(table, max_age=0.0)
+                    part.frame,
+                    self.store,
+                    known=self._known(table, max_age=0.0),
+                    not_after=not_after,
                 )
             clean_frames.append(clean)
             for row, reason in zip(rejected["row"], rejected["reason"]):
@@ -570,14 +649,22 @@ class IngestionService:
     def _advance_clock(self, readings: pd.DataFrame, heartbeats: pd.DataFrame) -> None:
         latest = [f["ts"].max() for f in (readings, heartbeats) if len(f)]
         if latest:
-            newest = max(latest)
+            # Never ahead of the wall clock: a device dated in the future (within
+            # max_future, or with no limit) must not move every other device's silence.
+            newest = min(max(latest), pd.Timestamp.now(tz="UTC").floor("ms"))
             if self._data_now is None or newest > self._data_now:
                 self._data_now = newest
 
     def _check_connectivity(self) -> None:
         if self.connectivity_every is None or self._data_now is None:
             return
-        events = self.platform.update_connectivity(self._data_now, timeout=self.heartbeat_timeout)
+        try:
+            events = self.platform.update_connectivity(
+                self._data_now, timeout=self.heartbeat_timeout
+            )
+        except StoreUnavailableError as exc:  # judged again at the next check
+            logger.warning("connectivity check skipped: %s", exc)
+            return
         for record in events.to_dict("records"):
             self.subscribers.publish(
                 Notification("connectivity", record["device_id"], None, record)

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
-from iotlab.analytics._display import SEVERITIES, SEVERITY_COLORS
+from iotlab.analytics._display import SEVERITIES, SEVERITY_COLORS, plain_text
 
 __all__ = ["anomaly_timeline_figure", "readings_figure", "uptime_figure"]
 
@@ -44,7 +44,7 @@ def _format_time_axis(ax: object) -> None:
 
 def _empty(figure: Figure, message: str) -> Figure:
     ax = figure.add_subplot()
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.text(0.5, 0.5, plain_text(message), ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
     return figure
 
@@ -62,7 +62,7 @@ def readings_figure(readings: pd.DataFrame, anomalies: pd.DataFrame, title: str)
     """
     sensors = sorted(readings["sensor_id"].astype(str).unique())
     figure = Figure(figsize=(9, 1.9 * max(1, len(sensors)) + 0.6), layout="constrained")
-    figure.suptitle(title)
+    figure.suptitle(plain_text(title))
     if not sensors:
         return _empty(figure, "no readings in this window")
     axes = figure.subplots(len(sensors), 1, sharex=True, squeeze=False)[:, 0]
@@ -81,7 +81,7 @@ def readings_figure(readings: pd.DataFrame, anomalies: pd.DataFrame, title: str)
                     label=severity,
                     zorder=3,
                 )
-        ax.set_ylabel(sensor)
+        ax.set_ylabel(plain_text(sensor))
         if len(marks):
             ax.legend(loc="upper right", fontsize="small", ncols=4)
     _format_time_axis(axes[-1])
@@ -108,7 +108,7 @@ def uptime_figure(devices: pd.DataFrame) -> Figure:
     ax.set_ylim(0, 105)
     ax.set_ylabel("uptime (%)")
     if len(ranked) <= _MAX_LABELLED_BARS:
-        labels = [str(d)[:8] for d in ranked["device_id"]]
+        labels = [plain_text(str(d)[:8]) for d in ranked["device_id"]]
         ax.set_xticks(positions, labels, rotation=60, ha="right", fontsize="small")
     else:
         ax.set_xticks([])

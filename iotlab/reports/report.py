@@ -20,6 +20,7 @@ from iotlab.analytics._display import (
     frame_to_html,
     frame_to_markdown,
     key_values_html,
+    markdown_text,
 )
 
 __all__ = ["Report"]
@@ -128,18 +129,20 @@ class Report:
 
         ``embed_figures=True`` adds each figure as a base64 PNG image (large, but one file).
         """
-        lines = [f"# {self.title}", "", f"Generated at {self.generated_at.isoformat()}.", ""]
-        lines += [f"- {k}: {_parameter_text(v)}" for k, v in self.parameters.items()]
+        text = markdown_text  # what the data says (device ids...) is shown, never rendered
+        lines = [f"# {text(self.title)}", "", f"Generated at {self.generated_at.isoformat()}.", ""]
+        lines += [f"- {text(k)}: {text(_parameter_text(v))}" for k, v in self.parameters.items()]
         if self.notes:
-            lines += ["", *(f"> {n}" for n in self.notes)]
+            lines += ["", *(f"> {text(n)}" for n in self.notes)]
         for name, figure in self.figures.items():
-            lines += ["", f"## {_title(name)}", ""]
+            lines += ["", f"## {text(_title(name))}", ""]
             if embed_figures:
-                lines.append(f"![{name}](data:image/png;base64,{figure_to_base64_png(figure)})")
+                data = figure_to_base64_png(figure)
+                lines.append(f"![{text(name)}](data:image/png;base64,{data})")
             else:
-                lines.append(f"_Figure `{name}`: see the HTML report._")
+                lines.append(f"_Figure {text(name)}: see the HTML report._")
         for name, table in self.tables.items():
-            lines += ["", f"## {_title(name)}", "", frame_to_markdown(table)]
+            lines += ["", f"## {text(_title(name))}", "", frame_to_markdown(table)]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

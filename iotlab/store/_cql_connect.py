@@ -12,13 +12,20 @@ for ``cassandra://`` URLs.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from iotlab.errors import MissingDependencyError, StoreConnectionError
+from iotlab.errors import (
+    InvalidURLError,
+    MissingDependencyError,
+    StoreConnectionError,
+    StoreUnavailableError,
+)
 from iotlab.store.url import StoreURL
 
 __all__ = ["Connection", "connect_cluster", "import_driver"]
@@ -78,15 +85,36 @@ def ssl_context_from_options(options: dict[str, str]) -> ssl.SSLContext | None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if _flag(options, "ssl_verify", True):
         if options.get("ssl_ca"):
-            context.load_verify_locations(options["ssl_ca"])
+            with _tls_file("ssl_ca", options["ssl_ca"]):
+                context.load_verify_locations(options["ssl_ca"])
         else:
             context.load_default_certs()
     else:  # test clusters with self-signed certificates only
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if options.get("ssl_cert"):
-        context.load_cert_chain(options["ssl_cert"], options.get("ssl_key"))
+        option = "ssl_cert" if not options.get("ssl_key") else "ssl_cert/ssl_key"
+        with _tls_file(option, options["ssl_cert"]):
+            context.load_cert_chain(options["ssl_cert"], options.get("ssl_key"))
     return context
+
+
+@contextlib.contextmanager
+def _tls_file(option: str, path: str) -> Iterator[None]:
+    """Name the URL option whose file is missing or unreadable, not just the OS error.
+
+    Examples
+    --------
+    >>> ssl_context_from_options({"ssl_ca": "/nowhere/ca.pem"})
+    Traceback (most recent call last):
+    ...
+    iotlab.errors.InvalidURLError: ssl_ca: cannot load '/nowhere/ca.pem': No such file or directory
+    """
+    try:
+        yield
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+        raise InvalidURLError(f"{option}: cannot load {path!r}: {reason}") from exc
 
 
 def _fix_numpy_parser() -> None:
@@ -127,7 +155,11 @@ def connect_cluster(url: StoreURL) -> Connection:
     from cassandra import AuthenticationFailed, ConsistencyLevel, ProtocolVersion
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
-    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from cassandra.policies import (
+        DCAwareRoundRobinPolicy,
+        ExponentialReconnectionPolicy,
+        TokenAwarePolicy,
+    )
     from cassandra.query import tuple_factory
 
     options = url.options
@@ -160,6 +192,9 @@ def connect_cluster(url: StoreURL) -> Connection:
         ssl_context=ssl_context_from_options(options),
         connect_timeout=connect_timeout,
         control_connection_timeout=connect_timeout,
+        # A node that comes back is used again within seconds (the driver's default
+        # waits up to 10 minutes between attempts, far longer than a restart takes).
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
     )
     where = f"{','.join(url.hosts)}:{url.port}"
     try:
@@ -177,7 +212,7 @@ def connect_cluster(url: StoreURL) -> Connection:
                 f"Cassandra at {where} refused the credentials of user {url.username!r}"
             ) from exc
         detail = "; ".join(str(c) for c in causes) or str(exc)
-        raise StoreConnectionError(f"cannot reach Cassandra at {where}: {detail}") from exc
+        raise StoreUnavailableError(f"cannot reach Cassandra at {where}: {detail}") from exc
     except AuthenticationFailed as exc:
         cluster.shutdown()
         raise StoreConnectionError(

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iotlab.errors import StoreError
 from iotlab.store._cql_codec import encode_column, epoch_ms
 from iotlab.store.schema import TableSpec, bucket_column
 
@@ -68,16 +67,13 @@ def index_key(values: Sequence[object]) -> str:
 
 
 def run_concurrent(session: Any, statements: Any, concurrency: int = CONCURRENCY) -> list:
-    """Execute ``(statement, params)`` pairs with a bound; driver errors become StoreError."""
-    from cassandra import DriverException
+    """Execute ``(statement, params)`` pairs with a bound. Driver errors pass through:
+    the store's public methods turn them into errors naming the host and table."""
     from cassandra.concurrent import execute_concurrent
 
-    try:
-        return execute_concurrent(
-            session, statements, concurrency=concurrency, raise_on_first_error=True
-        )
-    except DriverException as exc:
-        raise StoreError(f"Cassandra request failed: {type(exc).__name__}: {exc}") from exc
+    return execute_concurrent(
+        session, statements, concurrency=concurrency, raise_on_first_error=True
+    )
 
 
 class IndexMemory:

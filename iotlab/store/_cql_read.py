@@ -9,6 +9,9 @@ only per-row Python objects are those of text value columns.
 from __future__ import annotations
 
 import itertools
+import logging
+import random
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,16 +20,25 @@ import pandas as pd
 
 from iotlab.errors import ValidationError
 from iotlab.store._cql_codec import decode_pages
-from iotlab.store._cql_io import run_concurrent
 from iotlab.store._cql_schema import quote
 from iotlab.store.schema import TableSpec, bucket_column
 
-__all__ = ["empty_frame", "key_tuples", "select_list", "to_pages"]
+__all__ = ["empty_frame", "fetch_pages", "key_tuples", "select_list", "to_pages"]
 
-#: rows per page of a bulk read; one readings partition (a day at 1 Hz) is 86,400
-FETCH_SIZE = 50_000
+logger = logging.getLogger(__name__)
+
+#: rows per page of a bulk read; one readings partition (a day at 1 Hz) is 86,400. Each
+#: page is one request the node must answer within its read timeout (5 s by default):
+#: pages of 50,000 rows timed out on a busy node, 20,000 did not.
+FETCH_SIZE = 20_000
 #: a closed range spanning more buckets than this asks partition_index which hold rows
 MAX_ENUMERATED_BUCKETS = 64
+#: partitions read at once at first: dozens at once made a single node time out (58 day
+#: partitions of 86,400 rows); after a round with timeouts, the retries go at half that
+READ_CONCURRENCY = 16
+#: tries per partition read (timeouts, unavailable replicas), and the first backoff (s)
+READ_ATTEMPTS = 6
+READ_BACKOFF = 0.5
 
 
 def key_tuples(spec: TableSpec, key: Mapping[str, object] | None) -> list[tuple]:
@@ -66,6 +78,60 @@ def select_list(spec: TableSpec, columns: Sequence[str]) -> str:
         else:
             exprs.append(quote(c))
     return ", ".join(exprs)
+
+
+def fetch_pages(
+    session: Any,
+    statements: Sequence[Any],
+    columns: Sequence[str],
+    *,
+    concurrency: int = READ_CONCURRENCY,
+    attempts: int = READ_ATTEMPTS,
+) -> list[list[dict[str, np.ndarray]]]:
+    """The pages of each statement, at most ``concurrency`` in flight.
+
+    A statement whose read times out or finds no replica (a busy or restarting node) is
+    run again, all of its pages, up to ``attempts`` times in all, after a backoff with
+    jitter and with half the concurrency of the round that failed (a node that timed out
+    is overloaded); reads are idempotent. Other errors, and the last attempt's, are
+    raised.
+    """
+    from cassandra.concurrent import execute_concurrent
+
+    from iotlab.store._cql_errors import transient_errors
+
+    transient = transient_errors()
+    results: list[list[dict[str, np.ndarray]] | None] = [None] * len(statements)
+    pending = list(range(len(statements)))
+    for attempt in range(attempts):
+        outcomes = execute_concurrent(
+            session,
+            [(statements[i], None) for i in pending],
+            concurrency=concurrency,
+            raise_on_first_error=False,
+        )
+        failed: list[int] = []
+        for i, (ok, result) in zip(pending, outcomes):
+            try:
+                if not ok:
+                    raise result
+                results[i] = to_pages(result, columns)  # later pages are fetched here
+            except transient:
+                if attempt == attempts - 1:
+                    raise
+                failed.append(i)
+        if not failed:
+            break
+        pending = failed
+        concurrency = max(1, concurrency // 2)
+        logger.warning(
+            "%d of %d partition reads timed out; retrying them %d at a time",
+            len(failed),
+            len(statements),
+            concurrency,
+        )
+        time.sleep(READ_BACKOFF * 2**attempt * random.uniform(0.5, 1.5))
+    return [r if r is not None else [] for r in results]
 
 
 def to_pages(result: Any, columns: Sequence[str]) -> list[dict[str, np.ndarray]]:
@@ -113,12 +179,10 @@ def read_partitions(
     for _, params in requests:
         bound = statement.bind(params)
         bound.fetch_size = FETCH_SIZE
-        statements.append((bound, None))
-    results = run_concurrent(session, statements)
+        statements.append(bound)
     pages: list[dict] = []
     counts: list[int] = []
-    for _success, result in results:
-        got = to_pages(result, selected)
+    for got in fetch_pages(session, statements, selected):
         pages.extend(got)
         counts.append(sum(len(next(iter(p.values()))) for p in got) if got else 0)
     total = sum(counts)

@@ -25,6 +25,7 @@ import pandas as pd
 from iotlab.errors import ConcurrencyError, StoreError, ValidationError
 from iotlab.store._cql_codec import python_value
 from iotlab.store._cql_connect import Connection, connect_cluster
+from iotlab.store._cql_errors import driver_errors
 from iotlab.store._cql_io import (
     BATCH_ROWS,
     IndexMemory,
@@ -113,12 +114,8 @@ class CassandraStore(Store):
         return self.connection.session
 
     def _execute(self, query: Any, params: Any = None) -> Any:
-        from cassandra import DriverException
-
-        try:
-            return self.session.execute(query, params)
-        except DriverException as exc:
-            raise StoreError(f"Cassandra request failed: {type(exc).__name__}: {exc}") from exc
+        # Driver errors pass through: the public methods (``driver_errors``) name them.
+        return self.session.execute(query, params)
 
     def _prepare(self, cql: str, *, idempotent: bool = True, bulk: bool = False) -> Any:
         """Prepared statements, cached per store (the cache is this instance's state)."""
@@ -138,6 +135,7 @@ class CassandraStore(Store):
         self._prepared.clear()
         self._closed = True
 
+    @driver_errors("reading the cluster's description")
     def describe(self) -> dict[str, object]:
         row = self._execute("SELECT release_version, data_center FROM system.local").one()
         return {
@@ -159,6 +157,7 @@ class CassandraStore(Store):
         )
         return group_columns(rows)
 
+    @driver_errors("creating the schema in keyspace")
     def create_schema(self) -> None:
         exists = self._execute(
             "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s",
@@ -249,6 +248,7 @@ class CassandraStore(Store):
         spec = self._spec(table)
         return self._write_plan(spec), self._check_rows(spec, rows)
 
+    @driver_errors("writing")
     def write_rows(self, table: str, rows: pd.DataFrame, *, progress: bool = False) -> int:
         if len(rows) == 0:
             return 0
@@ -264,6 +264,7 @@ class CassandraStore(Store):
             if bar is not None:
                 bar.close()
 
+    @driver_errors("writing")
     def write_tables(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
         """Every table's rows in the same concurrent waves (see :meth:`Store.write_tables`)."""
         writes = {table: self._planned(table, rows) for table, rows in frames.items() if len(rows)}
@@ -304,6 +305,7 @@ class CassandraStore(Store):
             return [list(range(lo, hi + 1, width)) for _ in keys]
         return self._index_buckets(spec, keys, lo, hi)
 
+    @driver_errors("reading")
     def read_rows(
         self,
         table: str,
@@ -422,6 +424,7 @@ class CassandraStore(Store):
         return frame[columns].reset_index(drop=True)
 
     # -- deletes ----------------------------------------------------------------------------
+    @driver_errors("deleting from")
     def delete_rows(self, table: str, key: Mapping[str, object]) -> int:
         spec = self._spec(table)
         bucket = bucket_column(spec)
@@ -447,6 +450,7 @@ class CassandraStore(Store):
         return deleted
 
     # -- events -----------------------------------------------------------------------------
+    @driver_errors("appending events to", table_arg=False)
     def append_events(self, device_id: str, expected_version: int, events: pd.DataFrame) -> None:
         from cassandra import ConsistencyLevel
         from cassandra.query import BatchStatement
@@ -491,10 +495,12 @@ class CassandraStore(Store):
                 raise ConcurrencyError(str(device_id), expected_version)
 
     # -- housekeeping -----------------------------------------------------------------------
+    @driver_errors("purging expired rows")
     def purge_expired(self) -> int:
         """Cassandra expires rows itself (table ``default_time_to_live``): nothing to do."""
         return 0
 
+    @driver_errors("reading table statistics")
     def stats(self) -> pd.DataFrame:
         index: dict[str, list[tuple[str, int]]] = {}
         for table_name, key, bucket in self._execute(

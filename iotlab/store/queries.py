@@ -37,7 +37,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from iotlab.store.base import Store
 
-__all__ = ["read_dataset", "read_heartbeats", "read_readings", "read_rollups"]
+__all__ = ["iter_readings", "read_dataset", "read_heartbeats", "read_readings", "read_rollups"]
 
 
 def read_readings(
@@ -71,6 +71,68 @@ def read_readings(
     _check_known(store, device_id, rows)
     _check_sensors(store, device_id, sensor_id, rows)
     return rows.sort_values(["ts", "sensor_id"], kind="stable", ignore_index=True)
+
+
+def iter_readings(
+    store: Store,
+    device_id: str,
+    sensor_id: str | Sequence[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    *,
+    chunk: str = "1D",
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_readings` in time order, one frame per ``chunk`` of time (a pandas
+    offset alias), so a scan of months never holds more than a chunk's rows.
+
+    Windows are aligned to ``chunk`` (UTC); empty ones are skipped. An open ``start`` or
+    ``end`` is closed at the device's first or last hour roll-up. Concatenated, the
+    frames equal ``read_readings(store, device_id, sensor_id, start, end)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from iotlab.store import open_store
+    >>> from iotlab.store.ingest import ingest_readings
+    >>> store = open_store("sqlite://")
+    >>> ts = pd.date_range("2026-01-01 22:00", periods=300, freq="1min", tz="UTC")
+    >>> frame = pd.DataFrame({"device_id": "d1", "sensor_id": "t", "ts": ts, "value": 1.0})
+    >>> _ = ingest_readings(store, frame, require_provisioned=False, progress=False)
+    >>> [len(f) for f in iter_readings(store, "d1", "t", chunk="1D")]
+    [120, 180]
+    >>> store.close()
+    """
+    try:
+        step = pd.tseries.frequencies.to_offset(chunk)
+    except ValueError as exc:
+        raise ValidationError(f"not a pandas offset alias: {chunk!r}", field="chunk") from exc
+    lo, hi = _range(start, end)
+    sensors = _sensors(store, device_id, sensor_id)
+    if lo is None or hi is None:
+        hours = store.read_rows(
+            "rollups_hour", {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi
+        )
+        if hours.empty:
+            _check_known(store, device_id, hours)
+            return
+        lo = hours["bucket_start"].min() if lo is None else lo
+        hi = hours["bucket_start"].max() + pd.Timedelta("1h") if hi is None else hi
+    try:
+        aligned = lo.floor(step)
+    except ValueError:  # a calendar offset such as "MS": its period's start
+        aligned = step.rollback(lo.normalize())
+    edges = pd.date_range(aligned, hi, freq=step)
+    bounds = [lo, *[e for e in edges if lo < e < hi], hi]
+    seen = False
+    for first, last in zip(bounds, bounds[1:]):
+        rows = store.read_rows(
+            "readings", {"device_id": device_id, "sensor_id": sensors}, start=first, end=last
+        )
+        if len(rows):
+            seen = True
+            yield rows.sort_values(["ts", "sensor_id"], kind="stable", ignore_index=True)
+    if not seen:
+        _check_known(store, device_id, pd.DataFrame())
 
 
 def read_heartbeats(

@@ -57,6 +57,7 @@ from iotlab.errors import (
     SchemaMismatchError,
     StoreConnectionError,
     StoreError,
+    StoreUnavailableError,
     ValidationError,
 )
 from iotlab.store._sqlite_ingest import insert_many, write_readings_with_rollups
@@ -104,6 +105,7 @@ class SQLiteStore(Store):
         self._clock = clock
         self._lock = threading.RLock()
         timeout = float(url.options.get("timeout", 30))
+        self._timeout = timeout
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 url.path or ":memory:",
@@ -154,15 +156,27 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _transaction(self, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+        """One transaction; a database locked by another writer for longer than the busy
+        timeout raises :class:`StoreUnavailableError` saying nothing of it was committed."""
         with self._lock:
             conn = self.conn
-            conn.execute(begin)
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute(begin)
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreUnavailableError(
+                    f"SQLite database {self.url} stayed locked by another writer for over "
+                    f"{self._timeout:g} s ({exc}): this transaction was rolled back, nothing "
+                    "of it was committed; retry it (writes are upserts)"
+                ) from exc
 
     def create_schema(self) -> None:
         with self._lock:
@@ -254,12 +268,22 @@ class SQLiteStore(Store):
                 part = order[first : first + _CHUNK_ROWS]
                 values = [arrays[c][part].tolist() for c in columns]
                 names = ", ".join(_quote(c) for c in [*columns, _WRITTEN_AT])
-                with self._transaction() as conn:
-                    # the write time (for the TTL rule), the same for every row of the chunk
-                    values.append([self._now_ms()] * len(part))
-                    insert_many(
-                        conn, f"INSERT OR REPLACE INTO {_quote(table)} ({names}) VALUES ", values
-                    )
+                try:
+                    with self._transaction() as conn:
+                        # the write time (for the TTL rule), the same for every row of a chunk
+                        values.append([self._now_ms()] * len(part))
+                        insert_many(
+                            conn,
+                            f"INSERT OR REPLACE INTO {_quote(table)} ({names}) VALUES ",
+                            values,
+                        )
+                except StoreUnavailableError as exc:
+                    if first == 0:
+                        raise
+                    raise StoreUnavailableError(
+                        f"{exc}; {first} of the {total} rows for {table} were committed "
+                        "before it, in primary-key order"
+                    ) from exc.__cause__
                 bar.update(len(part))
         return total
 

@@ -53,6 +53,73 @@ CASSANDRA_OPTIONS = {
 SQLITE_OPTIONS = {"timeout": "seconds to wait for a locked database"}
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
+#: CQL's reserved keywords: unquoted, none of them can name a keyspace or table.
+CQL_RESERVED = frozenset(
+    [
+        "add",
+        "allow",
+        "alter",
+        "and",
+        "apply",
+        "asc",
+        "authorize",
+        "batch",
+        "begin",
+        "by",
+        "columnfamily",
+        "create",
+        "default",
+        "delete",
+        "desc",
+        "describe",
+        "drop",
+        "entries",
+        "execute",
+        "from",
+        "full",
+        "grant",
+        "if",
+        "in",
+        "index",
+        "infinity",
+        "insert",
+        "into",
+        "is",
+        "keyspace",
+        "limit",
+        "materialized",
+        "mbean",
+        "mbeans",
+        "modify",
+        "nan",
+        "norecursive",
+        "not",
+        "null",
+        "of",
+        "on",
+        "or",
+        "order",
+        "primary",
+        "rename",
+        "replace",
+        "revoke",
+        "schema",
+        "select",
+        "set",
+        "table",
+        "to",
+        "token",
+        "truncate",
+        "unlogged",
+        "unset",
+        "update",
+        "use",
+        "using",
+        "view",
+        "where",
+        "with",
+    ]
+)
 _CONSISTENCY_LEVELS = {
     "ANY",
     "ONE",
@@ -77,10 +144,18 @@ def validate_identifier(name: str, *, what: str = "identifier") -> str:
     Traceback (most recent call last):
     ...
     iotlab.errors.InvalidIdentifierError: invalid keyspace 'x; DROP KEYSPACE y': ...
+    >>> validate_identifier("Select", what="keyspace")
+    Traceback (most recent call last):
+    ...
+    iotlab.errors.InvalidIdentifierError: invalid keyspace 'Select': a reserved CQL keyword; ...
     """
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise InvalidIdentifierError(
             f"invalid {what} {name!r}: use a letter then letters, digits or '_' (max 48)"
+        )
+    if name.lower() in CQL_RESERVED:
+        raise InvalidIdentifierError(
+            f"invalid {what} {name!r}: a reserved CQL keyword; choose another name"
         )
     return name
 
@@ -124,7 +199,49 @@ def resolve_store_url(url: str | None) -> str:
 
 
 def parse_store_url(url: str) -> StoreURL:
-    """Parse and validate a store URL; raise a clear error naming what is wrong."""
+    """Parse and validate a store URL; raise a clear error naming what is wrong.
+
+    An error never shows the credentials, even when a password holding ``/``, ``?`` or
+    ``@`` (write them ``%2F``, ``%3F``, ``%40``) made the URL unparseable.
+
+    Examples
+    --------
+    >>> parse_store_url("cassandra://u:pa/ss?w0rd@h:9042/iot")
+    Traceback (most recent call last):
+    ...
+    iotlab.errors.InvalidURLError: malformed store URL 'cassandra://***@h:9042/iot' ...
+    >>> parse_store_url("cassandra://u:pa%2Fss%3Fw0rd@h:9042/iot").password == "pa/ss?w0rd"
+    True
+    """
+    try:
+        return _parse_store_url(url)
+    except (InvalidURLError, InvalidIdentifierError) as exc:
+        secret = _credentials(url)
+        near_at = "@" + url.rpartition("@")[2][:8] if secret else ""
+        if secret and (near_at in str(exc) or any(p in str(exc) for p in _fragments(secret))):
+            shown = url.replace(secret, "***", 1)
+            raise InvalidURLError(
+                f"malformed store URL {shown!r} (credentials hidden): percent-encode '/', "
+                "'?' and '@' in a user name or password (%2F, %3F, %40)"
+            ) from None
+        raise
+
+
+def _credentials(url: object) -> str:
+    """The ``user:password`` part of a URL (up to its last ``@``), or ``""``."""
+    if not isinstance(url, str) or "://" not in url or "@" not in url:
+        return ""
+    return url.split("://", 1)[1].rpartition("@")[0]
+
+
+def _fragments(secret: str) -> list[str]:
+    """Pieces of ``secret`` a parser may have echoed (split where URLs split)."""
+    password = secret.partition(":")[2] or secret
+    pieces = [secret, password, *re.split(r"[/?:@&=#,]", password)]
+    return [p for p in pieces if len(p) >= 2]
+
+
+def _parse_store_url(url: str) -> StoreURL:
     if not isinstance(url, str) or "://" not in url:
         raise InvalidURLError(
             f"malformed store URL {url!r}: expected 'sqlite:///path.db', 'sqlite://' "

@@ -10,10 +10,16 @@ Rules
   ``"naive timestamp: give a time zone"`` (guessing a zone would silently shift data);
   aware timestamps in another zone are converted to UTC. Strings are parsed (ISO 8601,
   with ``Z`` or an offset); what cannot be parsed is rejected as ``"unparseable timestamp"``.
+- ``ts`` must lie in pandas' nanosecond range (years 1678-2261); with ``not_after``,
+  also no later than that (the live service's guard against device clocks running ahead).
 - ``value`` must be a finite number: NaN/missing, infinite and unparseable values are
-  rejected. Heartbeat metrics may be missing (NaN: the device did not report it) but not
-  infinite or unparseable.
-- Missing ``quality`` becomes 100 and missing ``status`` becomes ``"ok"``.
+  rejected, and so are magnitudes over 1e300 (a roll-up sum of them would overflow).
+  Heartbeat metrics may be missing (NaN: the device did not report it) but not infinite,
+  over 1e300 or unparseable.
+- Missing ``quality`` becomes 100 and missing ``status`` becomes ``"ok"``; ``quality``
+  must be a whole number in the 32-bit range (1e20 is refused, not wrapped).
+- ``device_id``, ``sensor_id`` and ``status`` must be UTF-8 text (no lone surrogates) of
+  at most 1024 bytes.
 - Duplicate keys within a batch: the last row wins; earlier ones are rejected with
   ``"duplicate key in batch (a later row wins)"``.
 - Readings of a (device, sensor) not in the ``sensors`` projection are rejected with
@@ -46,6 +52,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._limits import MAX_ABS_VALUE, QUALITY_MAX, QUALITY_MIN, text_problem
 from iotlab._reasons import NAIVE_TIMESTAMP
 from iotlab.errors import ValidationError
 
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DUPLICATE_REASON",
+    "FUTURE_REASON",
     "METRIC_COLUMNS",
     "NAIVE_REASON",
     "NOT_PROVISIONED",
@@ -74,6 +82,11 @@ _PROJECTIONS = {
     "device_metrics": ("devices", ["device_id"]),
 }
 DUPLICATE_REASON = "duplicate key in batch (a later row wins)"
+#: Reason for rows dated after ``not_after`` (a device clock running ahead).
+FUTURE_REASON = "ts in the future (later than the receive time allows)"
+_RANGE_REASON = "ts outside the supported range (years 1678-2261)"
+_TS_LOW = pd.Timestamp.min.ceil("ms").tz_localize("UTC")
+_TS_HIGH = pd.Timestamp.max.floor("ms").tz_localize("UTC")
 METRIC_COLUMNS = ("cpu", "memory", "battery", "signal")
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$", re.IGNORECASE)
 
@@ -98,6 +111,7 @@ def validate_readings(
     *,
     require_provisioned: bool = True,
     known: pd.DataFrame | None = None,
+    not_after: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split raw readings into rows ready for the ``readings`` table and rejected rows.
 
@@ -112,6 +126,8 @@ def validate_readings(
     known
         That projection's ``device_id, sensor_id`` if the caller holds a copy (the live
         service does); read from ``store`` otherwise.
+    not_after
+        Reject rows dated later than this (UTC), with :data:`FUTURE_REASON`.
 
     Returns
     -------
@@ -123,7 +139,7 @@ def validate_readings(
     reasons = _Reasons(len(frame))
     device = _ids(frame["device_id"], "device_id", reasons)
     sensor = _ids(frame["sensor_id"], "sensor_id", reasons)
-    ts = _timestamps(frame["ts"], reasons)
+    ts = _timestamps(frame["ts"], reasons, not_after)
     value = _numbers(frame["value"], "value", reasons, allow_missing=False)
     quality = _quality(frame, reasons)
     status = (
@@ -131,6 +147,7 @@ def validate_readings(
         if "status" in frame
         else pd.Series("ok", index=frame.index, dtype=object)
     )
+    _check_text(status.to_numpy(dtype=object), "status", reasons)
     clean = pd.DataFrame(
         {
             "device_id": device,
@@ -157,11 +174,13 @@ def validate_metrics(
     *,
     require_provisioned: bool = True,
     known: pd.DataFrame | None = None,
+    not_after: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split raw heartbeats into rows for ``device_metrics`` and rejected rows.
 
     ``frame`` needs ``device_id``, ``ts`` and at least one metric column; missing metric
     columns are stored as NaN.
+    The other parameters are those of :func:`validate_readings`.
 
     Examples
     --------
@@ -183,7 +202,7 @@ def validate_metrics(
     clean = pd.DataFrame(
         {
             "device_id": _ids(frame["device_id"], "device_id", reasons),
-            "ts": _timestamps(frame["ts"], reasons),
+            "ts": _timestamps(frame["ts"], reasons, not_after),
         }
     )
     for name in METRIC_COLUMNS:
@@ -236,11 +255,25 @@ def _ids(column: pd.Series, name: str, reasons: _Reasons) -> np.ndarray:
     missing = column.isna().to_numpy()
     text = column.astype(object).where(~missing, "").astype(str).to_numpy(dtype=object)
     reasons.add(missing | (text == ""), f"missing {name}")
+    _check_text(text, name, reasons)
     return text
 
 
-def _timestamps(column: pd.Series, reasons: _Reasons) -> pd.DatetimeIndex:
-    """UTC epoch-ms datetimes; naive, missing and unparseable values get a reason."""
+def _check_text(text: np.ndarray, name: str, reasons: _Reasons) -> None:
+    """Reject text no store can hold: lone surrogates, over-long identifiers."""
+    codes, unique = pd.factorize(text)  # a batch has few distinct ids: check each once
+    problems = [text_problem(str(u), name) for u in unique]
+    if not any(problems):
+        return
+    failed = np.array([p is not None for p in problems] + [False])[codes]  # -1: missing
+    reasons.add(failed, np.array([*problems, None], dtype=object)[codes])
+
+
+def _timestamps(
+    column: pd.Series, reasons: _Reasons, not_after: pd.Timestamp | None = None
+) -> pd.DatetimeIndex:
+    """UTC epoch-ms datetimes; naive, missing, unparseable, out-of-range and (with
+    ``not_after``) future values get a reason."""
     n = len(column)
     missing = column.isna().to_numpy()
     if isinstance(column.dtype, pd.DatetimeTZDtype):
@@ -249,14 +282,22 @@ def _timestamps(column: pd.Series, reasons: _Reasons) -> pd.DatetimeIndex:
         reasons.add(np.ones(n, dtype=bool) & ~missing, NAIVE_REASON)
         parsed = column.dt.tz_localize("UTC")
     else:
-        parsed, naive, bad = _parse_objects(column)
+        parsed, naive, bad, outside = _parse_objects(column)
+        reasons.add(outside, _RANGE_REASON)
         reasons.add(bad & ~missing, "unparseable timestamp")
         reasons.add(naive & ~missing, NAIVE_REASON)
     reasons.add(missing, "missing timestamp")
-    return pd.DatetimeIndex(parsed).tz_convert("UTC").as_unit("ms")
+    parsed = pd.DatetimeIndex(parsed).tz_convert("UTC")
+    outside = np.asarray((parsed < _TS_LOW) | (parsed > _TS_HIGH), dtype=bool)
+    reasons.add(outside, _RANGE_REASON)
+    if outside.any():
+        parsed = parsed.where(~outside, pd.NaT)
+    if not_after is not None:
+        reasons.add(np.asarray(parsed > not_after, dtype=bool), FUTURE_REASON)
+    return parsed.as_unit("ms")
 
 
-def _parse_objects(column: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+def _parse_objects(column: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray]:
     values = column.astype(object)
     is_text = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
     is_time = values.map(lambda v: hasattr(v, "tzinfo") and hasattr(v, "year")).to_numpy(bool)
@@ -264,6 +305,7 @@ def _parse_objects(column: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray
     naive = is_text & ~text.str.strip().str.contains(_TZ_SUFFIX).to_numpy(dtype=bool)
     naive |= is_time & values.map(lambda v: getattr(v, "tzinfo", None) is None).to_numpy(bool)
     parsed = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns, UTC]")
+    out_of_range = np.zeros(len(column), dtype=bool)
     usable = is_text | is_time
     if usable.any():
         converted = pd.to_datetime(
@@ -272,9 +314,13 @@ def _parse_objects(column: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray
             errors="coerce",
             format="mixed",
         )
-        parsed.loc[usable] = converted
-    bad = parsed.isna().to_numpy()
-    return parsed, naive & ~bad, bad
+        # Out of the nanosecond range, pandas parses to a coarser unit: keep it as a
+        # range error (not a failure of the whole frame when stored into ``parsed``).
+        outside = ((converted < _TS_LOW) | (converted > _TS_HIGH)).to_numpy(dtype=bool)
+        out_of_range[usable] = outside
+        parsed.loc[usable] = converted.where(~outside, pd.NaT).dt.as_unit("ns")
+    bad = parsed.isna().to_numpy() & ~out_of_range
+    return parsed, naive & ~bad & ~out_of_range, bad, out_of_range
 
 
 def _numbers(
@@ -292,6 +338,9 @@ def _numbers(
     if not allow_missing:
         reasons.add(missing, f"{name} is missing or NaN")
     reasons.add(np.isinf(values), f"{name} is infinite")
+    with np.errstate(invalid="ignore"):
+        too_big = np.abs(values) > MAX_ABS_VALUE
+    reasons.add(too_big, f"{name} magnitude over {MAX_ABS_VALUE:g} (roll-up sums would overflow)")
     return values
 
 
@@ -305,7 +354,9 @@ def _quality(frame: pd.DataFrame, reasons: _Reasons) -> np.ndarray:
     )
     whole = np.isfinite(values) & (values == np.round(values))
     reasons.add(~missing & ~whole, "quality must be an integer")
-    return np.where(whole, values, 100).astype("int64")
+    fits = whole & (values >= QUALITY_MIN) & (values <= QUALITY_MAX)
+    reasons.add(~missing & ~fits, "quality outside the 32-bit integer range")
+    return np.where(fits, values, 100).astype("int64")
 
 
 def provisioned_keys(store: Store | None, table: str) -> pd.DataFrame:

@@ -13,6 +13,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from iotlab.analytics._display import plain_text
+
 __all__ = ["figure_png", "series_figure"]
 
 
@@ -51,7 +53,7 @@ def series_figure(
     for ax, (sensor_id, frame) in zip(axes, series.items()):
         ax.plot(frame["ts"], frame["value"], lw=0.9, color="tab:blue")
         unit = units.get(sensor_id)
-        ax.set_ylabel(f"{sensor_id} ({unit})" if unit else sensor_id)
+        ax.set_ylabel(plain_text(f"{sensor_id} ({unit})" if unit else sensor_id))
         ax.grid(alpha=0.3)
         if frame.empty:
             ax.text(
@@ -74,7 +76,7 @@ def series_figure(
                     label=f"anomalies ({len(points)})",
                 )
                 ax.legend(loc="best", fontsize="small")
-    axes[0].set_title(title)
+    axes[0].set_title(plain_text(title))
     figure.autofmt_xdate()
     return figure
 

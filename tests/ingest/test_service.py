@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from iotlab.history.provisioning import provision
 from iotlab.ingest import IngestionService, read_dead_letters
 from iotlab.ingest.batch import PendingBatch
 from iotlab.ingest.scoring import ForecastCache
@@ -192,10 +193,10 @@ def test_flush_queued_behind_waiting_rows_while_a_batch_is_processed(
 
 
 def test_offline_device_is_announced(platform, clean_fleet) -> None:
-    ids = platform.provision(clean_fleet)
-    # provisioning is stamped with the wall clock and history is never rewritten, so the
-    # heartbeats must come after it
-    start = pd.Timestamp.now(tz="UTC").ceil("D")
+    # history is never rewritten, so the heartbeats must come after the provisioning, and
+    # the service judges connectivity no later than the wall clock: all of it in the past
+    start = pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta("3h")
+    ids = provision(platform.devices, clean_fleet, at=start - pd.Timedelta("1h"))
     sim = clean_fleet.simulate(start, days=2 / 24, freq="5min")
     beats = sim.device_metrics
     silent = ids[0]

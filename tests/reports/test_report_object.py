@@ -52,7 +52,7 @@ def test_markdown_holds_tables_and_names_figures() -> None:
     text = _report().to_markdown()
     assert text.startswith("# Fleet health\n")
     assert "| device_id | uptime |" in text and "| d1 | 0.5 |" in text
-    assert "_Figure `uptime`: see the HTML report._" in text
+    assert "_Figure uptime: see the HTML report._" in text
     assert "- devices: all" in text
 
 
