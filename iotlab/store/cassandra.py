@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iotlab.errors import ConcurrencyError, StoreError, ValidationError
+from iotlab.errors import ConcurrencyError, SchemaMismatchError, StoreError, ValidationError
 from iotlab.store._cql_codec import python_value
 from iotlab.store._cql_connect import Connection, connect_cluster
 from iotlab.store._cql_errors import driver_errors
@@ -176,13 +176,28 @@ class CassandraStore(Store):
             stmt
             for name, spec in self.tables.items()
             if name in existing
-            for stmt in plan_migration(self.keyspace, spec, existing[name])
+            for stmt in self._migration(spec, existing[name])
         ]
         for name, spec in self.tables.items():
             if name not in existing:
                 self._ddl(create_table_cql(self.keyspace, spec))
         for stmt in alters:
             self._ddl(stmt)
+
+    def _migration(self, spec: TableSpec, existing: dict) -> list[str]:
+        """:func:`plan_migration`, with the way out when only the key grew (see
+        :mod:`iotlab.store.migrate`): Cassandra cannot change a primary key in place."""
+        try:
+            return plan_migration(self.keyspace, spec, existing)
+        except SchemaMismatchError as exc:
+            from iotlab.store.migrate import key_only_grew
+
+            if key_only_grew(spec, existing):
+                raise SchemaMismatchError(
+                    f"{exc}. This table predates a key change that iotlab can migrate "
+                    f"without losing rows: run `iotlab migrate --store {self.url}`"
+                ) from None
+            raise
 
     def _ddl(self, cql: str) -> None:
         self._execute(cql)
