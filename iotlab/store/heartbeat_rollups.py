@@ -142,7 +142,32 @@ def refresh_heartbeat_rollups(store: Store, written: pd.DataFrame) -> int:
     # A run covers whole hours, so every hour it names is recomputed from all its rows.
     hourly = compute_heartbeat_rollups(pd.concat(frames, ignore_index=True))
     store.write_rows("heartbeats_hour", hourly)
+    advance_last_seen(store, written)
     return len(hourly)
+
+
+def advance_last_seen(store: Store, written: pd.DataFrame) -> int:
+    """Move ``devices.last_seen`` forward to the newest heartbeat in ``written``.
+
+    Only provisioned devices whose ``last_seen`` is older (or unset) are rewritten; a
+    late or replayed heartbeat never moves it back. Returns the rows updated.
+    """
+    newest = (
+        pd.DataFrame({"device_id": written["device_id"].astype(str), "ts": written["ts"]})
+        .groupby("device_id")["ts"]
+        .max()
+    )
+    rows = store.read_rows("devices", {"device_id": newest.index.tolist()})
+    if rows.empty:
+        return 0
+    seen = newest.reindex(rows["device_id"]).to_numpy()
+    seen = pd.to_datetime(pd.Series(seen, index=rows.index), utc=True)
+    later = rows["last_seen"].isna() | (seen > rows["last_seen"])
+    if not later.any():
+        return 0
+    updated = rows[later].assign(last_seen=seen[later])
+    store.write_rows("devices", updated.reset_index(drop=True))
+    return len(updated)
 
 
 def _runs(hours: np.ndarray) -> list[tuple[int, int]]:
