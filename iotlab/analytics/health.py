@@ -2,7 +2,8 @@
 
 - **Device health** (:func:`device_health`): the last battery, cpu, memory and signal of
   each heartbeat series, its silence, and the battery's *time to empty*: a Theil-Sen
-  (median of pairwise slopes) fit of the recent discharge, robust to the odd outlier,
+  (median of pairwise slopes) fit of the recent discharge (the steepest of the last 2 h,
+  6 h and day, so a sudden drain shows within hours), robust to the odd outlier,
   with Sen's rank-based 90 % interval on the slope turned into an interval on the time
   to empty. A flat or rising battery has no time to empty (NaN).
 - **Data quality** (:func:`data_quality`): per sensor, the gaps (silences longer than
@@ -48,6 +49,7 @@ OFFLINE_AFTER_INTERVALS = 3
 BATTERY_DAYS = 7.0
 _SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 _Z90 = 1.6448536269514722
+_BATTERY_WINDOWS = ("2h", "6h", "1D")
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,18 @@ def device_health(
         interval = beats["ts"].diff().median()
     last = beats["ts"].iloc[-1] if len(beats) else None
     silent = (now - last) if last is not None else None
-    forecast = battery_forecast(beats["ts"], beats["battery"]) if len(beats) > 2 else None
+    # The recent rate decides: a drain that began two hours ago shows in the last two
+    # hours, not yet in the last day. The steepest of three windows is reported.
+    # Only since the battery was last replaced or charged (a rise of 5 points or more).
+    rises = np.flatnonzero(beats["battery"].diff().to_numpy() > 5.0) if len(beats) else []
+    since = beats.iloc[rises[-1] :] if len(rises) else beats
+    forecasts = (
+        [battery_forecast(since["ts"], since["battery"], recent=w) for w in _BATTERY_WINDOWS]
+        if len(since) > 2
+        else []
+    )
+    finite = [f for f in forecasts if np.isfinite(f.days_to_empty)]
+    forecast = min(finite, key=lambda f: f.days_to_empty) if finite else None
     out.update(
         {
             "last_heartbeat": last,
@@ -184,6 +197,8 @@ def _short(device_id: str) -> str:
 
 
 def _days(value: float) -> str:
+    if value < 1 / 24:
+        return f"{value * 1440:.0f} min"
     return f"{value * 24:.0f} h" if value < 2 else f"{value:.1f} days"
 
 
