@@ -17,7 +17,7 @@ import pandas as pd
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.widgets._data import ALL
 from iotlab.widgets._errors import shown_in
-from iotlab.widgets._plot import figure_png
+from iotlab.widgets._plot import show_figure
 
 if TYPE_CHECKING:
     from iotlab.widgets.explorer import DeviceExplorer
@@ -120,9 +120,7 @@ class FleetOverviewWidget:
         """Recompute the overview (new data, another window) and redraw."""
         self.overview = self._compute()
         self.summary.value = self.overview._repr_html_()
-        self.chart.value = figure_png(
-            status_figure(self.overview.by_status, self.overview.by_type)
-        )
+        show_figure(self.chart, status_figure(self.overview.by_status, self.overview.by_type))
         noisy = list(self.overview.noisiest["device_id"]) if len(self.overview.noisiest) else []
         rest = sorted(set(self.overview.readings_by_device["device_id"]) - set(noisy))
         self.device_picker.unobserve(self._pick, names="value")
