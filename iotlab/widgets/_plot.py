@@ -43,7 +43,7 @@ def series_figure(
     # and the explorer redraws on every change.
     figure = Figure(figsize=(width, height))
     figure.subplots_adjust(
-        left=0.12, right=0.98, top=1 - 0.6 / height, bottom=0.85 / height, hspace=0.3
+        left=0.12, right=0.98, top=1 - 0.75 / height, bottom=0.85 / height, hspace=0.35
     )
     FigureCanvasAgg(figure)
     axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
@@ -94,7 +94,8 @@ def series_figure(
                     frameon=False,
                     borderaxespad=0.1,
                 )
-    axes[0].set_title(plain_text(title))
+    # The title sits on the figure, above the legends each panel carries over its top.
+    figure.suptitle(plain_text(title), y=1 - 0.12 / height, va="top", fontsize="medium")
     figure.autofmt_xdate()
     return figure
 
