@@ -78,7 +78,7 @@ class DeviceExplorer:
     interval
         One of ``INTERVALS`` (``"raw"`` plots every reading).
     show_anomalies
-        Overlay the stored anomalies as red points.
+        Overlay the stored anomalies, coloured by severity (shared with the reports).
     width
         Figure width in inches.
 

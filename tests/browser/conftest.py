@@ -58,3 +58,12 @@ def chromium() -> Iterator[object]:
         yield browser
     finally:
         browser.quit()
+
+
+@pytest.fixture
+def browser(chromium) -> object:
+    """The shared Chromium on a blank page, with the console log of earlier pages dropped
+    (leaving a page can log, e.g. JupyterLab's blocked "leave page?" prompt)."""
+    chromium.get("about:blank")
+    chromium.get_log("browser")
+    return chromium

@@ -99,6 +99,18 @@ def _command(browser, command: str) -> None:
     browser.execute_script("return window.jupyterapp.commands.execute(arguments[0])", command)
 
 
+def _idle(browser) -> None:
+    _wait(
+        lambda: (
+            browser.execute_script(
+                "return window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+            )
+            == "idle"
+        ),
+        "the kernel to be idle",
+    )
+
+
 def _image_src(browser, index: int = 0) -> str:
     from selenium.webdriver.common.by import By
 
@@ -106,12 +118,11 @@ def _image_src(browser, index: int = 0) -> str:
     return images[index].get_attribute("src") if len(images) > index else ""
 
 
-def test_notebook_05_explorer_redraws_in_jupyterlab(chromium, jupyterlab, artifacts):
+def test_notebook_05_explorer_redraws_in_jupyterlab(browser, jupyterlab, artifacts):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     url, server_log = jupyterlab
-    browser = chromium
     browser.get(url)
     _wait(
         lambda: browser.execute_script(
@@ -122,6 +133,10 @@ def test_notebook_05_explorer_redraws_in_jupyterlab(chromium, jupyterlab, artifa
         ),
         "the notebook and its kernel",
     )
+    # Decline JupyterLab's news prompt, which would cover part of the screenshots.
+    for button in browser.find_elements(By.CSS_SELECTOR, ".jp-toast-button"):
+        if button.text.strip() == "No":
+            button.click()
     # Run every code cell but the last (it closes the platform), one after the other,
     # as shift-enter would; the saved outputs are cleared first.
     _command(browser, "notebook:clear-all-cell-outputs")
@@ -158,7 +173,9 @@ def test_notebook_05_explorer_redraws_in_jupyterlab(chromium, jupyterlab, artifa
     select.select_by_index(len(options) - 1)  # the last device offered
     _wait(lambda: _image_src(browser) not in ("", before), "the plot to redraw for the device")
     after_device = _image_src(browser)
+    _idle(browser)
     browser.save_screenshot(str(artifacts / "jupyterlab-05-device.png"))
+    explorer.screenshot(str(artifacts / "explorer-widget.png"))  # the widget alone
 
     sensors = explorer.find_element(By.CSS_SELECTOR, ".widget-select-multiple select")
     picker = Select(sensors)
@@ -170,6 +187,7 @@ def test_notebook_05_explorer_redraws_in_jupyterlab(chromium, jupyterlab, artifa
     height = browser.execute_script(
         "return document.querySelector('.jp-OutputArea-output img.widget-image').naturalHeight"
     )
+    _idle(browser)
     browser.save_screenshot(str(artifacts / "jupyterlab-05-sensor.png"))
 
     # The kernel saw both changes: ask it in a new cell at the end.

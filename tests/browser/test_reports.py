@@ -40,7 +40,8 @@ def _faulty_fleet_report(tmp_path, artifacts):
     return path, set(active["device_id"]), set(shown["device_id"])
 
 
-def test_fleet_health_report_puts_faulty_devices_first(chromium, tmp_path, artifacts):
+def test_fleet_health_report_puts_faulty_devices_first(browser, tmp_path, artifacts):
+    chromium = browser
     from selenium.webdriver.common.by import By
 
     path, faulty, must_show = _faulty_fleet_report(tmp_path, artifacts)
