@@ -102,3 +102,24 @@ def test_data_quality_finds_stuck_sensors_and_dropouts():
             assert abs(found["stuck_since"] - label.start) <= pd.Timedelta("5min"), label
         else:
             assert found["gaps"] >= 1 and found["longest_gap"] >= pd.Timedelta("1h"), label
+
+
+def test_device_metrics_carry_health(platform, drained):
+    fleet, sim = drained
+    lab: iotlab.Platform = platform
+    lab.provision(fleet)
+    lab.ingest_metrics(sim.device_metrics, progress=False)
+    drain = sim.labels[sim.labels["kind"] == "battery_drain"].iloc[0]
+    at = drain["start"] + (drain["end"] - drain["start"]) / 2
+    metrics = lab.device_metrics(drain["device_id"], at - pd.Timedelta("1D"), at)
+    beats = sim.device_metrics[
+        (sim.device_metrics["device_id"] == drain["device_id"]) & (sim.device_metrics["ts"] < at)
+    ]
+    summary = metrics.summary()
+    last = beats.iloc[-1]
+    for column in ("battery", "cpu", "memory", "signal"):
+        assert summary[column] == pytest.approx(last[column])
+    # Half way down a linear drain: about as long again to empty.
+    left = (drain["end"] - at) / pd.Timedelta("1D")
+    assert summary["battery_days_to_empty"] == pytest.approx(left, rel=0.25)
+    assert "battery empty in" in metrics._repr_html_()
