@@ -282,10 +282,19 @@ def needs_attention(
             if q.out_of_range:
                 level = max(level, _SEVERITY_RANK["medium"])
                 reasons.append(f"{q.sensor_id} {q.out_of_range} readings out of range")
-            if q.gaps:
-                level = max(level, _SEVERITY_RANK["low"])
+        gapped = mine_q[mine_q["gaps"] > 0] if len(mine_q) else mine_q
+        if len(gapped):
+            level = max(level, _SEVERITY_RANK["low"])
+            # The same gaps in every sensor: the device was silent, say it once.
+            same = (
+                len(gapped) == len(mine_q) and gapped[["gaps", "longest_gap"]].nunique().max() == 1
+            )
+            for q in (
+                gapped.iloc[:1].itertuples(index=False) if same else gapped.itertuples(index=False)
+            ):
+                who = "all sensors" if same and len(mine_q) > 1 else q.sensor_id
                 reasons.append(
-                    f"{q.sensor_id} {q.gaps} gap{'s' if q.gaps > 1 else ''}, longest "
+                    f"{who}: {q.gaps} gap{'s' if q.gaps > 1 else ''} in the data, longest "
                     f"{_days(q.longest_gap / pd.Timedelta('1D'))}"
                 )
         if reasons:

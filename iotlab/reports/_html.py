@@ -52,13 +52,13 @@ _WRAP = {"reasons", "note"}
 
 TABLE_CSS = """
 .table-wrap { max-width: 100%; overflow-x: auto; }
-table.iotlab { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.8em; }
-table.iotlab th, table.iotlab td { border: 1px solid #ddd; padding: 3px 6px;
+table.iotlab { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.78em; }
+table.iotlab th, table.iotlab td { border: 1px solid #ddd; padding: 2px 5px;
   white-space: nowrap; text-align: left; vertical-align: top; }
 table.iotlab td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.iotlab td.wrap { white-space: normal; min-width: 24em; }
 table.iotlab td.id { font-family: ui-monospace, monospace; }
-table.iotlab th { background: #f3f3f3; }
+table.iotlab th { background: #f3f3f3; white-space: normal; vertical-align: bottom; }
 .sev { display: inline-block; padding: 0 6px; border-radius: 3px; color: #fff; }
 .sev-low, .sev-medium { color: #222; }
 """
