@@ -438,6 +438,30 @@ class CassandraStore(Store):
         frame = frame.sort_values(order, ascending=ascending, kind="stable")
         return frame[columns].reset_index(drop=True)
 
+    def advance_times(self, table: str, column: str, rows: pd.DataFrame) -> int:
+        """One-column ``UPDATE`` per row, concurrently, only for rows read as existing
+        (an UPDATE would otherwise create a row) and only where the value is later.
+        Last write wins between concurrent writers of the same column."""
+        spec = self._spec(table)
+        if bucket_column(spec) is not None or len(spec.partition_key) != 1:
+            return super().advance_times(table, column, rows)
+        key = spec.partition_key[0]
+        stored = self.read_rows(table, {key: rows[key].tolist()}, columns=[key, column])
+        merged = stored.merge(rows[[key, column]], on=key, suffixes=("", "_new"))
+        later = merged[merged[column].isna() | (merged[f"{column}_new"] > merged[column])]
+        statement = self._prepare(
+            f"UPDATE {self.keyspace}.{spec.name} SET {quote(column)} = ? "
+            f"WHERE {' AND '.join(f'{quote(c)} = ?' for c in spec.primary_key)}"
+        )
+        run_concurrent(
+            self.session,
+            (
+                (statement, [python_value(t, "timestamp"), k])
+                for k, t in zip(later[key], later[f"{column}_new"])
+            ),
+        )
+        return len(later)
+
     # -- deletes ----------------------------------------------------------------------------
     @driver_errors("deleting from")
     def delete_rows(self, table: str, key: Mapping[str, object]) -> int:

@@ -149,25 +149,18 @@ def refresh_heartbeat_rollups(store: Store, written: pd.DataFrame) -> int:
 def advance_last_seen(store: Store, written: pd.DataFrame) -> int:
     """Move ``devices.last_seen`` forward to the newest heartbeat in ``written``.
 
-    Only provisioned devices whose ``last_seen`` is older (or unset) are rewritten; a
-    late or replayed heartbeat never moves it back. Returns the rows updated.
+    Only provisioned devices whose ``last_seen`` is older (or unset) change, and only that
+    column is written (:meth:`~iotlab.store.base.Store.advance_times`): a late or replayed
+    heartbeat never moves it back, and a concurrent lifecycle event's projection is never
+    overwritten. Returns the rows asked to move.
     """
     newest = (
-        pd.DataFrame({"device_id": written["device_id"].astype(str), "ts": written["ts"]})
-        .groupby("device_id")["ts"]
+        pd.DataFrame({"device_id": written["device_id"].astype(str), "last_seen": written["ts"]})
+        .groupby("device_id", as_index=False)["last_seen"]
         .max()
     )
-    rows = store.read_rows("devices", {"device_id": newest.index.tolist()})
-    if rows.empty:
-        return 0
-    seen = newest.reindex(rows["device_id"]).to_numpy()
-    seen = pd.to_datetime(pd.Series(seen, index=rows.index), utc=True)
-    later = rows["last_seen"].isna() | (seen > rows["last_seen"])
-    if not later.any():
-        return 0
-    updated = rows[later].assign(last_seen=seen[later])
-    store.write_rows("devices", updated.reset_index(drop=True))
-    return len(updated)
+    newest["last_seen"] = newest["last_seen"].astype("datetime64[ms, UTC]")
+    return store.advance_times("devices", "last_seen", newest)
 
 
 def _runs(hours: np.ndarray) -> list[tuple[int, int]]:

@@ -126,11 +126,8 @@ def read_anomalies(
         found = store.read_rows("anomalies_by_day", {}, start=lo, end=hi)
     else:
         wanted = [devices] if isinstance(devices, str) else list(devices)
-        found = (
-            store.read_rows("anomalies", {"device_id": wanted}, start=lo, end=hi)
-            if wanted
-            else store.read_rows("anomalies_by_day", {}, start=lo, end=lo)
-        )
+        found = store.read_rows("anomalies", {"device_id": wanted or [""]}, start=lo, end=hi)
+        found = found.iloc[:0] if not wanted else found  # no device: no rows, same columns
     lifecycle = store.read_rows("anomaly_lifecycle", {}, start=lo, end=hi) if len(found) else None
     return _merged(found, lifecycle)
 

@@ -473,6 +473,21 @@ class SQLiteStore(Store):
             params.extend(values)
         return where, params
 
+    def advance_times(self, table: str, column: str, rows: pd.DataFrame) -> int:
+        spec = self._spec(table)
+        key = self._key_columns(spec)
+        values = [[_bind(r[c], spec.columns[c]) for c in key] for r in rows.to_dict("records")]
+        times = _to_sql_values(rows[column], spec.columns[column], column).tolist()
+        where = " AND ".join(f"{_quote(c)} = ?" for c in key)
+        sql = (
+            f"UPDATE {_quote(table)} SET {_quote(column)} = ?, {_WRITTEN_AT} = ? "
+            f"WHERE {where} AND ({_quote(column)} IS NULL OR {_quote(column)} < ?)"
+        )
+        with self._transaction() as conn:
+            now = self._now_ms()
+            conn.executemany(sql, [[t, now, *k, t] for t, k in zip(times, values)])
+        return len(rows)
+
     def delete_rows(self, table: str, key: Mapping[str, object]) -> int:
         spec = self._spec(table)
         if not key:
