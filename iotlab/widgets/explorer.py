@@ -194,8 +194,8 @@ class DeviceExplorer:
         self.note = widgets.Text(description="note", placeholder="optional")
         self.ack_button = widgets.Button(description="acknowledge", button_style="warning")
         self.resolve_button = widgets.Button(description="resolve", button_style="success")
-        self.ack_button.on_click(lambda _: self._act("acknowledge"))
-        self.resolve_button.on_click(lambda _: self._act("resolve"))
+        self.ack_button.on_click(shown_in(self, lambda _: self._act("acknowledge")))
+        self.resolve_button.on_click(shown_in(self, lambda _: self._act("resolve")))
         self.details = widgets.HTML(
             layout=widgets.Layout(width="42%", max_height="640px", overflow="auto")
         )

@@ -1,11 +1,10 @@
 """Notebook 05 in a real JupyterLab, driven through headless Chromium.
 
 JupyterLab runs on a free loopback port (token auth) over a copy of the notebook; the
-notebook is run in it (every cell but the last, which closes the platform), the device and
-sensor controls of the explorer are changed in the page, and the test checks that the
-plot changed each time, that the kernel saw the changes, and that no error reached the
-page, the browser's console or the server's log (the kernel's stderr, where widget
-callback errors go).
+notebook is run in it cell by cell, the device and sensor controls of the explorer are
+changed in the page, and the test checks that the plot changed each time, that the kernel
+saw the changes, and that no error reached the page, the browser's console or the
+server's log (the kernel's stderr, where widget callback errors go).
 """
 
 from __future__ import annotations
@@ -137,17 +136,17 @@ def test_notebook_05_explorer_redraws_in_jupyterlab(browser, jupyterlab, artifac
     for button in browser.find_elements(By.CSS_SELECTOR, ".jp-toast-button"):
         if button.text.strip() == "No":
             button.click()
-    # Run every code cell but the last (it closes the platform), one after the other,
-    # as shift-enter would; the saved outputs are cleared first.
+    # Run every code cell, one after the other, as shift-enter would; the saved outputs
+    # are cleared first.
     _command(browser, "notebook:clear-all-cell-outputs")
     browser.set_script_timeout(900)
     outcome = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "const app = window.jupyterapp, nb = app.shell.currentWidget.content;"
         "const code = nb.widgets.map((c, i) => [c, i]).filter(([c]) => c.model.type === 'code');"
-        "(async () => { for (const [, i] of code.slice(0, -1)) {"
+        "(async () => { for (const [, i] of code) {"
         "  nb.activeCellIndex = i; await app.commands.execute('notebook:run-cell'); } })()"
-        ".then(() => done('ran ' + (code.length - 1)), e => done('error ' + e));"
+        ".then(() => done('ran ' + code.length), e => done('error ' + e));"
     )
     assert outcome.startswith("ran "), outcome
     _wait(
