@@ -45,6 +45,7 @@ def _wait(condition, what: str, timeout: float = 180.0, every: float = 0.5):
 def jupyterlab(tmp_path, artifacts):
     """(url, log path) of a JupyterLab serving a copy of notebook 05."""
     shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
+    shutil.copytree(NOTEBOOK.parent / "images", tmp_path / "images")  # its screenshot
     port, token = _free_port(), secrets.token_hex(16)
     log = artifacts / "jupyterlab.log"
     env = {k: v for k, v in os.environ.items() if k != "IOTLAB_STORE"}
