@@ -39,13 +39,15 @@ img { max-width: 100%; height: auto; }
 
 
 def _figure_html(figure: Figure, name: str) -> str:
-    """The figure as an embedded PNG rendered at twice the density it is shown at, its
-    CSS size fixed to the figure's size at 96 px per inch: sharp, never stretched."""
-    width, height = figure.get_size_inches()
+    """The figure as an embedded PNG rendered at twice the density it is shown at, in a
+    box as wide as the figure at 96 px per inch: sharp, never stretched (the image keeps
+    its aspect ratio, and narrows with the page)."""
+    width, _ = figure.get_size_inches()
     data = figure_to_base64_png(figure, dpi=2 * _CSS_DPI)
     return (
-        f'<img alt="{html.escape(name)}" width="{round(width * _CSS_DPI)}" '
-        f'height="{round(height * _CSS_DPI)}" src="data:image/png;base64,{data}"/>'
+        f'<div class="figure" style="width:{round(width * _CSS_DPI)}px;max-width:100%">'
+        f'<img alt="{html.escape(name)}" style="max-width:100%" '
+        f'src="data:image/png;base64,{data}"/></div>'
     )
 
 

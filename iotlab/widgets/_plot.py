@@ -94,8 +94,8 @@ def series_figure(
                     frameon=False,
                     borderaxespad=0.1,
                 )
-    # The title sits on the figure, above the legends each panel carries over its top.
-    figure.suptitle(plain_text(title), y=1 - 0.12 / height, va="top", fontsize="medium")
+    # Padded: the legend each panel carries over its top sits between the title and it.
+    axes[0].set_title(plain_text(title), pad=16, fontsize="medium")
     figure.autofmt_xdate()
     return figure
 
