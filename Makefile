@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/iotlab demo
 
-# ruff, then a real Cassandra node and Mosquitto broker around pytest and the notebooks
-# (nbval on the embedded store, then on Cassandra); the services stop even on failure.
+# ruff, headless Chromium for the browser tests (installed with apt-get if missing), then a
+# real Cassandra node and Mosquitto broker around pytest and the notebooks (nbval on the
+# embedded store, then on Cassandra); the services stop even on failure. Screenshots of the
+# browser tests are kept in test-artifacts/.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	scripts/browser install
 	PATH="$(abspath $(BIN)):$$PATH" PYTHON=$(BIN)/python scripts/with-services \
 	  sh -c '$(BIN)/python -m pytest $(PYTEST_ARGS) && scripts/test-notebooks'
 

@@ -576,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     from iotlab.ingest.cli import add_serve_parser  # serve: MQTT -> store, until SIGINT/SIGTERM
 
     add_serve_parser(sub, [common])
+    from iotlab._cli_anomalies import add_anomaly_parsers  # anomalies list|ack|resolve, migrate
+
+    add_anomaly_parsers(sub, [common])
     return parser
 
 

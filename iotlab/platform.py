@@ -284,10 +284,15 @@ class Platform:
         client: Any = None,
         progress: bool = True,
     ) -> pd.DataFrame:
-        """Fit one detector per (device, sensor), in parallel; store and return anomalies."""
-        from iotlab.detect.fleet import detect_anomalies
+        """Fit one detector per (device, sensor), in parallel; store and return anomalies.
 
-        return detect_anomalies(
+        Episodes of this detector that ended within the window are then resolved
+        (``resolved_by="auto"``, with ``cleared_at``).
+        """
+        from iotlab.detect.fleet import detect_anomalies
+        from iotlab.store.lifecycle import resolve_ended
+
+        found = detect_anomalies(
             self.store,
             start,
             end,
@@ -297,17 +302,74 @@ class Platform:
             client=client,
             progress=progress,
         )
+        if len(found):
+            # The detector has looked at [start, end): episodes that ended in it are over.
+            name = str(found["detector"].iloc[0])
+            resolve_ended(self.store, start, end, detector=name)
+        return found
 
     def anomalies(
         self,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         device_id: str | None = None,
+        *,
+        devices: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Stored anomalies, fleet-wide or for one device."""
-        from iotlab.detect.fleet import read_anomalies
+        """Stored anomalies in ``[start, end)`` with their lifecycle, fleet-wide or for
+        some devices (``devices=``; ``device_id`` names one).
 
-        return read_anomalies(self.store, start, end, device_id=device_id)
+        One row per anomaly and detector, with ``anomaly_id``, ``status`` (open,
+        acknowledged, resolved), who/when/note and ``created_at``/``cleared_at``; see
+        :mod:`iotlab.store.lifecycle`.
+        """
+        from iotlab.store.lifecycle import read_anomalies
+
+        if device_id is not None:
+            devices = [device_id, *(devices or [])]
+        return read_anomalies(self.store, start, end, devices=devices)
+
+    def acknowledge_anomaly(
+        self,
+        anomalies: str | Sequence[str] | pd.DataFrame,
+        *,
+        by: str,
+        note: str | None = None,
+        at: TimeLike | None = None,
+    ) -> pd.DataFrame:
+        """Acknowledge anomalies (an ``anomaly_id``, several, or rows of :meth:`anomalies`):
+        someone (``by``) is on it. Returns those anomalies as they are now."""
+        from iotlab.store.lifecycle import acknowledge
+
+        return acknowledge(self.store, anomalies, by=by, note=note, at=at)
+
+    def resolve_anomaly(
+        self,
+        anomalies: str | Sequence[str] | pd.DataFrame,
+        *,
+        by: str,
+        note: str | None = None,
+        at: TimeLike | None = None,
+    ) -> pd.DataFrame:
+        """Resolve anomalies (an ``anomaly_id``, several, or rows of :meth:`anomalies`).
+        Returns those anomalies as they are now."""
+        from iotlab.store.lifecycle import resolve
+
+        return resolve(self.store, anomalies, by=by, note=note, at=at)
+
+    def resolve_ended_anomalies(
+        self,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        *,
+        detector: str | None = None,
+        quiet: str = "1h",
+    ) -> pd.DataFrame:
+        """Auto-resolve the anomaly episodes that ended in ``[start, end)`` (the sensor
+        reported normally for ``quiet`` after them); returns the rows changed."""
+        from iotlab.store.lifecycle import resolve_ended
+
+        return resolve_ended(self.store, start, end, detector=detector, quiet=quiet)
 
     # -- analytics and reports (iotlab.analytics, iotlab.reports) ---------------------------
     def device_metrics(

@@ -29,7 +29,9 @@ __all__ = [
 
 #: Anomaly severities, least to most severe.
 SEVERITIES = ("low", "medium", "high", "critical")
-SEVERITY_COLORS = {"low": "#9ecae1", "medium": "#fdae6b", "high": "#e6550d", "critical": "#a50f15"}
+#: One palette for reports and widgets: yellow to dark red, each distinct from the blue
+#: lines the readings are drawn with (markers also get a dark edge).
+SEVERITY_COLORS = {"low": "#f2c94c", "medium": "#f2994a", "high": "#d7301f", "critical": "#67000d"}
 
 
 def figure_to_base64_png(figure: Figure, *, dpi: int = 96) -> str:

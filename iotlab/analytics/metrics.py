@@ -151,6 +151,8 @@ class DeviceMetrics:
     uptime: float
     sensors: pd.DataFrame
     anomalies: dict[str, int] = field(default_factory=dict)
+    #: last battery/cpu/memory/signal, battery days to empty (:mod:`iotlab.analytics.health`)
+    health: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_anomalies(self) -> int:
@@ -168,6 +170,7 @@ class DeviceMetrics:
             "anomalies": self.total_anomalies,
             **self.anomalies,
             "last_seen": self.last_seen,
+            **self.health,
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -176,6 +179,12 @@ class DeviceMetrics:
 
     def _repr_html_(self) -> str:
         facts = {k: v for k, v in self.summary().items() if k not in SEVERITIES}
+        facts["uptime"] = f"{self.uptime:.1%}"
+        for key, unit in (("battery", "%"), ("cpu", "%"), ("memory", "%"), ("signal", "dBm")):
+            if key in facts and pd.notna(facts[key]):
+                facts[key] = f"{facts[key]:.0f} {unit}"
+        days = facts.pop("battery_days_to_empty", float("nan"))
+        facts["battery empty in"] = f"{days:.1f} days" if pd.notna(days) else "not draining"
         facts.update({"window start": self.start, "window end": self.end})
         facts.update({f"anomalies ({s})": n for s, n in self.anomalies.items()})
         return (
@@ -244,7 +253,15 @@ def metrics_from_frames(
         if start is not None and end is not None
         else 0.0
     )
+    from iotlab.analytics.health import device_health
+
+    state = device_health(heartbeats, now=end) if end is not None else {}
+    health = {
+        key: float(state.get(key, float("nan")))
+        for key in ("battery", "cpu", "memory", "signal", "battery_days_to_empty")
+    }
     return DeviceMetrics(
+        health=health,
         device_id=str(device["device_id"]),
         start=start,
         end=end,

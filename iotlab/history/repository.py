@@ -162,7 +162,22 @@ class DeviceRepository:
         )
 
     def _write_projections(self, states: Sequence[DeviceState], reset_sensors: Sequence[str]):
-        self.store.write_rows("devices", devices_frame(states))
+        devices = devices_frame(states)
+        if len(devices):
+            # Heartbeats move last_seen forward between lifecycle events (see
+            # iotlab.store.heartbeat_rollups.advance_last_seen): never move it back.
+            stored = self.store.read_rows(
+                "devices",
+                {"device_id": devices["device_id"].tolist()},
+                columns=["device_id", "last_seen"],
+            ).set_index("device_id")["last_seen"]
+            before = stored.reindex(devices["device_id"]).to_numpy()
+            before = pd.to_datetime(pd.Series(before, index=devices.index), utc=True)
+            newer = before.notna() & (
+                devices["last_seen"].isna() | (before > devices["last_seen"])
+            )
+            devices.loc[newer, "last_seen"] = before[newer]
+        self.store.write_rows("devices", devices)
         if reset_sensors:
             self.store.delete_rows("sensors", {"device_id": list(reset_sensors)})
         sensors = sensors_frame(states)

@@ -104,6 +104,16 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
         metavar="SECONDS",
         help="give up (exit 1) after a store outage this long (default: wait for ever)",
     )
+    serve.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST each alert as JSON to URL, with retries (repeatable)",
+    )
+    serve.add_argument(
+        "--alert-log", action="store_true", help="log each alert (logger iotlab.alerts)"
+    )
     serve.set_defaults(run=run_serve)
 
 
@@ -147,6 +157,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 outage_limit=args.outage_limit,
                 retry_max=args.retry_max,
             )
+            channels = _alert_channels(service, args)
             if scoring is not None:
                 logger.info("fitted %d sensors' forecasts", service.warm())
             settle_heap()
@@ -159,6 +170,8 @@ def run_serve(args: argparse.Namespace) -> int:
             source.pause()
             service.stop()
             source.stop()
+            for channel in channels:
+                channel.close()  # send the alerts still queued
             stats = service.stats
             logger.info(
                 "stopped: %d readings, %d heartbeats, %d dead letters, %d anomalies, %d alerts",
@@ -175,6 +188,18 @@ def run_serve(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _alert_channels(service: Any, args: argparse.Namespace) -> list[Any]:
+    """Attach ``--webhook`` and ``--alert-log`` channels; return the webhooks to close."""
+    from iotlab.ingest.channels import LogChannel, WebhookChannel
+
+    webhooks = [WebhookChannel(url) for url in getattr(args, "webhook", [])]
+    for channel in webhooks:
+        service.add_alert_handler(channel)
+    if getattr(args, "alert_log", False):
+        service.add_alert_handler(LogChannel())
+    return webhooks
 
 
 def _log_until(stop: threading.Event, service: Any, source: Any, every: float) -> None:

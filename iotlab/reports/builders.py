@@ -16,6 +16,7 @@ import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.analytics._display import SEVERITIES
+from iotlab.analytics.health import FleetHealth, fleet_health_check
 from iotlab.analytics.heartbeats import fleet_heartbeat_hours, summarise_heartbeats
 from iotlab.analytics.metrics import (
     STAT_COLUMNS,
@@ -41,7 +42,29 @@ __all__ = [
 ]
 
 DEFAULT_WINDOW = pd.Timedelta("7D")
-_ANOMALY_COLUMNS = ["ts", "device_id", "sensor_id", "value", "expected", "score", "severity"]
+_ANOMALY_COLUMNS = [
+    "ts",
+    "device_id",
+    "sensor_id",
+    "value",
+    "expected",
+    "score",
+    "severity",
+    "detector",
+    "status",
+]
+_HEALTH_COLUMNS = [
+    "device_id",
+    "battery",
+    "battery_days_to_empty",
+    "battery_days_low",
+    "battery_days_high",
+    "cpu",
+    "memory",
+    "signal",
+    "last_heartbeat",
+    "offline",
+]
 _DEVICE_COLUMNS = {
     "device_id": str,
     "device_type": str,
@@ -87,6 +110,37 @@ def _fleet_anomalies(
         rows = rows.assign(sensor_id=rows["sensor_id"].astype(str))
         rows = rows[rows["device_id"].isin(list(device_ids))]
     return rows.sort_values(["ts", "device_id", "sensor_id"], kind="stable").reset_index(drop=True)
+
+
+def _health(
+    platform: Platform,
+    low: pd.Timestamp,
+    high: pd.Timestamp,
+    made: pd.Timestamp,
+    fleet: pd.DataFrame,
+    anomalies: pd.DataFrame,
+) -> FleetHealth:
+    """Health, data quality and who needs attention, judged at the window's end (or now,
+    if that comes first: silence is only counted up to what has happened)."""
+    return fleet_health_check(
+        platform, low, high, devices=fleet, anomalies=anomalies, now=min(high, made)
+    )
+
+
+def _lifecycle_note(anomalies: pd.DataFrame) -> str:
+    """How many anomalies are still open and how many were handled."""
+    counts = anomalies["status"].value_counts() if len(anomalies) else pd.Series(dtype=int)
+    handled = int(counts.get("acknowledged", 0)) + int(counts.get("resolved", 0))
+    return (
+        f"Anomalies: {int(counts.get('open', 0))} open, {handled} handled "
+        f"({int(counts.get('acknowledged', 0))} acknowledged, "
+        f"{int(counts.get('resolved', 0))} resolved)."
+    )
+
+
+def _health_tables(health: FleetHealth) -> dict[str, pd.DataFrame]:
+    table = health.health.reindex(columns=_HEALTH_COLUMNS)
+    return {"device_health": table, "data_quality": health.quality}
 
 
 def _latest(projected: object, seen: pd.Timestamp | None) -> pd.Timestamp | None:
@@ -144,12 +198,16 @@ def device_performance(
             "most anomalies."
         )
     present = [c for c in _ANOMALY_COLUMNS if c in anomalies.columns]
+    health = _health(platform, low, high, made, fleet, anomalies)
+    notes.insert(0, _lifecycle_note(anomalies))
     return Report(
         kind="device_performance",
         generated_at=made,
         parameters=_parameters(low, high, devices),
         tables={
+            "needs_attention": health.attention,
             "devices": _typed(rows, _DEVICE_COLUMNS),
+            **_health_tables(health),
             "sensors": sensor_table.astype(sensor_columns).reset_index(drop=True),
             "anomalies": anomalies[present].reset_index(drop=True),
         },
@@ -190,16 +248,24 @@ def anomaly_summary(
     counts = severity_counts(anomalies)
     by_severity = pd.DataFrame({"severity": list(counts), "count": list(counts.values())})
     present = [c for c in _ANOMALY_COLUMNS if c in anomalies.columns]
+    # The unbounded score ranks; severity breaks ties; open ones before handled ones.
     strongest = (
-        anomalies.sort_values("score", ascending=False, kind="stable").head(top)
+        anomalies.assign(
+            _severity=anomalies["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
+        )
+        .sort_values(["score", "_severity", "ts"], ascending=False, kind="stable")
+        .head(top)
         if len(anomalies)
         else anomalies
     )
+    health = _health(platform, low, high, made, fleet, anomalies)
     return Report(
         kind="anomaly_summary",
         generated_at=made,
         parameters=_parameters(low, high, devices),
+        notes=[_lifecycle_note(anomalies)],
         tables={
+            "needs_attention": health.attention,
             "by_severity": by_severity.astype({"severity": str, "count": "int64"}),
             "by_device": _counts_by(anomalies, ["device_id"]),
             "by_sensor": _counts_by(anomalies, ["device_id", "sensor_id"]),
@@ -267,7 +333,10 @@ def fleet_health(
     ).head(top)
     summary = overview.to_frame()
     mean_uptime = float(table["uptime"].mean()) if len(table) else float("nan")
+    health = _health(platform, low, high, made, fleet, anomalies)
+    offline = int(health.health["offline"].sum()) if len(health.health) else 0
     tables = {
+        "needs_attention": health.attention,
         "summary": summary,
         "devices_by_status": overview.by_status,
         "devices_by_type": overview.by_type,
@@ -275,6 +344,7 @@ def fleet_health(
         "worst_devices": worst.reset_index(drop=True),
         "devices": table,
         "offline_devices": overview.offline,
+        **_health_tables(health),
     }
     return Report(
         kind="fleet_health",
@@ -285,7 +355,12 @@ def fleet_health(
             "uptime": uptime_figure(table),
             "anomalies_over_time": anomaly_timeline_figure(anomalies, low, high),
         },
-        notes=[f"Mean uptime {mean_uptime:.1%} over {len(table)} devices."] if len(table) else [],
+        notes=[
+            *([f"Mean uptime {mean_uptime:.1%} over {len(table)} devices."] if len(table) else []),
+            f"Silent for more than three heartbeat intervals at {min(high, made):%Y-%m-%d %H:%M} "
+            f"UTC: {offline} of {len(table)} devices.",
+            _lifecycle_note(anomalies),
+        ],
     )
 
 

@@ -36,6 +36,30 @@ def _break_gaps(ts: pd.Series, values: pd.Series) -> tuple[np.ndarray, np.ndarra
     )
 
 
+def _shade_gaps(ax: object, ts: pd.Series) -> int:
+    """Shade every silence over 3x the median spacing (offline, dropout); return how many."""
+    times = np.sort(_naive_utc(ts))
+    if len(times) < 3:
+        return 0
+    steps = np.diff(times)
+    gaps = np.flatnonzero(steps > 3 * np.median(steps))
+    for i in gaps:
+        ax.axvspan(times[i], times[i + 1], color="#bbbbbb", alpha=0.35, lw=0, zorder=0)
+    return len(gaps)
+
+
+def _legend_above(ax: object, **options: object) -> None:
+    """A legend in one row above the axes: it never covers data."""
+    ax.legend(  # type: ignore[attr-defined]
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize="small",
+        frameon=False,
+        borderaxespad=0.2,
+        **options,
+    )
+
+
 def _format_time_axis(ax: object) -> None:
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)  # type: ignore[attr-defined]
@@ -69,6 +93,8 @@ def readings_figure(readings: pd.DataFrame, anomalies: pd.DataFrame, title: str)
     for ax, sensor in zip(axes, sensors):
         rows = readings[readings["sensor_id"].astype(str) == sensor]
         ax.plot(*_break_gaps(rows["ts"], rows["value"]), lw=0.7, color="#3a6ea5")
+        if _shade_gaps(ax, rows["ts"]):
+            ax.fill_between([], [], color="#bbbbbb", alpha=0.35, label="no data")
         marks = anomalies[anomalies["sensor_id"].astype(str) == sensor] if len(anomalies) else []
         for severity in SEVERITIES:
             hits = marks[marks["severity"] == severity] if len(marks) else []
@@ -78,12 +104,14 @@ def readings_figure(readings: pd.DataFrame, anomalies: pd.DataFrame, title: str)
                     hits["value"].to_numpy(),
                     s=18,
                     color=SEVERITY_COLORS[severity],
+                    edgecolors="black",
+                    linewidths=0.4,
                     label=severity,
                     zorder=3,
                 )
         ax.set_ylabel(plain_text(sensor))
-        if len(marks):
-            ax.legend(loc="upper right", fontsize="small", ncols=4)
+        if ax.get_legend_handles_labels()[0]:
+            _legend_above(ax, ncols=5)
     _format_time_axis(axes[-1])
     axes[-1].set_xlabel("time (UTC)")
     return figure
@@ -102,11 +130,24 @@ def uptime_figure(devices: pd.DataFrame) -> Figure:
     ax = figure.add_subplot()
     positions = np.arange(len(ranked))
     shares = ranked["uptime"].to_numpy(dtype=float) * 100
-    colors = ["#a50f15" if s < 90 else "#fdae6b" if s < 99 else "#31a354" for s in shares]
+    bands = [("below 90 %", "#a50f15"), ("90 to 99 %", "#f2994a"), ("99 % or more", "#31a354")]
+    colors = [bands[0][1] if s < 90 else bands[1][1] if s < 99 else bands[2][1] for s in shares]
     ax.bar(positions, shares, color=colors)
     ax.axhline(100, color="grey", lw=0.8, ls="--")
-    ax.set_ylim(0, 105)
+    # Zoomed to the data: differences of a few percent must stay visible.
+    low = float(np.nanmin(shares)) if np.isfinite(shares).any() else 0.0
+    ax.set_ylim(max(0.0, np.floor((low - 2) / 5) * 5), 100.5)
     ax.set_ylabel("uptime (%)")
+    from matplotlib.patches import Patch
+
+    ax.legend(
+        handles=[Patch(color=c, label=t) for t, c in bands],
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncols=3,
+        fontsize="small",
+        frameon=False,
+    )
     if len(ranked) <= _MAX_LABELLED_BARS:
         labels = [plain_text(str(d)[:8]) for d in ranked["device_id"]]
         ax.set_xticks(positions, labels, rotation=60, ha="right", fontsize="small")
@@ -145,8 +186,8 @@ def anomaly_timeline_figure(
         )
         bottom += counts
     ax.set_ylabel("anomalies")
-    ax.set_ylim(0, max(1.0, float(bottom.max())) * 1.25)  # room for the legend
-    ax.legend(loc="upper left", fontsize="small", ncols=4)
+    ax.set_ylim(0, max(1.0, float(bottom.max())) * 1.05)
+    _legend_above(ax, ncols=4)
     if not len(anomalies):
         ax.text(0.5, 0.5, "no anomalies", ha="center", va="center", transform=ax.transAxes)
     _format_time_axis(ax)

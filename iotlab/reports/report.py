@@ -16,24 +16,39 @@ from matplotlib.figure import Figure
 
 from iotlab.analytics._display import (
     figure_to_base64_png,
-    figure_to_img_tag,
-    frame_to_html,
     frame_to_markdown,
     key_values_html,
     markdown_text,
 )
+from iotlab.reports._html import TABLE_CSS, table_html
 
 __all__ = ["Report"]
 
-_CSS = """
+_CSS_DPI = 96
+
+_CSS = (
+    """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 1000px; color: #222; }
-table.iotlab { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.85em; }
-table.iotlab th, table.iotlab td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-table.iotlab th { background: #f3f3f3; }
+       max-width: 1000px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ddd; }
 .notes { color: #555; font-size: 0.9em; }
+img { max-width: 100%; height: auto; }
 """
+    + TABLE_CSS
+)
+
+
+def _figure_html(figure: Figure, name: str) -> str:
+    """The figure as an embedded PNG rendered at twice the density it is shown at, in a
+    box as wide as the figure at 96 px per inch: sharp, never stretched (the image keeps
+    its aspect ratio, and narrows with the page)."""
+    width, _ = figure.get_size_inches()
+    data = figure_to_base64_png(figure, dpi=2 * _CSS_DPI)
+    return (
+        f'<div class="figure" style="width:{round(width * _CSS_DPI)}px;max-width:100%">'
+        f'<img alt="{html.escape(name)}" style="max-width:100%" '
+        f'src="data:image/png;base64,{data}"/></div>'
+    )
 
 
 def _title(name: str) -> str:
@@ -97,11 +112,21 @@ class Report:
         if self.notes:
             items = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
             parts.append(f'<ul class="notes">{items}</ul>')
+        # Who needs attention comes first, before any figure.
+        first = [n for n in ("needs_attention",) if n in self.tables]
+        for name in first:
+            parts.append(self._table_html(name))
         for name, figure in self.figures.items():
-            parts.append(f"<h2>{html.escape(_title(name))}</h2>{figure_to_img_tag(figure, name)}")
-        for name, table in self.tables.items():
-            parts.append(f"<h2>{html.escape(_title(name))}</h2>{frame_to_html(table)}")
+            parts.append(f"<h2>{html.escape(_title(name))}</h2>{_figure_html(figure, name)}")
+        for name in self.tables:
+            if name not in first:
+                parts.append(self._table_html(name))
         return "\n".join(parts)
+
+    def _table_html(self, name: str) -> str:
+        body = table_html(self.tables[name], table_id=name)
+        title = html.escape(_title(name))
+        return f'<section id="section-{html.escape(name)}"><h2>{title}</h2>{body}</section>'
 
     def _repr_html_(self) -> str:
         return f'<div class="iotlab-report">{self._body_html()}</div>'

@@ -139,6 +139,24 @@ class Store(ABC):
         Rows come sorted by the primary key.
         """
 
+    def advance_times(self, table: str, column: str, rows: pd.DataFrame) -> int:
+        """Move the timestamp ``column`` of existing rows forward, touching nothing else.
+
+        ``rows`` holds the table's primary key and ``column``; a row's value is written
+        only where it is later than the stored one (or that is unset), so concurrent
+        writers of other columns (a projection) are never overwritten. Rows that do not
+        exist are skipped. Returns how many rows were asked to move. This default reads
+        and rewrites whole rows; the backends override it with a one-column update.
+        """
+        spec = self.tables[table]
+        key = spec.partition_key[0]
+        stored = self.read_rows(table, {key: rows[key].tolist()})
+        merged = stored.merge(rows[[key, column]], on=key, suffixes=("", "_new"))
+        later = merged[column].isna() | (merged[f"{column}_new"] > merged[column])
+        updated = merged[later].assign(**{column: merged.loc[later, f"{column}_new"]})
+        self.write_rows(table, updated[list(stored.columns)])
+        return int(later.sum())
+
     @abstractmethod
     def delete_rows(self, table: str, key: Mapping[str, object]) -> int:
         """Delete whole partitions of ``table`` (projections rebuild); return rows deleted."""

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iotlab.errors import ConcurrencyError, StoreError, ValidationError
+from iotlab.errors import ConcurrencyError, SchemaMismatchError, StoreError, ValidationError
 from iotlab.store._cql_codec import python_value
 from iotlab.store._cql_connect import Connection, connect_cluster
 from iotlab.store._cql_errors import driver_errors
@@ -176,13 +176,28 @@ class CassandraStore(Store):
             stmt
             for name, spec in self.tables.items()
             if name in existing
-            for stmt in plan_migration(self.keyspace, spec, existing[name])
+            for stmt in self._migration(spec, existing[name])
         ]
         for name, spec in self.tables.items():
             if name not in existing:
                 self._ddl(create_table_cql(self.keyspace, spec))
         for stmt in alters:
             self._ddl(stmt)
+
+    def _migration(self, spec: TableSpec, existing: dict) -> list[str]:
+        """:func:`plan_migration`, with the way out when only the key grew (see
+        :mod:`iotlab.store.migrate`): Cassandra cannot change a primary key in place."""
+        try:
+            return plan_migration(self.keyspace, spec, existing)
+        except SchemaMismatchError as exc:
+            from iotlab.store.migrate import key_only_grew
+
+            if key_only_grew(spec, existing):
+                raise SchemaMismatchError(
+                    f"{exc}. This table predates a key change that iotlab can migrate "
+                    f"without losing rows: run `iotlab migrate --store {self.url}`"
+                ) from None
+            raise
 
     def _ddl(self, cql: str) -> None:
         self._execute(cql)
@@ -422,6 +437,30 @@ class CassandraStore(Store):
         ascending = [c not in spec.descending for c in order]
         frame = frame.sort_values(order, ascending=ascending, kind="stable")
         return frame[columns].reset_index(drop=True)
+
+    def advance_times(self, table: str, column: str, rows: pd.DataFrame) -> int:
+        """One-column ``UPDATE`` per row, concurrently, only for rows read as existing
+        (an UPDATE would otherwise create a row) and only where the value is later.
+        Last write wins between concurrent writers of the same column."""
+        spec = self._spec(table)
+        if bucket_column(spec) is not None or len(spec.partition_key) != 1:
+            return super().advance_times(table, column, rows)
+        key = spec.partition_key[0]
+        stored = self.read_rows(table, {key: rows[key].tolist()}, columns=[key, column])
+        merged = stored.merge(rows[[key, column]], on=key, suffixes=("", "_new"))
+        later = merged[merged[column].isna() | (merged[f"{column}_new"] > merged[column])]
+        statement = self._prepare(
+            f"UPDATE {self.keyspace}.{spec.name} SET {quote(column)} = ? "
+            f"WHERE {' AND '.join(f'{quote(c)} = ?' for c in spec.primary_key)}"
+        )
+        run_concurrent(
+            self.session,
+            (
+                (statement, [python_value(t, "timestamp"), k])
+                for k, t in zip(later[key], later[f"{column}_new"])
+            ),
+        )
+        return len(later)
 
     # -- deletes ----------------------------------------------------------------------------
     @driver_errors("deleting from")

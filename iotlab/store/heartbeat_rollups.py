@@ -142,7 +142,25 @@ def refresh_heartbeat_rollups(store: Store, written: pd.DataFrame) -> int:
     # A run covers whole hours, so every hour it names is recomputed from all its rows.
     hourly = compute_heartbeat_rollups(pd.concat(frames, ignore_index=True))
     store.write_rows("heartbeats_hour", hourly)
+    advance_last_seen(store, written)
     return len(hourly)
+
+
+def advance_last_seen(store: Store, written: pd.DataFrame) -> int:
+    """Move ``devices.last_seen`` forward to the newest heartbeat in ``written``.
+
+    Only provisioned devices whose ``last_seen`` is older (or unset) change, and only that
+    column is written (:meth:`~iotlab.store.base.Store.advance_times`): a late or replayed
+    heartbeat never moves it back, and a concurrent lifecycle event's projection is never
+    overwritten. Returns the rows asked to move.
+    """
+    newest = (
+        pd.DataFrame({"device_id": written["device_id"].astype(str), "last_seen": written["ts"]})
+        .groupby("device_id", as_index=False)["last_seen"]
+        .max()
+    )
+    newest["last_seen"] = newest["last_seen"].astype("datetime64[ms, UTC]")
+    return store.advance_times("devices", "last_seen", newest)
 
 
 def _runs(hours: np.ndarray) -> list[tuple[int, int]]:

@@ -93,7 +93,7 @@ _ANOMALY_VALUES = {
     "score": "double",
     "confidence": "double",
     "severity": "text",
-    "status": "text",
+    "status": "text",  # as detected ("open"); the lifecycle lives in anomaly_lifecycle
     "detector": "text",
 }
 
@@ -179,9 +179,11 @@ TABLES: dict[str, TableSpec] = {
                 **_ANOMALY_VALUES,
             },
             partition_key=("device_id", "day"),
-            clustering=("ts", "sensor_id"),
+            # The detector is part of the key: two detectors' findings at the same
+            # reading are two rows, never one overwriting the other.
+            clustering=("ts", "sensor_id", "detector"),
             bucket_seconds=DAY,
-            comment="anomalies by device and day",
+            comment="anomalies by device and day, one row per detector",
         ),
         TableSpec(
             "anomalies_by_day",
@@ -193,9 +195,32 @@ TABLES: dict[str, TableSpec] = {
                 **_ANOMALY_VALUES,
             },
             partition_key=("day",),
-            clustering=("ts", "device_id", "sensor_id"),
+            clustering=("ts", "device_id", "sensor_id", "detector"),
             bucket_seconds=DAY,
-            comment="fleet-wide anomalies by day, no scans",
+            comment="fleet-wide anomalies by day, no scans, one row per detector",
+        ),
+        TableSpec(
+            "anomaly_lifecycle",
+            {
+                "day": "timestamp",
+                "ts": "timestamp",
+                "device_id": "text",
+                "sensor_id": "text",
+                "detector": "text",
+                "status": "text",  # acknowledged | resolved (open has no row)
+                "acknowledged_by": "text",
+                "acknowledged_at": "timestamp",
+                "resolved_by": "text",
+                "resolved_at": "timestamp",
+                "cleared_at": "timestamp",  # when the episode ended (auto-resolution)
+                "note": "text",
+            },
+            partition_key=("day",),
+            clustering=("ts", "device_id", "sensor_id", "detector"),
+            bucket_seconds=DAY,
+            # Kept apart from the anomalies so that a detector re-run, which rewrites
+            # its rows whole, never undoes what an operator did.
+            comment="what operators (or episode ends) did to each anomaly",
         ),
         TableSpec(
             "devices",

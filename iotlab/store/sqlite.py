@@ -184,12 +184,56 @@ class SQLiteStore(Store):
                 existing = self._existing_columns(spec.name)
                 if existing:
                     self._check_shape(spec, existing)
+                    self._widen_key(spec)
                 else:
                     self.conn.execute(self._create_sql(spec))
 
     def _existing_columns(self, table: str) -> dict[str, str]:
         info = self.conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
         return {row[1]: row[2].upper() for row in info}
+
+    def _existing_key(self, table: str) -> list[str]:
+        info = self.conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+        return [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
+
+    def _widen_key(self, spec: TableSpec) -> None:
+        """Bring a table whose primary key lacks trailing columns up to ``spec``'s key.
+
+        Only a key that *adds* columns at the end is migrated (anomalies gained the
+        detector): every old row stays unique under the new key, so the copy keeps all
+        of them. It runs in one transaction: the old table is renamed, the new one
+        created, the rows copied (a NULL in a new key column becomes ``"unknown"``),
+        the counts compared, and the old table dropped; any failure rolls it all back.
+        Any other key difference raises ``SchemaMismatchError``.
+        """
+        have, wanted = self._existing_key(spec.name), self._key_columns(spec)
+        if have == wanted:
+            return
+        if wanted[: len(have)] != have:
+            raise SchemaMismatchError(
+                f"table {spec.name} in {self.url}: primary key is ({', '.join(have)}), "
+                f"iotlab needs ({', '.join(wanted)}); nothing was changed: migrate or use "
+                "another database file"
+            )
+        added = wanted[len(have) :]
+        old = _quote(f"{spec.name}__before_key_change")
+        columns = [*spec.columns, _WRITTEN_AT]
+        select = ", ".join(
+            f"COALESCE({_quote(c)}, 'unknown')" if c in added else _quote(c) for c in columns
+        )
+        with self._transaction("BEGIN IMMEDIATE") as conn:
+            conn.execute(f"ALTER TABLE {_quote(spec.name)} RENAME TO {old}")
+            conn.execute(self._create_sql(spec))
+            names = ", ".join(_quote(c) for c in columns)
+            conn.execute(f"INSERT INTO {_quote(spec.name)} ({names}) SELECT {select} FROM {old}")
+            (before,) = conn.execute(f"SELECT COUNT(*) FROM {old}").fetchone()
+            (after,) = conn.execute(f"SELECT COUNT(*) FROM {_quote(spec.name)}").fetchone()
+            if before != after:  # cannot happen when the key only grows; checked anyway
+                raise SchemaMismatchError(
+                    f"table {spec.name}: {before} rows before the key change, {after} after; "
+                    "rolled back, nothing was changed"
+                )
+            conn.execute(f"DROP TABLE {old}")
 
     def _create_sql(self, spec: TableSpec) -> str:
         columns = [f"{_quote(c)} {_SQL_TYPES[t]}" for c, t in spec.columns.items()]
@@ -428,6 +472,21 @@ class SQLiteStore(Store):
             where.append(f"{_quote(col)} IN ({', '.join('?' * len(values))})")
             params.extend(values)
         return where, params
+
+    def advance_times(self, table: str, column: str, rows: pd.DataFrame) -> int:
+        spec = self._spec(table)
+        key = self._key_columns(spec)
+        values = [[_bind(r[c], spec.columns[c]) for c in key] for r in rows.to_dict("records")]
+        times = _to_sql_values(rows[column], spec.columns[column], column).tolist()
+        where = " AND ".join(f"{_quote(c)} = ?" for c in key)
+        sql = (
+            f"UPDATE {_quote(table)} SET {_quote(column)} = ?, {_WRITTEN_AT} = ? "
+            f"WHERE {where} AND ({_quote(column)} IS NULL OR {_quote(column)} < ?)"
+        )
+        with self._transaction() as conn:
+            now = self._now_ms()
+            conn.executemany(sql, [[t, now, *k, t] for t, k in zip(times, values)])
+        return len(rows)
 
     def delete_rows(self, table: str, key: Mapping[str, object]) -> int:
         spec = self._spec(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import html
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp
-from iotlab.errors import NotFoundError, ValidationError
+from iotlab.errors import IotlabError, NotFoundError, ValidationError
 from iotlab.widgets._data import (
     ALL,
     INTERVALS,
@@ -30,7 +31,7 @@ from iotlab.widgets._data import (
     series_by_sensor,
 )
 from iotlab.widgets._errors import shown_in
-from iotlab.widgets._plot import figure_png, series_figure
+from iotlab.widgets._plot import series_figure, show_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["DeviceExplorer", "data_days"]
 
 _NO_DAYS = [("no data", None)]
-_ANOMALY_COLUMNS = ["ts", "sensor_id", "value", "expected", "score", "severity"]
+_ANOMALY_COLUMNS = ["ts", "sensor_id", "value", "expected", "score", "severity", "status"]
 
 
 def data_days(platform: Platform, device_id: str) -> list[dt.date]:
@@ -77,7 +78,7 @@ class DeviceExplorer:
     interval
         One of ``INTERVALS`` (``"raw"`` plots every reading).
     show_anomalies
-        Overlay the stored anomalies as red points.
+        Overlay the stored anomalies, coloured by severity (shared with the reports).
     width
         Figure width in inches.
 
@@ -185,6 +186,16 @@ class DeviceExplorer:
         )
         self.anomaly_toggle = widgets.Checkbox(value=show_anomalies, description="anomalies")
         self.figure_view = widgets.Image(format="png")
+        # The anomaly lifecycle: pick open or acknowledged anomalies, say who, act.
+        self.anomaly_list = widgets.SelectMultiple(
+            options=[], description="unresolved", rows=5, layout=widgets.Layout(width="640px")
+        )
+        self.operator = widgets.Text(description="by", placeholder="your name")
+        self.note = widgets.Text(description="note", placeholder="optional")
+        self.ack_button = widgets.Button(description="acknowledge", button_style="warning")
+        self.resolve_button = widgets.Button(description="resolve", button_style="success")
+        self.ack_button.on_click(shown_in(self, lambda _: self._act("acknowledge")))
+        self.resolve_button.on_click(shown_in(self, lambda _: self._act("resolve")))
         self.details = widgets.HTML(
             layout=widgets.Layout(width="42%", max_height="640px", overflow="auto")
         )
@@ -210,6 +221,8 @@ class DeviceExplorer:
                 widgets.HBox([self.sensor_picker, self.date_range]),
                 self.message,
                 widgets.HBox([self.figure_view, self.details]),
+                self.anomaly_list,
+                widgets.HBox([self.operator, self.note, self.ack_button, self.resolve_button]),
             ]
         )
 
@@ -356,7 +369,7 @@ class DeviceExplorer:
             return pd.DataFrame(columns=_ANOMALY_COLUMNS)
         found = found[found["sensor_id"].astype(str).isin(sensors)]
         found = found[(found["ts"] >= start) & (found["ts"] < end)]
-        columns = [c for c in _ANOMALY_COLUMNS if c in found.columns]
+        columns = [c for c in [*_ANOMALY_COLUMNS, "anomaly_id"] if c in found.columns]
         return (
             found[columns].sort_values(["ts", "sensor_id"], kind="stable").reset_index(drop=True)
         )
@@ -366,6 +379,7 @@ class DeviceExplorer:
         if device is None or window is None:
             self.plotted, self.plotted_anomalies = {}, pd.DataFrame(columns=_ANOMALY_COLUMNS)
             self.figure_view.value = b""
+            self.anomaly_list.options = []
             reason = "no device matches the filters" if device is None else "no readings yet"
             self.message.value = f"<i>{reason}</i>"
             self.details.value = ""
@@ -389,8 +403,9 @@ class DeviceExplorer:
         self.figure = series_figure(
             self.plotted, self.plotted_anomalies, title=title, units=self._units, width=self.width
         )
-        self.figure_view.value = figure_png(self.figure)
+        show_figure(self.figure_view, self.figure)
         self.message.value = ""
+        self._list_unresolved(device, start, end, sensors)
         self.details.value = self._cached(
             "details",
             device,
@@ -399,6 +414,44 @@ class DeviceExplorer:
             lambda: self._metrics_html(device, start, end, by_sensor) + self._history_html(device),
         )
         self.updates += 1
+
+    def _list_unresolved(
+        self, device: str, start: pd.Timestamp, end: pd.Timestamp, sensors: Sequence[str]
+    ) -> None:
+        """Offer the window's open and acknowledged anomalies, highest score first."""
+        found = self._anomaly_points(device, start, end, sensors)
+        if "status" in found.columns:
+            found = found[found["status"] != "resolved"]
+        found = found.sort_values("score", ascending=False, kind="stable")
+        options = []
+        for row in found.itertuples(index=False):
+            label = (
+                f"{row.ts:%m-%d %H:%M} {row.sensor_id} {row.severity}: {row.value:.4g} vs "
+                f"{row.expected:.4g} (score {row.score:.3g}, {row.status})"
+            )
+            options.append((label, row.anomaly_id))
+        self.anomaly_list.options = options
+
+    def _act(self, action: str) -> None:
+        """Acknowledge or resolve the picked anomalies; errors show in the widget."""
+        ids = list(self.anomaly_list.value)
+        if not ids:
+            self.message.value = "<i>pick one or more anomalies first</i>"
+            return
+        act = (
+            self.platform.acknowledge_anomaly
+            if action == "acknowledge"
+            else self.platform.resolve_anomaly
+        )
+        try:
+            act(ids, by=self.operator.value, note=self.note.value or None)
+        except IotlabError as exc:
+            self.message.value = f'<span style="color:#a50f15">{html.escape(str(exc))}</span>'
+            return
+        self._cache.clear()
+        self._refresh()
+        done = "acknowledged" if action == "acknowledge" else "resolved"
+        self.message.value = f"<i>{len(ids)} anomal{'y' if len(ids) == 1 else 'ies'} {done}</i>"
 
     def _metrics_html(
         self,

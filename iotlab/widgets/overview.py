@@ -15,9 +15,10 @@ import ipywidgets as widgets
 import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp
+from iotlab.reports._html import TABLE_CSS, table_html
 from iotlab.widgets._data import ALL
 from iotlab.widgets._errors import shown_in
-from iotlab.widgets._plot import figure_png
+from iotlab.widgets._plot import show_figure
 
 if TYPE_CHECKING:
     from iotlab.widgets.explorer import DeviceExplorer
@@ -72,6 +73,10 @@ class FleetOverviewWidget:
     ----------
     overview : iotlab.analytics.FleetOverview
         What is shown.
+    attention : pandas.DataFrame
+        The devices that need attention over the window, worst first, with their reasons
+        (:func:`iotlab.analytics.health.needs_attention`); shown first, and first in the
+        device list.
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class FleetOverviewWidget:
         self.window_picker = widgets.Dropdown(options=WINDOWS, value=window, description="last")
         self.refresh_button = widgets.Button(description="refresh", icon="refresh")
         self.device_picker = widgets.Dropdown(options=[], description="open device")
+        self.attention_view = widgets.HTML()
         self.summary = widgets.HTML()
         self.chart = widgets.Image(format="png")
         self.message = widgets.HTML()
@@ -103,6 +109,7 @@ class FleetOverviewWidget:
             [
                 widgets.HBox([self.window_picker, self.refresh_button, self.device_picker]),
                 self.message,
+                self.attention_view,
                 self.chart,
                 self.summary,
             ]
@@ -120,16 +127,37 @@ class FleetOverviewWidget:
         """Recompute the overview (new data, another window) and redraw."""
         self.overview = self._compute()
         self.summary.value = self.overview._repr_html_()
-        self.chart.value = figure_png(
-            status_figure(self.overview.by_status, self.overview.by_type)
+        show_figure(self.chart, status_figure(self.overview.by_status, self.overview.by_type))
+        self.attention = self._attention()
+        self.attention_view.value = (
+            f"<style>{TABLE_CSS}</style><h4>Needs attention ({len(self.attention)})</h4>"
+            + table_html(self.attention, table_id="needs_attention")
         )
+        first = list(self.attention["device_id"])
         noisy = list(self.overview.noisiest["device_id"]) if len(self.overview.noisiest) else []
-        rest = sorted(set(self.overview.readings_by_device["device_id"]) - set(noisy))
+        noisy = [d for d in noisy if d not in first]
+        rest = sorted(set(self.overview.readings_by_device["device_id"]) - {*first, *noisy})
         self.device_picker.unobserve(self._pick, names="value")
-        self.device_picker.options = [("", None)] + [(d, d) for d in [*noisy, *rest]]
+        self.device_picker.options = [("", None)] + [(d, d) for d in [*first, *noisy, *rest]]
         self.device_picker.value = None
         self.device_picker.observe(self._pick, names="value")
         self.message.value = ""
+
+    def _attention(self) -> pd.DataFrame:
+        """Who needs attention over the window: open anomalies, silence, battery, data."""
+        from iotlab.analytics.health import fleet_health_check
+        from iotlab.analytics.overview import fleet_devices
+
+        now = self.overview.now
+        start = now - pd.Timedelta(self.window_picker.value)
+        fleet = fleet_devices(self.platform, self.devices)
+        anomalies = self.platform.anomalies(start, now)
+        if len(anomalies):
+            anomalies = anomalies[anomalies["device_id"].isin(fleet["device_id"])]
+        found = fleet_health_check(
+            self.platform, start, now, devices=fleet, anomalies=anomalies, now=now
+        )
+        return found.attention
 
     def _on_pick(self, change: dict[str, Any]) -> None:
         device = change["new"]
