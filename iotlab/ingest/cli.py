@@ -34,6 +34,18 @@ __all__ = ["add_serve_parser", "main", "run_serve"]
 logger = logging.getLogger("iotlab.serve")
 
 
+def _without_driver_tracebacks(record: logging.LogRecord) -> bool:
+    """Keep the driver's own log lines but not the tracebacks it logs for a failed
+    request: during an outage the service says what failed, where and what it does next
+    (``store unavailable ... retrying``), and a raw traceback beside it reads as a crash."""
+    if record.exc_info and record.exc_info[0] is not None:
+        record.msg = f"{record.getMessage()} {record.exc_info[0].__name__}: {record.exc_info[1]}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
     """Add the ``serve`` subcommand to an ``argparse`` subparsers object."""
     serve = subparsers.add_parser(
@@ -132,6 +144,7 @@ def run_serve(args: argparse.Namespace) -> int:
             stream=sys.stderr,
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
         )
+    logging.getLogger("cassandra.cluster").addFilter(_without_driver_tracebacks)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

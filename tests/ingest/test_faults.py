@@ -104,6 +104,9 @@ class Node:
             "CASSANDRA_STORAGE_PORT": str(self.storage_port),
             "CASSANDRA_BASE": str(base),
             "CASSANDRA_HEAP": "1G",
+            # `make test` runs its own node with unsafesystem (schema changes not synced to
+            # disk); this node is killed with kill -9, so its schema must survive that.
+            "CASSANDRA_UNSAFE_SYSTEM": "0",
         }
 
     def _script(self, command: str, timeout: float) -> None:
