@@ -200,6 +200,27 @@ def _write(store: Store, rows: pd.DataFrame) -> None:
     store.write_rows("anomaly_lifecycle", frame.reset_index(drop=True))
 
 
+def _move(
+    store: Store,
+    rows: pd.DataFrame,
+    fresh: pd.Series,
+    status: str,
+    who: str,
+    when: pd.Timestamp,
+    note: str | None,
+) -> pd.DataFrame:
+    """Move the ``fresh`` rows to ``status`` (``<status>_by``/``_at`` set, the note if
+    given), write those, and return all ``rows`` as they are now."""
+    rows.loc[fresh, "status"] = status
+    rows.loc[fresh, f"{status}_by"] = who
+    rows.loc[fresh, f"{status}_at"] = when
+    if note is not None:
+        rows.loc[fresh, "note"] = note
+    if fresh.any():
+        _write(store, rows[fresh])
+    return rows
+
+
 def _now(at: TimeLike | None) -> pd.Timestamp:
     when = utc_timestamp_or_none(at, field="at")
     return (when if when is not None else pd.Timestamp.now(tz="UTC")).floor("ms")
@@ -226,15 +247,7 @@ def acknowledge(
             f"already resolved, cannot be acknowledged: {', '.join(resolved['anomaly_id'])}",
             field="status",
         )
-    fresh = rows["status"] == "open"
-    rows.loc[fresh, "status"] = "acknowledged"
-    rows.loc[fresh, "acknowledged_by"] = who
-    rows.loc[fresh, "acknowledged_at"] = when
-    if note is not None:
-        rows.loc[fresh, "note"] = note
-    if fresh.any():
-        _write(store, rows[fresh])
-    return rows
+    return _move(store, rows, rows["status"] == "open", "acknowledged", who, when, note)
 
 
 def resolve(
@@ -251,15 +264,7 @@ def resolve(
     """
     who, when = _who(by), _now(at)
     rows = _lookup(store, _ids(anomalies))
-    fresh = rows["status"] != "resolved"
-    rows.loc[fresh, "status"] = "resolved"
-    rows.loc[fresh, "resolved_by"] = who
-    rows.loc[fresh, "resolved_at"] = when
-    if note is not None:
-        rows.loc[fresh, "note"] = note
-    if fresh.any():
-        _write(store, rows[fresh])
-    return rows
+    return _move(store, rows, rows["status"] != "resolved", "resolved", who, when, note)
 
 
 def resolve_ended(
