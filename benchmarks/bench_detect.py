@@ -13,7 +13,7 @@ Prints
 On a machine shared with other work the wall-clock ratio understates the speed-up; the
 CPU times show how much work each run did.
 
-The fleet part calls the store-free parallel core ``iotlab.detect.fleet.detect_many``
+The fleet part calls the store-free parallel core ``iotlab.detect.fleet.episodes_many``
 on in-memory simulator series (the store read is benchmarked by bench_store*).
 
     .venv/bin/python benchmarks/bench_detect.py [--series 200] [--no-dask]
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from iotlab.detect import ProphetResidualDetector
-from iotlab.detect.fleet import detect_many
+from iotlab.detect.fleet import episodes_many
 from iotlab.simulate import Fleet
 
 
@@ -78,10 +78,12 @@ def fleet_series(n_series: int) -> dict[tuple[str, str], pd.DataFrame]:
 
 def timed(label: str, **kwargs) -> Clock:
     with Clock() as clock:
-        events = detect_many(detector=ProphetResidualDetector(), progress=False, **kwargs)
+        events, failures = episodes_many(
+            detector=ProphetResidualDetector(), progress=False, **kwargs
+        )
     print(
         f"fleet {label}: {clock.wall:.1f} s wall, {clock.cpu:.1f} s CPU (incl. children), "
-        f"{len(events)} events, {len(events.attrs['failures'])} failures"
+        f"{len(events)} events, {len(failures)} failures"
     )
     return clock
 
@@ -115,9 +117,9 @@ def main() -> None:
         ):
             client.run(lambda: None)  # workers up before the clock starts
             with Clock() as dask:
-                events = detect_many(
+                events = episodes_many(
                     series, ProphetResidualDetector(), client=client, progress=False
-                )
+                ).rows
         print(
             f"fleet dask 2 workers: {dask.wall:.1f} s wall, {len(events)} events; "
             f"speed-up dask / n_jobs=1: {one.wall / dask.wall:.2f}x"

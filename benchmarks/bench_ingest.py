@@ -42,7 +42,6 @@ import pandas as pd
 from _fleets import four_sensor_types, load_average
 
 import iotlab
-from iotlab.ingest import IngestionService
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.runtime import settle_heap
 from iotlab.simulate import Fleet
@@ -94,15 +93,14 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
         ts = note.data["ts"].to_numpy("datetime64[ms]").astype(np.int64)
         stored_at.append((ts, time.time()))
 
-    service = IngestionService(
-        lab,
+    service = lab.ingestion_service(
         batch_size=args.batch_size,
         max_delay=args.max_delay,
         scoring=None if args.no_scoring else "default",
         connectivity_every=None,
         max_future=None,  # the stream is dated in the future, in partitions of its own
     )
-    service.subscribe(callback=on_readings, kinds=("readings",))
+    service.subscribe(on_readings, kinds=("readings",))
     # As `iotlab serve` does: forecasts are fitted before the first reading arrives, and
     # what lives on is then left out of full garbage collections.
     warm_began = time.perf_counter()

@@ -47,7 +47,7 @@ def _load(lab: iotlab.Platform, fleet: Fleet, days: int, freq: str) -> int:
 
 def _timed(lab: iotlab.Platform, end: pd.Timestamp, source: str) -> tuple[float, object]:
     t0 = time.perf_counter()
-    report = lab.report("fleet_health", START, end, generated_at=START, source=source)
+    report = lab.report("fleet_health", start=START, end=end, generated_at=START, source=source)
     return time.perf_counter() - t0, report
 
 

@@ -31,8 +31,8 @@ def load(store: str, days: int) -> int:
     with iotlab.connect(store) as lab:
         lab.provision_device(
             "environmental",
-            "bench",
-            list(SENSORS),
+            location="bench",
+            sensors=list(SENSORS),
             device_id=DEVICE,
             at=START - pd.Timedelta("1D"),
         )

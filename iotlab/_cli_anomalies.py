@@ -33,7 +33,7 @@ def _connect(url: str | None) -> Any:
 def _list(args: argparse.Namespace) -> int:
     devices = None if args.devices is None else [d for d in args.devices.split(",") if d]
     with _connect(args.store) as lab:
-        found = lab.anomalies(args.start, args.end, devices=devices)
+        found = lab.anomalies(start=args.start, end=args.end, devices=devices)
     if args.status != "all":
         found = found[found["status"] == args.status]
     # Most anomalous first: the unbounded score ranks, severity breaks ties.

@@ -84,7 +84,7 @@ def _check_devices(lab: Any, devices: list[str] | None) -> None:
     if devices is not None:
         from iotlab.analytics.overview import fleet_devices
 
-        fleet_devices(lab, devices)
+        fleet_devices(lab.store, devices)
 
 
 def _utc(text: str | None, field: str) -> pd.Timestamp | None:
@@ -179,15 +179,15 @@ def _demo(args: argparse.Namespace) -> int:
         steps.update()
         steps.set_postfix_str(f"detecting ({args.detector})")
         anomalies = lab.detect_anomalies(
-            start,
-            end,
+            start=start,
+            end=end,
             detector=_make_detector(args.detector),
             n_jobs=args.n_jobs,
             progress=progress,
         )
         steps.update()
         steps.set_postfix_str("reporting")
-        report = lab.report("fleet_health", start, end)
+        report = lab.report("fleet_health", start=start, end=end)
         # Its own name: a re-run replaces the demo's report, never one made by `iotlab report`.
         path = report.to_html(Path(args.out) / "demo-fleet-health.html")
         steps.update()
@@ -357,7 +357,11 @@ def _ingest(args: argparse.Namespace) -> int:
     _check_columns(rows if len(rows) else refused.drop(columns="reason"), path, args.metrics)
     with _connect(args.store) as lab:
         if args.metrics:
-            result = lab.ingest_metrics(rows, progress=not args.no_progress)
+            result = lab.ingest_metrics(
+                rows,
+                require_provisioned=not args.allow_unprovisioned,
+                progress=not args.no_progress,
+            )
         else:
             result = lab.ingest(
                 rows,
@@ -398,8 +402,8 @@ def _detect(args: argparse.Namespace) -> int:
         print(f"store:       {_where(lab)}")
         print(f"window:      {_day(start)} to {_day(end)}")
         anomalies = lab.detect_anomalies(
-            start,
-            end,
+            start=start,
+            end=end,
             devices=devices,
             detector=_make_detector(args.detector),
             n_jobs=args.n_jobs,
@@ -423,7 +427,7 @@ def _report(args: argparse.Namespace) -> int:
     with _connect(args.store, must_exist=True) as lab:
         _check_devices(lab, devices)
         start, end, last = _window(lab, args.start, args.end)
-        report = build_report(lab, kind, start, end, devices)
+        report = build_report(lab.store, kind, start=start, end=end, devices=devices)
         print(f"store:       {_where(lab)}")
     defaulted = "" if args.start and args.end else " (the data's own span)"
     print(f"window:      {_day(start)} to {_day(end)}{defaulted}")
@@ -573,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--force", action="store_true", help="replace an existing --out file")
     report.set_defaults(run=_report)
 
-    from iotlab.ingest.cli import add_serve_parser  # serve: MQTT -> store, until SIGINT/SIGTERM
+    from iotlab._cli_serve import add_serve_parser  # serve: MQTT -> store, until SIGINT/SIGTERM
 
     add_serve_parser(sub, [common])
     from iotlab._cli_anomalies import add_anomaly_parsers  # anomalies list|ack|resolve, migrate

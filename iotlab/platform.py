@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from iotlab._compat import deprecated, legacy_call_forms
 from iotlab._time import TimeLike
 from iotlab.errors import InvalidURLError
 from iotlab.store import Store, open_store
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from iotlab.analytics import DeviceMetrics, FleetOverview
+    from iotlab.detect.base import Detector
     from iotlab.history import DeviceRepository
+    from iotlab.ingest.service import IngestionService
     from iotlab.reports import Report
     from iotlab.store.ingest import IngestResult
 
@@ -95,16 +98,22 @@ class Platform:
     def __init__(self, store: Store, *, snapshot_every: int = 50) -> None:
         self.store = store
         self.snapshot_every = snapshot_every
-        self._devices: DeviceRepository | None = None
+        self._repository: DeviceRepository | None = None
+
+    @property
+    def repository(self) -> DeviceRepository:
+        """The device repository: ``save``, ``load``, ``history`` of lifecycle events."""
+        if self._repository is None:  # built on first use: history imports are not free
+            from iotlab.history import DeviceRepository
+
+            self._repository = DeviceRepository(self.store, snapshot_every=self.snapshot_every)
+        return self._repository
 
     @property
     def devices(self) -> DeviceRepository:
-        """The device repository: ``save``, ``load``, ``history`` of lifecycle events."""
-        if self._devices is None:  # built on first use: history imports are not free
-            from iotlab.history import DeviceRepository
-
-            self._devices = DeviceRepository(self.store, snapshot_every=self.snapshot_every)
-        return self._devices
+        """Deprecated name of :attr:`repository` (``fleet.devices`` is a table; this is not)."""
+        deprecated("Platform.devices is deprecated, use Platform.repository", stacklevel=3)
+        return self.repository
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
@@ -121,23 +130,21 @@ class Platform:
         """Facts about the backend: name, server version, where the data lives."""
         return self.store.describe()
 
-    def __repr__(self) -> str:
-        facts = self.store.describe()
-        version = facts.get("server_version")
-        return f"<iotlab.Platform {facts['backend']} {self.store.url}" + (
-            f" (server {version})>" if version else ">"
-        )
+    def __repr__(self) -> str:  # no query: a repr must not block on a slow or dead server
+        return f"<iotlab.Platform {self.store.url}>"
 
     # -- provisioning (iotlab.history) ------------------------------------------------------
     def provision(self, fleet_or_simulation: Any) -> list[str]:
         """Provision the devices of a simulator ``Fleet`` or ``Simulation``; return their ids."""
         from iotlab.history.provisioning import provision
 
-        return provision(self.devices, fleet_or_simulation)
+        return provision(self.repository, fleet_or_simulation)
 
+    @legacy_call_forms(positional=("location", "sensors"))
     def provision_device(
         self,
         device_type: str,
+        *,
         location: dict[str, object] | str,
         sensors: Sequence[str | dict[str, object]],
         **attributes: object,
@@ -145,26 +152,55 @@ class Platform:
         """Provision one device; ``sensors`` as ids (``"temp_01"``) or full specs."""
         from iotlab.history.provisioning import provision_device
 
-        return provision_device(self.devices, device_type, location, sensors, **attributes)
+        return provision_device(self.repository, device_type, location, sensors, **attributes)
 
     def rebuild_projections(self) -> None:
         """Rebuild the devices and sensors tables from the event log."""
-        self.devices.rebuild_projections()
+        self.repository.rebuild_projections()
 
+    @legacy_call_forms(positional=("now",))
     def update_connectivity(
-        self, now: TimeLike | None = None, *, timeout: str | pd.Timedelta = "10min"
+        self, *, now: TimeLike | None = None, timeout: str | pd.Timedelta = "10min"
     ) -> pd.DataFrame:
         """Turn heartbeat gaps longer than ``timeout`` into offline/online events."""
         from iotlab.history.connectivity import update_connectivity
 
-        return update_connectivity(self, now=now, timeout=timeout)
+        return update_connectivity(self.repository, now=now, timeout=timeout)
 
-    def subscribe(self, event_type: str, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` after events of ``event_type`` (or ``"*"``) are saved.
+    def subscribe(
+        self,
+        callback: Callable[[Any], None] | str,
+        legacy_callback: Callable[[Any], None] | None = None,
+        /,
+        *,
+        event_types: str | Sequence[str] = "*",
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` after lifecycle events of ``event_types`` are saved.
 
-        Returns a function that cancels the subscription.
+        ``event_types`` is ``"*"`` (every event), one event type name or several. Returns
+        a function that cancels the subscription. (0.1's ``subscribe(event_type,
+        callback)`` still works, with a ``DeprecationWarning``.)
+
+        Examples
+        --------
+        >>> import iotlab
+        >>> with iotlab.connect("sqlite://") as lab:
+        ...     seen = []
+        ...     cancel = lab.subscribe(seen.append, event_types="DeviceProvisioned")
+        ...     device = lab.provision_device(
+        ...         "environmental", location="hq/1/lab", sensors=["temp_01"]
+        ...     )
+        ...     [event.event_type for event in seen]
+        ['DeviceProvisioned']
         """
-        return self.devices.subscribe(event_type, callback)
+        return self.repository.subscribe(callback, legacy_callback, event_types=event_types)
+
+    def ingestion_service(self, **options: Any) -> IngestionService:
+        """A live :class:`~iotlab.ingest.IngestionService` writing to this platform's store
+        and saving connectivity changes to its repository; ``options`` go to it."""
+        from iotlab.ingest.service import IngestionService
+
+        return IngestionService(self.store, repository=self.repository, **options)
 
     # -- time series (iotlab.store) ---------------------------------------------------------
     def ingest(
@@ -177,73 +213,100 @@ class Platform:
             self.store, readings, require_provisioned=require_provisioned, progress=progress
         )
 
-    def ingest_metrics(self, metrics: pd.DataFrame, *, progress: bool = True) -> IngestResult:
-        """Validate and write device heartbeats (cpu, memory, battery, signal)."""
+    def ingest_metrics(
+        self, metrics: pd.DataFrame, *, require_provisioned: bool = True, progress: bool = True
+    ) -> IngestResult:
+        """Validate and write device heartbeats (cpu, memory, battery, signal). Bad rows,
+        and rows of devices never provisioned (unless ``require_provisioned=False``), come
+        back rejected."""
         from iotlab.store.ingest import ingest_metrics
 
-        return ingest_metrics(self.store, metrics, progress=progress)
+        return ingest_metrics(
+            self.store, metrics, require_provisioned=require_provisioned, progress=progress
+        )
 
+    @legacy_call_forms(positional=("sensor_id", "start", "end"), renamed={"sensor_id": "sensors"})
     def readings(
         self,
         device_id: str,
-        sensor_id: str | Sequence[str] | None = None,
+        *,
+        sensors: str | Sequence[str] | None = None,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
     ) -> pd.DataFrame:
-        """Raw readings of a device, sorted by time, with tz-aware UTC ``ts``."""
+        """Raw readings of a device in ``[start, end)``, sorted by time, with tz-aware UTC
+        ``ts``; ``sensors`` (one id or several) narrows them."""
         from iotlab.store.queries import read_readings
 
-        return read_readings(self.store, device_id, sensor_id, start, end)
+        return read_readings(self.store, device_id, sensors=sensors, start=start, end=end)
 
+    @legacy_call_forms(positional=("sensor_id", "start", "end"), renamed={"sensor_id": "sensors"})
     def iter_readings(
         self,
         device_id: str,
-        sensor_id: str | Sequence[str] | None = None,
+        *,
+        sensors: str | Sequence[str] | None = None,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
-        *,
         chunk: str = "1D",
     ) -> Iterator[pd.DataFrame]:
         """:meth:`readings` as an iterator of frames, one per ``chunk`` of time (a pandas
         offset alias), oldest first: scan months without holding them in memory."""
         from iotlab.store.queries import iter_readings
 
-        return iter_readings(self.store, device_id, sensor_id, start, end, chunk=chunk)
+        return iter_readings(
+            self.store, device_id, sensors=sensors, start=start, end=end, chunk=chunk
+        )
 
+    @legacy_call_forms(positional=("start", "end"))
     def heartbeats(
-        self, device_id: str, start: TimeLike | None = None, end: TimeLike | None = None
+        self, device_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> pd.DataFrame:
-        """A device's heartbeats (cpu, memory, battery, signal), sorted by time."""
+        """A device's heartbeats (cpu, memory, battery, signal) in ``[start, end)``."""
         from iotlab.store.queries import read_heartbeats
 
-        return read_heartbeats(self.store, device_id, start, end)
+        return read_heartbeats(self.store, device_id, start=start, end=end)
 
+    @legacy_call_forms(
+        positional=("sensor_id", "start", "end", "interval"), renamed={"sensor_id": "sensors"}
+    )
     def rollups(
         self,
         device_id: str,
-        sensor_id: str | Sequence[str] | None = None,
+        *,
+        sensors: str | Sequence[str] | None = None,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
-        interval: str = "hour",
+        interval: str = "1h",
     ) -> pd.DataFrame:
-        """Per-minute or per-hour count, sum, min, max and avg of a device's readings."""
+        """Count, sum, min, max and avg of a device's readings per ``"1min"`` or ``"1h"``
+        (the stored roll-ups); ``start``/``end`` bound ``bucket_start``."""
         from iotlab.store.queries import read_rollups
 
-        return read_rollups(self.store, device_id, sensor_id, start, end, interval)
+        return read_rollups(
+            self.store, device_id, sensors=sensors, start=start, end=end, interval=interval
+        )
 
+    @legacy_call_forms(
+        positional=("device_ids", "sensor_ids", "start", "end", "interval"),
+        renamed={"device_ids": "devices", "sensor_ids": "sensors"},
+    )
     def dataset(
         self,
-        device_ids: Sequence[str] | None = None,
-        sensor_ids: Sequence[str] | None = None,
+        *,
+        devices: str | Sequence[str] | None = None,
+        sensors: str | Sequence[str] | None = None,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
         interval: str | None = None,
     ) -> xr.Dataset:
         """Readings as an ``xarray.Dataset`` with dimensions (device, time), one variable per
-        sensor."""
+        sensor; ``interval`` (a pandas offset alias) averages them per interval."""
         from iotlab.store.queries import read_dataset
 
-        return read_dataset(self.store, device_ids, sensor_ids, start, end, interval)
+        return read_dataset(
+            self.store, devices=devices, sensors=sensors, start=start, end=end, interval=interval
+        )
 
     def stats(self) -> pd.DataFrame:
         """Rows, partitions and time span of every table."""
@@ -274,28 +337,31 @@ class Platform:
         return self.store.purge_expired()
 
     # -- anomalies (iotlab.detect) ----------------------------------------------------------
+    @legacy_call_forms(positional=("start", "end", "devices", "detector", "n_jobs", "client"))
     def detect_anomalies(
         self,
+        *,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
-        devices: Sequence[str] | None = None,
-        detector: Any = None,
+        devices: str | Sequence[str] | None = None,
+        detector: Detector | None = None,
         n_jobs: int = 1,
         client: Any = None,
         progress: bool = True,
     ) -> pd.DataFrame:
         """Fit one detector per (device, sensor), in parallel; store and return anomalies.
 
-        Episodes of this detector that ended within the window are then resolved
-        (``resolved_by="auto"``, with ``cleared_at``).
+        ``client`` is a ``dask.distributed.Client`` to fit on a cluster instead of
+        ``n_jobs`` local processes. Episodes of this detector that ended within the window
+        are then resolved (``resolved_by="auto"``, with ``cleared_at``).
         """
         from iotlab.detect.fleet import detect_anomalies
         from iotlab.store.lifecycle import resolve_ended
 
         found = detect_anomalies(
             self.store,
-            start,
-            end,
+            start=start,
+            end=end,
             devices=devices,
             detector=detector,
             n_jobs=n_jobs,
@@ -305,19 +371,19 @@ class Platform:
         if len(found):
             # The detector has looked at [start, end): episodes that ended in it are over.
             name = str(found["detector"].iloc[0])
-            resolve_ended(self.store, start, end, detector=name)
+            resolve_ended(self.store, start=start, end=end, detector=name)
         return found
 
+    @legacy_call_forms(positional=("start", "end", "device_id"), renamed={"device_id": "devices"})
     def anomalies(
         self,
+        *,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
-        device_id: str | None = None,
-        *,
-        devices: Sequence[str] | None = None,
+        devices: str | Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Stored anomalies in ``[start, end)`` with their lifecycle, fleet-wide or for
-        some devices (``devices=``; ``device_id`` names one).
+        ``devices`` (one id or several).
 
         One row per anomaly and detector, with ``anomaly_id``, ``status`` (open,
         acknowledged, resolved), who/when/note and ``created_at``/``cleared_at``; see
@@ -325,9 +391,7 @@ class Platform:
         """
         from iotlab.store.lifecycle import read_anomalies
 
-        if device_id is not None:
-            devices = [device_id, *(devices or [])]
-        return read_anomalies(self.store, start, end, devices=devices)
+        return read_anomalies(self.store, start=start, end=end, devices=devices)
 
     def acknowledge_anomaly(
         self,
@@ -357,11 +421,12 @@ class Platform:
 
         return resolve(self.store, anomalies, by=by, note=note, at=at)
 
+    @legacy_call_forms(positional=("start", "end"))
     def resolve_ended_anomalies(
         self,
+        *,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
-        *,
         detector: str | None = None,
         quiet: str = "1h",
     ) -> pd.DataFrame:
@@ -369,32 +434,43 @@ class Platform:
         reported normally for ``quiet`` after them); returns the rows changed."""
         from iotlab.store.lifecycle import resolve_ended
 
-        return resolve_ended(self.store, start, end, detector=detector, quiet=quiet)
+        return resolve_ended(self.store, start=start, end=end, detector=detector, quiet=quiet)
 
     # -- analytics and reports (iotlab.analytics, iotlab.reports) ---------------------------
+    @legacy_call_forms(positional=("start", "end"))
     def device_metrics(
-        self, device_id: str, start: TimeLike | None = None, end: TimeLike | None = None
+        self, device_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> DeviceMetrics:
         """Reading statistics per sensor, anomalies by severity, uptime, last seen, status."""
         from iotlab.analytics import device_metrics
 
-        return device_metrics(self, device_id, start, end)
+        return device_metrics(self.store, device_id, start=start, end=end)
 
-    def fleet_overview(self, now: TimeLike | None = None) -> FleetOverview:
-        """Devices by status and type, readings and anomalies of the last 24 h before ``now``."""
+    @legacy_call_forms(positional=("now",))
+    def fleet_overview(
+        self,
+        *,
+        now: TimeLike | None = None,
+        window: str | pd.Timedelta = "24h",
+        devices: str | Sequence[str] | None = None,
+    ) -> FleetOverview:
+        """Devices by status and type, readings and anomalies in the ``window`` before
+        ``now`` (default: the last 24 hours)."""
         from iotlab.analytics import fleet_overview
 
-        return fleet_overview(self, now)
+        return fleet_overview(self.store, now=now, window=window, devices=devices)
 
+    @legacy_call_forms(positional=("start", "end", "devices"))
     def report(
         self,
         kind: str,
+        *,
         start: TimeLike | None = None,
         end: TimeLike | None = None,
-        devices: Sequence[str] | None = None,
+        devices: str | Sequence[str] | None = None,
         **options: Any,
     ) -> Report:
         """Build ``fleet_health``, ``device_performance`` or ``anomaly_summary`` over a window."""
         from iotlab.reports import build_report
 
-        return build_report(self, kind, start, end, devices, **options)
+        return build_report(self.store, kind, start=start, end=end, devices=devices, **options)

@@ -118,3 +118,26 @@ def test_demo_on_a_tiny_fleet_writes_the_report(tmp_path, store, capsys) -> None
         == 0
     )
     assert (out / "a.html").is_file()
+
+
+def test_ingest_metrics_honours_allow_unprovisioned(tmp_path, store, capsys, monkeypatch) -> None:
+    """``--allow-unprovisioned`` lets heartbeats of a device never provisioned in, and
+    without it they are refused with the reason (0.1 ignored the flag for --metrics)."""
+    monkeypatch.chdir(tmp_path)
+    beats = tmp_path / "beats.csv"
+    pd.DataFrame(
+        {
+            "device_id": "stranger",
+            "ts": pd.date_range("2026-01-05", periods=3, freq="1min", tz="UTC").astype(str),
+            "cpu": 10.0,
+            "memory": 20.0,
+            "battery": 90.0,
+            "signal": -60.0,
+        }
+    ).to_csv(beats, index=False)
+    base = ["ingest", str(beats), "--metrics", "--store", store, "--no-progress"]
+    assert main(base) == 1  # nothing written: an error, with the reasons kept
+    assert "all 3 rows" in capsys.readouterr().err
+    assert "not provisioned" in pd.read_csv(tmp_path / "beats.rejected.csv")["reason"].iloc[0]
+    assert main([*base, "--allow-unprovisioned"]) == 0
+    assert "written:     3" in capsys.readouterr().out

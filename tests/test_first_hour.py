@@ -136,11 +136,11 @@ def test_5_an_unknown_sensor_of_a_known_device_is_an_error(here):
         device = fleet.sensors.loc[0, "device_id"]
         mine = sorted(fleet.sensors.query("device_id == @device")["sensor_id"])
         other = next(s for s in fleet.sensors["sensor_id"] if s not in mine)
-        assert len(lab.readings(device, mine[0])) == 24
+        assert len(lab.readings(device, sensors=mine[0])) == 24
         with pytest.raises(NotFoundError, match=f"has no sensor '{other}'.*{mine[0]}"):
-            lab.readings(device, other)
+            lab.readings(device, sensors=other)
         with pytest.raises(NotFoundError, match="has no sensor 'nope_01'"):
-            lab.rollups(device, ["nope_01", mine[0]])
+            lab.rollups(device, sensors=["nope_01", mine[0]])
 
 
 def test_5_readme_quick_start_guards_its_worker_processes():

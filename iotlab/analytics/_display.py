@@ -15,6 +15,8 @@ import math
 import pandas as pd
 from matplotlib.figure import Figure
 
+from iotlab.detect.severity import SEVERITIES  # one tuple, the detector's
+
 __all__ = [
     "SEVERITIES",
     "SEVERITY_COLORS",
@@ -27,8 +29,6 @@ __all__ = [
     "plain_text",
 ]
 
-#: Anomaly severities, least to most severe.
-SEVERITIES = ("low", "medium", "high", "critical")
 #: One palette for reports and widgets: yellow to dark red, each distinct from the blue
 #: lines the readings are drawn with (markers also get a dark edge).
 SEVERITY_COLORS = {"low": "#f2c94c", "medium": "#f2994a", "high": "#d7301f", "critical": "#67000d"}

@@ -30,8 +30,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
+from iotlab.store.queries import read_heartbeats, read_readings
+
 if TYPE_CHECKING:
-    from iotlab.platform import Platform
+    from iotlab.store.base import Store
 
 __all__ = [
     "BatteryForecast",
@@ -336,8 +339,9 @@ class FleetHealth:
     quality: pd.DataFrame
 
 
+@legacy_call_forms(store_first=True)
 def fleet_health_check(
-    platform: Platform,
+    store: Store,
     start: pd.Timestamp,
     end: pd.Timestamp,
     *,
@@ -348,12 +352,12 @@ def fleet_health_check(
     """Device health, data quality and the attention ranking of ``devices`` (rows of
     the devices projection) over ``[start, end)``, judged at ``now`` (default ``end``)."""
     now = end if now is None else now
-    sensors = platform.store.read_rows("sensors")
+    sensors = store.read_rows("sensors")
     health_rows, quality_parts = [], []
     for device_id in devices["device_id"]:
-        beats = platform.heartbeats(device_id, start, end)
+        beats = read_heartbeats(store, device_id, start=start, end=end)
         health_rows.append({"device_id": device_id, **device_health(beats, now=now)})
-        readings = platform.readings(device_id, None, start, end)
+        readings = read_readings(store, device_id, start=start, end=end)
         own = sensors[sensors["device_id"] == device_id]
         quality_parts.append(data_quality(readings, own).assign(device_id=device_id))
     health = pd.DataFrame(health_rows)

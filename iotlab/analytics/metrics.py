@@ -24,13 +24,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp_or_none
 from iotlab.analytics._display import SEVERITIES, frame_to_html, key_values_html
 from iotlab.analytics.heartbeats import hourly_heartbeats, interval_from_hours, uptime_from_hours
 from iotlab.errors import NotFoundError, ValidationError
+from iotlab.store.lifecycle import read_anomalies
+from iotlab.store.queries import read_heartbeats, read_readings
 
 if TYPE_CHECKING:
-    from iotlab.platform import Platform
+    from iotlab.store.base import Store
 
 __all__ = [
     "STAT_COLUMNS",
@@ -129,9 +132,9 @@ def uptime(
     return uptime_from_hours(hourly_heartbeats(ts, start, end), start, end, interval)
 
 
-def device_row(platform: Platform, device_id: str) -> dict[str, object]:
+def device_row(store: Store, device_id: str) -> dict[str, object]:
     """The device's projection row; ``NotFoundError`` for an unknown device."""
-    rows = platform.store.read_rows("devices", {"device_id": device_id})
+    rows = store.read_rows("devices", {"device_id": device_id})
     if rows.empty:
         raise NotFoundError(f"unknown device {device_id!r}: it was never provisioned")
     return rows.iloc[0].to_dict()
@@ -194,9 +197,11 @@ class DeviceMetrics:
         )
 
 
+@legacy_call_forms(positional=("start", "end"), store_first=True)
 def device_metrics(
-    platform: Platform,
+    store: Store,
     device_id: str,
+    *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
 ) -> DeviceMetrics:
@@ -217,12 +222,12 @@ def device_metrics(
         ``end`` is not after ``start``.
     """
     low, high = resolve_window(start, end)
-    row = device_row(platform, device_id)
+    row = device_row(store, device_id)
     return metrics_from_frames(
         row,
-        platform.heartbeats(device_id, low, high),
-        platform.readings(device_id, None, low, high),
-        platform.anomalies(low, high, device_id=device_id),
+        read_heartbeats(store, device_id, start=low, end=high),
+        read_readings(store, device_id, start=low, end=high),
+        read_anomalies(store, start=low, end=high, devices=[device_id]),
         low,
         high,
     )

@@ -13,14 +13,18 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp
+from iotlab._vocabulary import id_list
 from iotlab.analytics._display import SEVERITIES, frame_to_html, key_values_html
 from iotlab.analytics.metrics import severity_counts
 from iotlab.analytics.rollup_stats import fleet_reading_counts
 from iotlab.errors import NotFoundError, ValidationError
+from iotlab.store.lifecycle import read_anomalies
+from iotlab.store.queries import read_readings
 
 if TYPE_CHECKING:
-    from iotlab.platform import Platform
+    from iotlab.store.base import Store
 
 __all__ = [
     "FleetOverview",
@@ -33,18 +37,19 @@ __all__ = [
 SOURCES = ("rollups", "raw")
 
 
-def fleet_devices(platform: Platform, devices: Sequence[str] | None = None) -> pd.DataFrame:
+@legacy_call_forms(store_first=True)
+def fleet_devices(store: Store, devices: str | Sequence[str] | None = None) -> pd.DataFrame:
     """The devices projection sorted by id, all of it or only ``devices``.
 
     Raises ``NotFoundError`` naming every requested device that was never provisioned.
     """
-    table = platform.store.read_rows("devices")
+    table = store.read_rows("devices")
     for column in ("device_id", "device_type", "status"):
         table[column] = table[column].astype(str)
     # one resolution on every backend, even for an all-empty column
     table["last_seen"] = pd.to_datetime(table["last_seen"], utc=True).astype("datetime64[ms, UTC]")
     if devices is not None:
-        wanted = [str(d) for d in devices]
+        wanted = id_list(devices, field="devices")
         unknown = sorted(set(wanted) - set(table["device_id"]))
         if unknown:
             raise NotFoundError(f"unknown devices (never provisioned): {', '.join(unknown)}")
@@ -52,8 +57,9 @@ def fleet_devices(platform: Platform, devices: Sequence[str] | None = None) -> p
     return table.sort_values("device_id", kind="stable").reset_index(drop=True)
 
 
+@legacy_call_forms(store_first=True)
 def reading_counts(
-    platform: Platform,
+    store: Store,
     device_ids: Sequence[str],
     start: pd.Timestamp,
     end: pd.Timestamp,
@@ -68,9 +74,9 @@ def reading_counts(
     if source not in SOURCES:
         raise ValidationError(f"must be one of {', '.join(SOURCES)}", field="source")
     if source == "rollups":
-        counts = fleet_reading_counts(platform.store, device_ids, start, end).tolist()
+        counts = fleet_reading_counts(store, device_ids, start, end).tolist()
     else:
-        counts = [len(platform.readings(d, None, start, end)) for d in device_ids]
+        counts = [len(read_readings(store, d, start=start, end=end)) for d in device_ids]
     return pd.DataFrame(
         {
             "device_id": pd.Series(list(device_ids), dtype=str),
@@ -170,13 +176,14 @@ class FleetOverview:
         return "".join(parts)
 
 
+@legacy_call_forms(positional=("now",), store_first=True)
 def fleet_overview(
-    platform: Platform,
-    now: TimeLike | None = None,
+    store: Store,
     *,
+    now: TimeLike | None = None,
     window: str | pd.Timedelta = "24h",
     top: int = 10,
-    devices: Sequence[str] | None = None,
+    devices: str | Sequence[str] | None = None,
     source: str = "rollups",
 ) -> FleetOverview:
     """Summarise the fleet over the ``window`` before ``now`` (default: the last 24 hours).
@@ -206,10 +213,10 @@ def fleet_overview(
     start = end - span
     if span <= pd.Timedelta(0):
         raise ValidationError(f"must be positive, got {span}", field="window")
-    devices_table = fleet_devices(platform, devices)
+    devices_table = fleet_devices(store, devices)
     device_ids = list(devices_table["device_id"])
-    readings_by_device = reading_counts(platform, device_ids, start, end, source)
-    anomalies = platform.anomalies(start, end)
+    readings_by_device = reading_counts(store, device_ids, start, end, source)
+    anomalies = read_anomalies(store, start=start, end=end)
     if len(anomalies):
         anomalies = anomalies[anomalies["device_id"].astype(str).isin(device_ids)]
     offline = devices_table.loc[

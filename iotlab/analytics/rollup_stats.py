@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
+from iotlab.store.queries import read_readings, read_rollups
 from iotlab.store.rollups import INTERVALS
 
 if TYPE_CHECKING:
-    from iotlab.platform import Platform
     from iotlab.store.base import Store
 
 __all__ = ["ROLLUP_COLUMNS", "fleet_reading_counts", "rollup_statistics", "split_window"]
@@ -73,8 +74,9 @@ def _partial_from_raw(readings: pd.DataFrame) -> pd.DataFrame:
     return grouped.agg(["count", "sum", "min", "max"]).reset_index()
 
 
+@legacy_call_forms(store_first=True)
 def rollup_statistics(
-    platform: Platform, device_id: str, start: pd.Timestamp, end: pd.Timestamp
+    store: Store, device_id: str, start: pd.Timestamp, end: pd.Timestamp
 ) -> pd.DataFrame:
     """Per-sensor ``count, sum, min, max, mean`` of a device's readings in ``[start, end)``.
 
@@ -90,9 +92,11 @@ def rollup_statistics(
     partials = []
     for source, low, high in split_window(start, end):
         if source == "raw":
-            partials.append(_partial_from_raw(platform.readings(device_id, None, low, high)))
+            raw = read_readings(store, device_id, start=low, end=high)
+            partials.append(_partial_from_raw(raw))
         else:
-            rollups = platform.rollups(device_id, None, low, high, interval=source)
+            interval = {"hour": "1h", "minute": "1min"}[source]
+            rollups = read_rollups(store, device_id, start=low, end=high, interval=interval)
             partials.append(_partial_from_rollups(rollups))
     partials = [p for p in partials if not p.empty]
     if not partials:

@@ -19,18 +19,19 @@ Examples
 
 from __future__ import annotations
 
+from iotlab._compat import deprecated
 from iotlab.detect.base import SCORE_COLUMNS, Detector, ShortHistoryWarning, as_series
 from iotlab.detect.baselines import RollingZScoreDetector, SeasonalNaiveDetector
 from iotlab.detect.calibration import Calibration
+from iotlab.detect.episodes import EPISODE_COLUMNS
 from iotlab.detect.evaluate import Evaluation, evaluate
-from iotlab.detect.events import EVENT_COLUMNS
 from iotlab.detect.prophet import ProphetResidualDetector
-from iotlab.detect.severity import SEVERITY_LEVELS, SeverityRule
+from iotlab.detect.severity import SEVERITIES, SeverityRule
 
 __all__ = [
-    "EVENT_COLUMNS",
+    "EPISODE_COLUMNS",
     "SCORE_COLUMNS",
-    "SEVERITY_LEVELS",
+    "SEVERITIES",
     "Calibration",
     "Detector",
     "Evaluation",
@@ -42,3 +43,11 @@ __all__ = [
     "as_series",
     "evaluate",
 ]
+
+
+def __getattr__(name: str) -> object:
+    renamed = {"EVENT_COLUMNS": "EPISODE_COLUMNS", "SEVERITY_LEVELS": "SEVERITIES"}
+    if name in renamed:  # 0.1's names
+        deprecated(f"iotlab.detect.{name} is deprecated, use {renamed[name]}")
+        return globals()[renamed[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,13 +14,14 @@ at given readings) and, when they can do better than scheduled refits,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import deprecated
 from iotlab.detect.calibration import Calibration, gaussian_log10_p, scale_floor
-from iotlab.detect.events import collapse_events
+from iotlab.detect.episodes import collapse_episodes
 from iotlab.detect.reference import References
 from iotlab.detect.severity import SeverityRule
 from iotlab.errors import DetectionError, ValidationError
@@ -150,8 +151,9 @@ class Detector(ABC):
         Prior and anomaly size behind ``confidence``.
     severity
         Deviation bands for ``severity``.
-    event_gap
-        Flagged readings closer than this belong to one event in :meth:`detect`.
+    episode_gap
+        Flagged readings closer than this belong to one anomaly episode in :meth:`detect`.
+        (``event_gap=`` is its deprecated 0.1 name.)
     """
 
     #: Short name stored in the ``detector`` column of the anomalies tables.
@@ -164,8 +166,14 @@ class Detector(ABC):
         sensor_range: tuple[float, float] | None = None,
         calibration: Calibration | None = None,
         severity: SeverityRule | None = None,
-        event_gap: str | pd.Timedelta = "1h",
+        episode_gap: str | pd.Timedelta = "1h",
+        **legacy: Any,
     ) -> None:
+        if "event_gap" in legacy:
+            deprecated(f"{type(self).__name__}(event_gap=...) is deprecated, use episode_gap=")
+            episode_gap = legacy.pop("event_gap")
+        if legacy:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword(s) {sorted(legacy)}")
         if not 0.0 < threshold < 1.0:
             raise ValidationError(f"must be in (0, 1), got {threshold}", field="threshold")
         if sensor_range is not None:
@@ -177,7 +185,7 @@ class Detector(ABC):
         self.sensor_range = sensor_range
         self.calibration = calibration or Calibration()
         self.severity = severity or SeverityRule()
-        self.event_gap = pd.Timedelta(event_gap)
+        self.episode_gap = pd.Timedelta(episode_gap)
         self._fitted = False
 
     # -- public interface -------------------------------------------------------------------
@@ -214,19 +222,30 @@ class Detector(ABC):
         return self._assemble(frame, self._predict(frame))
 
     def detect(self, series: pd.DataFrame | pd.Series) -> pd.DataFrame:
-        """Anomalous events of ``series``: one row per ongoing event, not per reading.
+        """Anomaly episodes of ``series``: one row per ongoing anomaly, not per reading.
 
         Columns: ``start``/``end`` the first and last flagged reading (inclusive),
         ``ts, value, expected, lower, upper, residual, score, confidence`` of the
-        event's peak reading (the most confident one), ``severity`` the worst over
-        the event, ``n_points`` how many readings were flagged. Flagged readings less
-        than ``event_gap`` apart are one event.
+        episode's peak reading (the highest score), ``severity`` the worst over
+        the episode, ``n_points`` how many readings were flagged. Flagged readings less
+        than ``episode_gap`` apart are one episode.
         """
-        return self.events(self.score(series))
+        return self.episodes(self.score(series))
+
+    def episodes(self, scored: pd.DataFrame) -> pd.DataFrame:
+        """Collapse the output of :meth:`score` or :meth:`score_online` into episodes."""
+        return collapse_episodes(scored, self.episode_gap)
 
     def events(self, scored: pd.DataFrame) -> pd.DataFrame:
-        """Collapse the output of :meth:`score` or :meth:`score_online` into events."""
-        return collapse_events(scored, self.event_gap)
+        """Deprecated name of :meth:`episodes` ("events" are a device's lifecycle events)."""
+        deprecated(f"{type(self).__name__}.events() is deprecated, use .episodes()")
+        return self.episodes(scored)
+
+    @property
+    def event_gap(self) -> pd.Timedelta:
+        """Deprecated name of :attr:`episode_gap`."""
+        deprecated(f"{type(self).__name__}.event_gap is deprecated, use .episode_gap")
+        return self.episode_gap
 
     def score_online(
         self,

@@ -51,7 +51,7 @@ class RollingZScoreDetector(Detector):
     min_periods
         Fewer readings than this in the window: not scored.
     **kwargs
-        See :class:`Detector` (threshold, sensor_range, calibration, severity, event_gap).
+        See :class:`Detector` (threshold, sensor_range, calibration, severity, episode_gap).
     """
 
     name = "rolling_zscore"
@@ -298,7 +298,7 @@ class SeasonalNaiveDetector(Detector):
             sensor_range=self.sensor_range,
             calibration=self.calibration,
             severity=self.severity,
-            event_gap=self.event_gap,
+            episode_gap=self.episode_gap,
         )
 
     def _predict(self, frame: pd.DataFrame) -> Forecast:

@@ -7,7 +7,7 @@ back may flag a reading just after a fault ends):
   ``[start, end)``; precision/recall/F1 of ``is_anomaly`` against that;
 - event level: a label is *detected* when a flagged reading of its device and
   sensor falls in ``[start, end + tolerance)``; a *false event* is a run of flagged
-  readings (readings less than ``event_gap`` apart, as in ``detect()``) that
+  readings (readings less than ``episode_gap`` apart, as in ``detect()``) that
   overlaps no label window; precision = runs overlapping a label / all runs;
 - delay: first flagged reading in the window minus the label's ``start``, over
   detected labels.
@@ -23,7 +23,7 @@ Examples
 >>> flags = [False] * 3 + [True] + [False] * 5 + [True]
 >>> scored = pd.DataFrame({"ts": ts, "value": 1.0, "is_anomaly": flags})
 >>> labels = pd.DataFrame({"start": [ts[2]], "end": [ts[5]], "kind": ["level_shift"]})
->>> result = evaluate(scored, labels, tolerance="1min", event_gap="2min")
+>>> result = evaluate(scored, labels, tolerance="1min", episode_gap="2min")
 >>> (result.event_recall, result.event_precision, result.median_delay)
 (1.0, 0.5, Timedelta('0 days 00:01:00'))
 """
@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from iotlab.detect.events import event_ids
+from iotlab._compat import legacy_call_forms
+from iotlab.detect.episodes import episode_ids
 from iotlab.errors import ValidationError
 
 __all__ = ["Evaluation", "evaluate"]
@@ -70,12 +71,13 @@ def _ratio(num: int, den: int) -> float:
     return float(num / den) if den else float("nan")
 
 
+@legacy_call_forms(renamed={"event_gap": "episode_gap"})
 def evaluate(
     scored: pd.DataFrame,
     labels: pd.DataFrame,
     *,
     tolerance: str | pd.Timedelta = "10min",
-    event_gap: str | pd.Timedelta = "1h",
+    episode_gap: str | pd.Timedelta = "1h",
 ) -> Evaluation:
     """Precision, recall, F1 (point and event level) and detection delay.
 
@@ -89,7 +91,7 @@ def evaluate(
         ``scored`` has them.
     tolerance
         Grace period after a label's end in which a flag still counts.
-    event_gap
+    episode_gap
         Flagged readings closer than this form one run (match the detector's).
     """
     keys = [c for c in ("device_id", "sensor_id") if c in scored.columns]
@@ -130,7 +132,7 @@ def evaluate(
         tp += int((flag & truth).sum())
         fp += int((flag & ~truth).sum())
         fn += int((~flag & truth & finite).sum())
-        runs = event_ids(series["ts"], flag, event_gap)
+        runs = episode_ids(series["ts"], flag, episode_gap)
         for run in np.unique(runs[runs >= 0]):
             n_runs += 1
             n_false += int(not covered[runs == run].any())

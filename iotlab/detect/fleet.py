@@ -4,9 +4,9 @@ The parallel core (:func:`score_many`) takes plain data (timestamps and values),
 never the store, so it runs the same in a process pool (spawned workers, one
 core each) and on a ``dask.distributed`` cluster (``client.map``).
 :func:`detect_anomalies` reads the readings from a store, runs the core, and writes
-one row per anomalous *event* (its peak reading, as :meth:`Detector.detect`
+one row per anomaly *episode* (its peak reading, as :meth:`Detector.detect`
 returns it) to both ``anomalies`` and ``anomalies_by_day``. The rows' keys are the
-event's peak time, device and sensor, so re-running writes the same rows.
+episode's peak time, device and sensor, so re-running writes the same rows.
 """
 
 from __future__ import annotations
@@ -15,19 +15,35 @@ import copy
 import multiprocessing
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import deprecated, legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp_or_none
+from iotlab._vocabulary import id_list
 from iotlab.detect.base import Detector
 from iotlab.detect.prophet import ProphetResidualDetector
 from iotlab.errors import IotlabError, NotFoundError, ValidationError
 
-__all__ = ["detect_anomalies", "detect_many", "read_anomalies", "score_many"]
+if TYPE_CHECKING:
+    from iotlab.store.base import Store
+
+__all__ = ["FleetRun", "detect_anomalies", "episodes_many", "score_many"]
 
 SeriesKey = tuple[str, str]
+
+
+class FleetRun(NamedTuple):
+    """What a fleet-wide run produced: ``rows`` (one per reading, or per anomaly episode)
+    with ``device_id, sensor_id`` first, and ``failures`` (``device_id, sensor_id,
+    error``), one row per series that could not be fitted or scored."""
+
+    rows: pd.DataFrame
+    failures: pd.DataFrame
+
+
 _STORED = ("value", "expected", "lower", "upper", "score", "confidence")
 
 
@@ -83,7 +99,7 @@ def _run_one(task: tuple) -> tuple:
             warnings.simplefilter("ignore", UserWarning)  # reported per series below
             fitted = _configured(detector, sensor_range)
             scored = fitted.score(_unpack(ts_ns, values))
-            out = fitted.events(scored) if mode == "events" else scored
+            out = fitted.episodes(scored) if mode == "episodes" else scored
         return key, out, None
     except (IotlabError, ValueError, RuntimeError) as exc:
         return key, None, f"{type(exc).__name__}: {exc}"
@@ -99,13 +115,14 @@ def _progress(iterable: Iterator, total: int, enabled: bool) -> Iterator:
 
 def _run(
     series: Mapping[SeriesKey, pd.DataFrame],
-    detector: Detector,
+    detector: Detector | None,
     sensor_ranges: Mapping[SeriesKey, tuple[float, float]] | None,
     n_jobs: int,
     client: Any,
     progress: bool,
     mode: str,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> FleetRun:
+    detector = detector or ProphetResidualDetector()
     if n_jobs < 1:
         raise ValidationError(f"must be >= 1, got {n_jobs}", field="n_jobs")
     ranges = sensor_ranges or {}
@@ -138,10 +155,10 @@ def _run(
             frames.append(frame.assign(device_id=device_id, sensor_id=sensor_id))
     failed = pd.DataFrame(failures, columns=["device_id", "sensor_id", "error"])
     if not frames:
-        return pd.DataFrame(), failed
+        return FleetRun(pd.DataFrame(), failed)
     out = pd.concat(frames, ignore_index=True)
     front = ["device_id", "sensor_id"]
-    return out[front + [c for c in out.columns if c not in front]], failed
+    return FleetRun(out[front + [c for c in out.columns if c not in front]], failed)
 
 
 def score_many(
@@ -152,24 +169,16 @@ def score_many(
     n_jobs: int = 1,
     client: Any = None,
     progress: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit and score many series in parallel: ``(scored rows, failures)``.
+) -> FleetRun:
+    """Fit and score many series in parallel: every reading's scores, and the failures.
 
     ``series`` maps ``(device_id, sensor_id)`` to a series; each gets its own copy of
     ``detector`` (default :class:`ProphetResidualDetector`) with its sensor range.
     """
-    return _run(
-        series,
-        detector or ProphetResidualDetector(),
-        sensor_ranges,
-        n_jobs,
-        client,
-        progress,
-        "scores",
-    )
+    return _run(series, detector, sensor_ranges, n_jobs, client, progress, "scores")
 
 
-def detect_many(
+def episodes_many(
     series: Mapping[SeriesKey, pd.DataFrame],
     detector: Detector | None = None,
     *,
@@ -177,27 +186,40 @@ def detect_many(
     n_jobs: int = 1,
     client: Any = None,
     progress: bool = True,
-) -> pd.DataFrame:
-    """Events of many series, one row per event; failures in ``result.attrs["failures"]``."""
-    events, failed = _run(
-        series,
-        detector or ProphetResidualDetector(),
-        sensor_ranges,
-        n_jobs,
-        client,
-        progress,
-        "events",
-    )
-    events.attrs["failures"] = failed
-    return events
+) -> FleetRun:
+    """Fit many series in parallel: their anomaly episodes (one row each, as
+    :meth:`Detector.detect` returns them), and the failures."""
+    return _run(series, detector, sensor_ranges, n_jobs, client, progress, "episodes")
 
 
-def detect_anomalies(
+def detect_many(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """Deprecated: :func:`episodes_many`, with the failures in ``result.attrs``."""
+    deprecated("detect_many() is deprecated, use episodes_many() (rows, failures)")
+    rows, failures = episodes_many(*args, **kwargs)
+    rows.attrs["failures"] = failures
+    return rows
+
+
+def read_anomalies(
     store: Any,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
+    device_id: str | None = None,
+) -> pd.DataFrame:
+    """Deprecated: :func:`iotlab.store.lifecycle.read_anomalies` (``devices=``)."""
+    from iotlab.store.lifecycle import read_anomalies as read
+
+    deprecated("detect.fleet.read_anomalies is deprecated, use store.lifecycle.read_anomalies")
+    return read(store, start=start, end=end, devices=device_id)
+
+
+@legacy_call_forms(positional=("start", "end"))
+def detect_anomalies(
+    store: Store,
     *,
-    devices: Sequence[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    devices: str | Sequence[str] | None = None,
     detector: Detector | None = None,
     n_jobs: int = 1,
     client: Any = None,
@@ -205,23 +227,24 @@ def detect_anomalies(
 ) -> pd.DataFrame:
     """Detect anomalies of every (device, sensor) in ``[start, end)`` and store them.
 
-    Returns one row per event (columns of :meth:`Detector.detect` plus ``device_id``,
+    Returns one row per episode (columns of :meth:`Detector.detect` plus ``device_id``,
     ``sensor_id``, ``status="open"`` and ``detector``); series that could not be
     processed are listed in ``result.attrs["failures"]`` (device_id, sensor_id, error).
-    The events' peak readings are written to ``anomalies`` and ``anomalies_by_day``.
+    The episodes' peak readings are written to ``anomalies`` and ``anomalies_by_day``.
     """
     from iotlab.store.queries import read_readings
 
     detector = detector or ProphetResidualDetector()
     lo, hi = utc_timestamp_or_none(start, field="start"), utc_timestamp_or_none(end, field="end")
     sensors = store.read_rows("sensors")
-    if devices is not None:
-        sensors = sensors[sensors["device_id"].isin(list(devices))]
+    wanted = id_list(devices, field="devices")
+    if wanted is not None:
+        sensors = sensors[sensors["device_id"].isin(wanted)]
     series: dict[SeriesKey, pd.DataFrame] = {}
     ranges: dict[SeriesKey, tuple[float, float]] = {}
     for device_id, own in sensors.groupby("device_id", sort=True):
         try:
-            readings = read_readings(store, device_id, None, lo, hi)
+            readings = read_readings(store, device_id, start=lo, end=hi)
         except NotFoundError:  # a sensor without readings: reported as a failure below
             readings = pd.DataFrame()
         by_sensor = dict(iter(readings.groupby("sensor_id"))) if len(readings) else {}
@@ -234,10 +257,9 @@ def detect_anomalies(
                 else pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ms, UTC]"), "value": []})
             )
             ranges[key] = (row.min_value, row.max_value)
-    events = detect_many(
+    events, failures = episodes_many(
         series, detector, sensor_ranges=ranges, n_jobs=n_jobs, client=client, progress=progress
     )
-    failures = events.attrs["failures"]
     if events.empty:
         events = pd.DataFrame(
             columns=[
@@ -265,16 +287,3 @@ def detect_anomalies(
         )
     events.attrs["failures"] = failures
     return events
-
-
-def read_anomalies(
-    store: Any,
-    start: TimeLike | None = None,
-    end: TimeLike | None = None,
-    device_id: str | None = None,
-) -> pd.DataFrame:
-    """Stored anomalies in ``[start, end)``: one device's, or fleet-wide (by day)."""
-    lo, hi = utc_timestamp_or_none(start, field="start"), utc_timestamp_or_none(end, field="end")
-    if device_id is not None:
-        return store.read_rows("anomalies", {"device_id": device_id}, start=lo, end=hi)
-    return store.read_rows("anomalies_by_day", {}, start=lo, end=hi)

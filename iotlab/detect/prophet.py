@@ -161,7 +161,7 @@ class ProphetResidualDetector(Detector):
     max_iter
         Iteration cap of Prophet's L-BFGS optimiser.
     **kwargs
-        See :class:`Detector` (threshold, sensor_range, calibration, severity, event_gap).
+        See :class:`Detector` (threshold, sensor_range, calibration, severity, episode_gap).
 
     Examples
     --------
@@ -355,7 +355,7 @@ class ProphetResidualDetector(Detector):
             sensor_range=self.sensor_range,
             calibration=self.calibration,
             severity=self.severity,
-            event_gap=self.event_gap,
+            episode_gap=self.episode_gap,
         )
 
     def _base(self, fitted: _Fitted, ts: pd.Series) -> np.ndarray:

@@ -23,10 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SEVERITY_LEVELS", "SeverityRule"]
+from iotlab._compat import deprecated
+
+__all__ = ["SEVERITIES", "SeverityRule"]
 
 #: Ordered from mildest to worst; the ``severity`` column is an ordered categorical.
-SEVERITY_LEVELS = ("low", "medium", "high", "critical")
+#: Severity levels, least to most severe.
+SEVERITIES = ("low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,13 @@ class SeverityRule:
         unsure = np.nan_to_num(np.asarray(confidence, dtype=float)) < self.sure_confidence
         level = np.where(unsure, np.maximum(level - 1, 0), level)
         if out_of_range is not None:
-            level = np.where(out_of_range, len(SEVERITY_LEVELS) - 1, level)
+            level = np.where(out_of_range, len(SEVERITIES) - 1, level)
         codes = np.where(np.asarray(is_anomaly, dtype=bool), level, -1)
-        return pd.Categorical.from_codes(codes, categories=SEVERITY_LEVELS, ordered=True)
+        return pd.Categorical.from_codes(codes, categories=SEVERITIES, ordered=True)
+
+
+def __getattr__(name: str) -> object:
+    if name == "SEVERITY_LEVELS":  # 0.1's name
+        deprecated("iotlab.detect.SEVERITY_LEVELS is deprecated, use SEVERITIES")
+        return SEVERITIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,69 +1,73 @@
-"""Subscribers to saved events, one registry per repository (no module-level state).
+"""Subscribers to saved lifecycle events, one registry per repository.
 
-A callback that raises is logged and skipped: the events are already saved, and one
-broken notebook cell must not stop the others from hearing about them.
+A callback that raises is logged and skipped (see :mod:`iotlab._subscriptions`): the
+events are already saved.
 
 Examples
 --------
+>>> from types import SimpleNamespace as Event
 >>> bus = EventBus()
 >>> seen = []
->>> cancel = bus.subscribe("*", seen.append)
->>> bus.publish(["a", "b"])  # anything with an ``event_type`` is dispatched by it
->>> seen
-['a', 'b']
->>> cancel(); bus.publish(["c"]); seen
-['a', 'b']
+>>> cancel = bus.subscribe(seen.append)
+>>> firmware = []
+>>> _ = bus.subscribe(firmware.append, event_types="FirmwareUpdated")
+>>> bus.publish([Event(event_type="DeviceActivated"), Event(event_type="FirmwareUpdated")])
+>>> len(seen), len(firmware)
+(2, 1)
+>>> cancel(); bus.publish([Event(event_type="DeviceActivated")]); len(seen)
+2
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from iotlab._compat import deprecated
+from iotlab._subscriptions import Subscriptions, as_names
 from iotlab.errors import ValidationError
 
 __all__ = ["EventBus"]
 
-logger = logging.getLogger(__name__)
-
-ALL = "*"
-
 
 class EventBus:
-    """Callbacks keyed by event type name, or ``"*"`` for every event."""
+    """Callbacks for saved events, filtered by event type name."""
 
     def __init__(self, known_types: Iterable[str] | None = None) -> None:
         self._known = None if known_types is None else frozenset(known_types)
-        self._subscribers: dict[str, list[Callable[[Any], None]]] = {}
+        self._subscriptions = Subscriptions()
 
-    def subscribe(self, event_type: str, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for each published event of ``event_type`` (or ``"*"``).
+    def subscribe(
+        self,
+        callback: Callable[[Any], None] | str,
+        legacy_callback: Callable[[Any], None] | None = None,
+        /,
+        *,
+        event_types: str | Sequence[str] = "*",
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` for each published event of ``event_types`` (``"*"``:
+        all; one name or several). Returns a function that cancels this subscription.
 
-        Returns a function that cancels this subscription (calling it twice is harmless).
+        0.1's ``subscribe(event_type, callback)`` still works, with a ``DeprecationWarning``.
         """
-        if not callable(callback):
-            raise ValidationError(f"must be callable, got {callback!r}", field="callback")
-        if event_type != ALL and self._known is not None and event_type not in self._known:
-            raise ValidationError(
-                f"unknown event type {event_type!r}; use '*' or one of {sorted(self._known)}",
-                field="event_type",
+        if isinstance(callback, str):
+            deprecated(
+                "subscribe(event_type, callback) is deprecated, use "
+                "subscribe(callback, event_types=event_type)"
             )
-        entries = self._subscribers.setdefault(event_type, [])
-        entries.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in entries:
-                entries.remove(callback)
-
-        return unsubscribe
+            callback, event_types = legacy_callback, callback  # type: ignore[assignment]
+        names = as_names(event_types, field="event_types")
+        unknown = sorted(names - self._known) if names and self._known is not None else []
+        if unknown:
+            raise ValidationError(
+                f"unknown event type(s) {unknown}; use '*' or some of {sorted(self._known or ())}",
+                field="event_types",
+            )
+        return self._subscriptions.add(
+            callback,  # type: ignore[arg-type]
+            lambda event: names is None or getattr(event, "event_type", None) in names,
+        )
 
     def publish(self, events: Iterable[Any]) -> None:
         """Deliver ``events`` in order; a failing callback is logged, not raised."""
-        for event in events:
-            name = getattr(event, "event_type", None)
-            for callback in [*self._subscribers.get(name, ()), *self._subscribers.get(ALL, ())]:
-                try:
-                    callback(event)
-                except Exception:
-                    logger.exception("subscriber %r failed on %s", callback, event)
+        self._subscriptions.deliver(events)

@@ -14,13 +14,14 @@ wrongly marked offline comes back online with its next heartbeats.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
+from iotlab._compat import deprecated, legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.errors import ValidationError
 from iotlab.history.aggregate import CLOCK_TOLERANCE, Device
+from iotlab.history.repository import DeviceRepository
+from iotlab.store.queries import read_heartbeats
 
 __all__ = ["update_connectivity"]
 
@@ -35,15 +36,19 @@ def _times(heartbeats: pd.DataFrame) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(values).sort_values()
 
 
+@legacy_call_forms(positional=("now", "timeout"))
 def update_connectivity(
-    platform: Any, now: TimeLike | None = None, timeout: str | pd.Timedelta = "10min"
+    repository: DeviceRepository,
+    *,
+    now: TimeLike | None = None,
+    timeout: str | pd.Timedelta = "10min",
 ) -> pd.DataFrame:
     """Record connectivity changes of every active or offline device as of ``now``.
 
     Parameters
     ----------
-    platform
-        A :class:`iotlab.Platform` (its ``devices`` repository and ``heartbeats``).
+    repository
+        The device repository to judge and save to; heartbeats come from its store.
     now
         The time to judge at (default, and at the latest: the current time). Devices
         whose last lifecycle event is later than ``now`` (but not in the future) are
@@ -64,8 +69,13 @@ def update_connectivity(
         raise ValidationError(f"cannot read {timeout!r} as a duration", field="timeout") from exc
     if timeout <= pd.Timedelta(0):
         raise ValidationError(f"must be positive, got {timeout}", field="timeout")
-    repo = platform.devices
-    rows = platform.store.read_rows("devices")
+    if not isinstance(repository, DeviceRepository) and hasattr(repository, "repository"):
+        deprecated(
+            "update_connectivity(platform) is deprecated, use update_connectivity(repository)"
+        )
+        repository = repository.repository
+    repo, store = repository, repository.store
+    rows = store.read_rows("devices")
     clock_error = rows["updated_at"] > wall + CLOCK_TOLERANCE
     judged = (rows["updated_at"] <= now) | clock_error
     rows = rows[rows["status"].isin(["active", "offline"]) & judged]
@@ -73,12 +83,18 @@ def update_connectivity(
     for device_id, status, updated_at, last_seen in zip(
         rows["device_id"], rows["status"], rows["updated_at"], rows["last_seen"]
     ):
-        recent = _times(platform.heartbeats(device_id, now - timeout + _MS, now + _MS))
+        recent = _times(
+            read_heartbeats(store, device_id, start=now - timeout + _MS, end=now + _MS)
+        )
         if status == "active" and recent.empty:
             start, end = max(now - LAST_SEEN_LOOKBACK, updated_at), now - timeout + _MS
             if start >= end and updated_at <= wall + CLOCK_TOLERANCE:
                 continue  # active for less than ``timeout``: not silent for that long yet
-            before = _times(platform.heartbeats(device_id, start, end)) if start < end else []
+            before = (
+                _times(read_heartbeats(store, device_id, start=start, end=end))
+                if start < end
+                else []
+            )
             seen = before[-1] if len(before) else (None if pd.isna(last_seen) else last_seen)
             device = repo.load(device_id)
             if device.updated_at > now and not device.updated_at > wall + CLOCK_TOLERANCE:

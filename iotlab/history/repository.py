@@ -306,13 +306,20 @@ class DeviceRepository:
         return len(states)
 
     # -- notifications ----------------------------------------------------------------------
-    def subscribe(self, event_type: str, callback: Callable[[Any], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` after events of ``event_type`` (or ``"*"``) are saved.
+    def subscribe(
+        self,
+        callback: Callable[[Any], None] | str,
+        legacy_callback: Callable[[Any], None] | None = None,
+        /,
+        *,
+        event_types: str | Sequence[str] = "*",
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` after events of ``event_types`` (``"*"``: all; one name
+        or several) are saved. Returns a function that cancels the subscription.
 
-        Returns a function that cancels the subscription. A failing callback is logged
-        and does not affect the save or other subscribers.
+        A failing callback is logged and does not affect the save or other subscribers.
         """
-        return self._bus.subscribe(event_type, callback)
+        return self._bus.subscribe(callback, legacy_callback, event_types=event_types)
 
 
 def _snapshot_frame(states: Sequence[DeviceState]) -> pd.DataFrame:

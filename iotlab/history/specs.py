@@ -2,7 +2,7 @@
 
 Both are immutable so that events and states built from them are too. ``sensor_spec``
 turns what a person types (``"temp_01"``, a dict, a spec) into a ``SensorSpec``; a bare
-id takes its type, unit and range from the simulator's ``SENSOR_PREFIXES`` table.
+id takes its type, unit and range from the catalogue, :data:`iotlab.sensors.SENSOR_PREFIXES`.
 
 Examples
 --------
@@ -27,6 +27,7 @@ import pandas as pd
 
 from iotlab._time import utc_timestamp
 from iotlab.errors import ValidationError
+from iotlab.sensors import SENSOR_PREFIXES
 
 __all__ = ["Location", "SensorSpec", "sensor_spec"]
 
@@ -155,7 +156,7 @@ def sensor_spec(value: SensorSpec | Mapping[str, Any] | str) -> SensorSpec:
     """A ``SensorSpec`` from a spec, a dict with the full spec, or a bare id like ``"temp_01"``.
 
     A bare id's type, unit and range come from the prefix before the last ``_`` looked up
-    in ``iotlab.simulate.SENSOR_PREFIXES``; a missing field or unknown prefix raises
+    in :data:`iotlab.sensors.SENSOR_PREFIXES`; a missing field or unknown prefix raises
     ``ValidationError`` naming it.
     """
     if isinstance(value, SensorSpec):
@@ -179,8 +180,6 @@ def sensor_spec(value: SensorSpec | Mapping[str, Any] | str) -> SensorSpec:
 
 
 def _infer_spec(sensor_id: str) -> SensorSpec:
-    from iotlab.simulate import SENSOR_PREFIXES  # the simulator owns the sensor catalogue
-
     prefix = sensor_id.rsplit("_", 1)[0] if "_" in sensor_id else sensor_id
     if prefix not in SENSOR_PREFIXES:
         raise ValidationError(

@@ -11,31 +11,29 @@ Examples
 >>> import pandas as pd
 >>> subscribers = Subscribers()
 >>> seen = []
->>> cancel = subscribers.subscribe("d1", callback=seen.append)
+>>> cancel = subscribers.subscribe(seen.append, devices="d1")
 >>> frame = pd.DataFrame({"device_id": ["d1", "d2"], "sensor_id": ["t", "t"],
 ...     "value": [1.0, 2.0]})
 >>> subscribers.publish_readings(frame)
->>> [(n.kind, n.device_id, len(n.data)) for n in seen]
-[('readings', 'd1', 1)]
+>>> [(n.kind, n.data["device_id"].tolist()) for n in seen]
+[('readings', ['d1'])]
 >>> cancel(); subscribers.publish_readings(frame); len(seen)
 1
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from iotlab._compat import deprecated
+from iotlab._subscriptions import Subscriptions, as_names
 from iotlab.errors import ValidationError
 
 __all__ = ["NOTIFICATION_KINDS", "Alert", "Notification", "Subscribers"]
-
-logger = logging.getLogger(__name__)
 
 #: ``readings``: a stored batch; ``alert``: a new anomaly event; ``connectivity``: a
 #: device went offline or came back online.
@@ -44,9 +42,9 @@ NOTIFICATION_KINDS = ("readings", "alert", "connectivity")
 
 @dataclass(frozen=True)
 class Alert:
-    """The first flagged reading of a new anomaly event of one sensor.
+    """The first flagged reading of a new anomaly episode of one sensor.
 
-    Later flagged readings of the same ongoing event are stored as anomalies but raise
+    Later flagged readings of the same ongoing episode are stored as anomalies but raise
     no further alert (see ``IngestionService``'s ``alert_gap``).
     """
 
@@ -86,95 +84,91 @@ class Notification:
     data: Any
 
 
-@dataclass(frozen=True)
-class _Subscription:
-    device_id: str | None
-    sensor_id: str | None
-    kinds: frozenset[str]
-    callback: Callable[[Notification], None]
-
-
 class Subscribers:
-    """Thread-safe registry of callbacks filtered by device, sensor and kind."""
+    """Thread-safe registry of callbacks filtered by devices, sensors and kind."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: list[_Subscription] = []
+        self._subscriptions = Subscriptions()
 
     def subscribe(
         self,
-        device_id: str | None = None,
-        sensor_id: str | None = None,
+        callback: Callable[[Notification], None] | str | None = None,
+        legacy_sensor: str | None = None,
+        /,
         *,
-        callback: Callable[[Notification], None],
-        kinds: tuple[str, ...] = NOTIFICATION_KINDS,
+        devices: str | Sequence[str] | None = None,
+        sensors: str | Sequence[str] | None = None,
+        kinds: str | Sequence[str] = NOTIFICATION_KINDS,
+        **legacy: Any,
     ) -> Callable[[], None]:
         """Call ``callback(notification)`` for matching notifications; return a canceller.
 
-        ``None`` for ``device_id``/``sensor_id`` matches any. Connectivity changes concern
-        a whole device, so they reach subscribers of that device whatever their sensor.
+        ``devices``/``sensors`` (one id or several; ``None`` matches any) and ``kinds``
+        filter. Connectivity changes concern a whole device, so they reach subscribers of
+        that device whatever their sensors. 0.1's ``subscribe(device_id, sensor_id, *,
+        callback=...)`` still works, with a ``DeprecationWarning``.
         """
-        if not callable(callback):
-            raise ValidationError(f"must be callable, got {callback!r}", field="callback")
-        unknown = sorted(set(kinds) - set(NOTIFICATION_KINDS))
+        if "callback" in legacy or isinstance(callback, str) or legacy_sensor is not None:
+            deprecated(
+                "subscribe(device_id, sensor_id, callback=...) is deprecated, use "
+                "subscribe(callback, devices=..., sensors=...)"
+            )
+            devices = devices if callback is None else callback  # type: ignore[assignment]
+            sensors = sensors if legacy_sensor is None else legacy_sensor
+            callback = legacy.pop("callback", None)
+        if legacy:
+            raise TypeError(f"subscribe() got unexpected keyword(s) {sorted(legacy)}")
+        wanted_kinds = as_names(kinds, field="kinds") or frozenset(NOTIFICATION_KINDS)
+        unknown = sorted(wanted_kinds - set(NOTIFICATION_KINDS))
         if unknown:
             raise ValidationError(
                 f"unknown kind(s) {unknown}; use {list(NOTIFICATION_KINDS)}", field="kinds"
             )
-        entry = _Subscription(device_id, sensor_id, frozenset(kinds), callback)
-        with self._lock:
-            self._entries.append(entry)
+        wanted_devices = as_names(devices, field="devices")
+        wanted_sensors = as_names(sensors, field="sensors")
 
-        def unsubscribe() -> None:
-            with self._lock:
-                if entry in self._entries:
-                    self._entries.remove(entry)
+        def wants(notification: Notification) -> bool:
+            if notification.kind not in wanted_kinds:
+                return False
+            if notification.kind == "readings":  # a batch spans devices: see deliver
+                return True
+            if wanted_devices is not None and notification.device_id not in wanted_devices:
+                return False
+            sensor_bound = notification.kind == "alert" and wanted_sensors is not None
+            return not sensor_bound or notification.sensor_id in wanted_sensors  # type: ignore[operator]
 
-        return unsubscribe
+        def deliver(notification: Notification) -> None:
+            if notification.kind == "readings":  # the rows of this subscriber's filter only
+                rows = notification.data
+                if wanted_devices is not None:
+                    rows = rows[rows["device_id"].isin(wanted_devices)]
+                if wanted_sensors is not None:
+                    rows = rows[rows["sensor_id"].isin(wanted_sensors)]
+                if rows.empty:
+                    return
+                notification = Notification(
+                    "readings",
+                    _single(wanted_devices),
+                    _single(wanted_sensors),
+                    rows.reset_index(drop=True),
+                )
+            callback(notification)  # type: ignore[operator,misc]
+
+        return self._subscriptions.add(deliver, wants)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def _matching(self, kind: str) -> list[_Subscription]:
-        with self._lock:
-            return [e for e in self._entries if kind in e.kinds]
-
-    @staticmethod
-    def _call(entry: _Subscription, notification: Notification) -> None:
-        try:
-            entry.callback(notification)
-        except Exception:  # one broken notebook cell must not stop ingestion
-            logger.exception(
-                "subscriber %r failed on a %s notification", entry.callback, notification.kind
-            )
+        return len(self._subscriptions)
 
     def publish_readings(self, readings: pd.DataFrame) -> None:
         """Send each subscriber the rows of ``readings`` that match its filter."""
-        if readings.empty:
-            return
-        for entry in self._matching("readings"):
-            rows = readings
-            if entry.device_id is not None:
-                rows = rows[rows["device_id"] == entry.device_id]
-            if entry.sensor_id is not None:
-                rows = rows[rows["sensor_id"] == entry.sensor_id]
-            if len(rows):
-                self._call(
-                    entry,
-                    Notification(
-                        "readings", entry.device_id, entry.sensor_id, rows.reset_index(drop=True)
-                    ),
-                )
+        if not readings.empty:
+            self.publish(Notification("readings", None, None, readings))
 
     def publish(self, notification: Notification) -> None:
-        """Send one alert or connectivity notification to every matching subscriber."""
-        for entry in self._matching(notification.kind):
-            if entry.device_id not in (None, notification.device_id):
-                continue
-            if notification.kind == "alert" and entry.sensor_id not in (
-                None,
-                notification.sensor_id,
-            ):
-                continue
-            self._call(entry, notification)
+        """Send one notification to every matching subscriber."""
+        self._subscriptions.deliver([notification])
+
+
+def _single(names: frozenset[str] | None) -> str | None:
+    """The one name of a filter, if it has exactly one (what a notification is about)."""
+    return next(iter(names)) if names is not None and len(names) == 1 else None

@@ -12,7 +12,7 @@ after its first row arrived; a closing batch takes along what is already waiting
 3. writes raw readings, heartbeats, dead letters and the flagged readings
    (``anomalies`` / ``anomalies_by_day``) together, in one wait for the store
    (:meth:`~iotlab.store.base.Store.write_tables`);
-4. calls the alert handlers once per new anomaly event (an ongoing event raises one
+4. calls the alert handlers once per new anomaly episode (an ongoing episode raises one
    alert);
 5. notifies subscribers (the readings are stored now);
 6. refreshes the minute and hour roll-ups of the touched hours, for every batch since
@@ -51,8 +51,8 @@ Examples
 >>> _ = lab.provision(fleet)
 >>> sim = fleet.simulate("2026-01-05", days=0.25, freq="5min")
 >>> seen = queue.Queue()
->>> with IngestionService(lab, max_delay=0.05) as service:
-...     cancel = service.subscribe(callback=seen.put, kinds=("readings",))
+>>> with lab.ingestion_service(max_delay=0.05) as service:  # IngestionService(lab.store, ...)
+...     cancel = service.subscribe(seen.put, kinds="readings")
 ...     service.submit(sim.readings)
 >>> len(seen.get(timeout=5).data) == len(sim.readings)
 True
@@ -65,20 +65,24 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
 
+from iotlab._compat import deprecated
 from iotlab._time import TimeLike
 from iotlab.errors import StoreUnavailableError, ValidationError
+from iotlab.history.connectivity import update_connectivity
+from iotlab.history.repository import DeviceRepository
 from iotlab.ingest.batch import ParsedMessages, Part, PendingBatch
 from iotlab.ingest.deadletter import dead_letter_rows
 from iotlab.ingest.health import Abandoned, ServiceStats, ServiceStatus, StoreGuard
 from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification, Subscribers
 from iotlab.ingest.scoring import ForecastCache
+from iotlab.store.base import Store
 from iotlab.store.rollups import RollupMemory, refresh_rollups
 
 __all__ = ["IngestionService", "ServiceStats", "ServiceStatus"]
@@ -97,8 +101,12 @@ class IngestionService:
 
     Parameters
     ----------
-    platform
-        An open :class:`iotlab.Platform`.
+    store
+        An open :class:`iotlab.store.Store` to write to
+        (:meth:`iotlab.Platform.ingestion_service` passes its own).
+    repository
+        The device repository that connectivity changes are saved to (default: one on
+        ``store``).
     batch_size
         Close a batch once this many rows/messages have arrived.
     max_delay
@@ -107,7 +115,7 @@ class IngestionService:
         The forecast cache to score against (default: a rolling z-score
         :class:`ForecastCache`); ``None`` disables scoring.
     alert_gap
-        Flagged readings of one sensor closer than this belong to one event: one alert.
+        Flagged readings of one sensor closer than this belong to one episode: one alert.
     require_provisioned
         Refuse readings of unknown sensors and heartbeats of unknown devices.
     heartbeat_timeout
@@ -132,8 +140,9 @@ class IngestionService:
 
     def __init__(
         self,
-        platform: Any,
+        store: Store,
         *,
+        repository: DeviceRepository | None = None,
         batch_size: int = 5000,
         max_delay: float = 0.5,
         scoring: ForecastCache | None | str = "default",
@@ -172,8 +181,14 @@ class IngestionService:
             self.stats, retry_initial=retry_initial, retry_max=retry_max, outage_limit=outage_limit
         )
         self.accepting = self._guard.accepting
-        self.platform = platform
-        self.store = platform.store
+        if not isinstance(store, Store) and hasattr(store, "repository"):
+            deprecated(
+                "IngestionService(platform) is deprecated, use platform.ingestion_service() "
+                "or IngestionService(store, repository=...)"
+            )
+            store, repository = store.store, store.repository
+        self.store = store
+        self.repository = repository if repository is not None else DeviceRepository(store)
         self.batch_size = batch_size
         self.max_delay = max_delay
         self.scoring = ForecastCache(self.store) if scoring == "default" else scoring
@@ -205,22 +220,27 @@ class IngestionService:
     # -- subscribers and alert handlers -------------------------------------------------------
     def subscribe(
         self,
-        device_id: str | None = None,
-        sensor_id: str | None = None,
+        callback: Callable[[Notification], None] | str | None = None,
+        legacy_sensor: str | None = None,
+        /,
         *,
-        callback: Callable[[Notification], None],
-        kinds: tuple[str, ...] = NOTIFICATION_KINDS,
+        devices: str | Sequence[str] | None = None,
+        sensors: str | Sequence[str] | None = None,
+        kinds: str | Sequence[str] = NOTIFICATION_KINDS,
+        **legacy: Any,
     ) -> Callable[[], None]:
         """Call ``callback(Notification)`` on the service thread; return a canceller.
 
-        ``device_id``/``sensor_id`` ``None`` match any; ``kinds`` picks ``readings``,
-        ``alert`` and/or ``connectivity``. To consume in another thread (a notebook),
-        pass ``queue.Queue().put`` as the callback.
+        ``devices``/``sensors`` (one id or several; ``None`` matches any) and ``kinds``
+        (``readings``, ``alert`` and/or ``connectivity``) filter. To consume in another
+        thread (a notebook), pass ``queue.Queue().put`` as the callback.
         """
-        return self.subscribers.subscribe(device_id, sensor_id, callback=callback, kinds=kinds)
+        return self.subscribers.subscribe(
+            callback, legacy_sensor, devices=devices, sensors=sensors, kinds=kinds, **legacy
+        )
 
     def add_alert_handler(self, handler: Callable[[Alert], None]) -> Callable[[], None]:
-        """Call ``handler(alert)`` once per new anomaly event; return a remover."""
+        """Call ``handler(alert)`` once per new anomaly episode; return a remover."""
         self._alert_handlers.append(handler)
         return lambda: (
             self._alert_handlers.remove(handler) if handler in self._alert_handlers else None
@@ -618,8 +638,8 @@ class IngestionService:
         return rows
 
     def _alerts(self, rows: pd.DataFrame) -> list[Alert]:
-        """One alert per new anomaly event among stored anomaly ``rows`` (an ongoing
-        event, flagged again within ``alert_gap``, raises none)."""
+        """One alert per new anomaly episode among stored anomaly ``rows`` (an ongoing
+        episode, flagged again within ``alert_gap``, raises none)."""
         self.stats.anomalies += len(rows)
         alerts = []
         for record in rows.itertuples(index=False):
@@ -627,7 +647,7 @@ class IngestionService:
             last = self._last_flagged.get(key)
             self._last_flagged[key] = record.ts
             if last is not None and record.ts - last <= self.alert_gap:
-                continue  # the same ongoing event: stored, not alerted again
+                continue  # the same ongoing episode: stored, not alerted again
             alerts.append(
                 Alert(
                     record.device_id,
@@ -659,8 +679,8 @@ class IngestionService:
         if self.connectivity_every is None or self._data_now is None:
             return
         try:
-            events = self.platform.update_connectivity(
-                self._data_now, timeout=self.heartbeat_timeout
+            events = update_connectivity(
+                self.repository, now=self._data_now, timeout=self.heartbeat_timeout
             )
         except StoreUnavailableError as exc:  # judged again at the next check
             logger.warning("connectivity check skipped: %s", exc)

@@ -10,7 +10,7 @@ Examples
 >>> lab = iotlab.connect("sqlite://")
 >>> fleet = Fleet(2, seed=1)
 >>> _ = lab.provision(fleet)
->>> with IngestionService(lab, scoring=None) as service:
+>>> with lab.ingestion_service(scoring=None) as service:
 ...     n = feed_stream(service, fleet, "2026-01-05", freq="10min", days=0.5, speed=None)
 ...     service.flush()
 >>> n == service.stats.readings_written == len(lab.readings(fleet.devices["device_id"][0])) * 2

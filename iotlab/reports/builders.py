@@ -1,6 +1,6 @@
 """The report builders: device performance, anomaly summary, fleet health.
 
-Each builder takes a Platform and a window ``[start, end)`` and returns a
+Each builder takes a store and a window ``[start, end)`` and returns a
 :class:`~iotlab.reports.Report`. ``end`` defaults to ``generated_at`` (now) and ``start``
 to seven days before ``end``. Tables are sorted and typed the same way on every backend,
 so the same data gives identical tables on SQLite and Cassandra. A fleet with no data
@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp
+from iotlab._vocabulary import id_list
 from iotlab.analytics._display import SEVERITIES
 from iotlab.analytics.health import FleetHealth, fleet_health_check
 from iotlab.analytics.heartbeats import fleet_heartbeat_hours, summarise_heartbeats
@@ -28,9 +30,11 @@ from iotlab.analytics.overview import anomalies_by_device, fleet_devices, fleet_
 from iotlab.errors import NotFoundError, ValidationError
 from iotlab.reports.figures import anomaly_timeline_figure, readings_figure, uptime_figure
 from iotlab.reports.report import Report
+from iotlab.store.lifecycle import read_anomalies
+from iotlab.store.queries import read_heartbeats, read_readings
 
 if TYPE_CHECKING:
-    from iotlab.platform import Platform
+    from iotlab.store.base import Store
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -93,18 +97,20 @@ def _window(
     return low, high, made
 
 
-def _parameters(start: pd.Timestamp, end: pd.Timestamp, devices: Sequence[str] | None) -> dict:
+def _parameters(
+    start: pd.Timestamp, end: pd.Timestamp, devices: str | Sequence[str] | None
+) -> dict:
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
-        "devices": None if devices is None else [str(d) for d in devices],
+        "devices": id_list(devices, field="devices"),
     }
 
 
 def _fleet_anomalies(
-    platform: Platform, start: pd.Timestamp, end: pd.Timestamp, device_ids: Sequence[str]
+    store: Store, start: pd.Timestamp, end: pd.Timestamp, device_ids: Sequence[str]
 ) -> pd.DataFrame:
-    rows = platform.anomalies(start, end)
+    rows = read_anomalies(store, start=start, end=end)
     if len(rows):
         rows = rows.assign(device_id=rows["device_id"].astype(str))
         rows = rows.assign(sensor_id=rows["sensor_id"].astype(str))
@@ -113,7 +119,7 @@ def _fleet_anomalies(
 
 
 def _health(
-    platform: Platform,
+    store: Store,
     low: pd.Timestamp,
     high: pd.Timestamp,
     made: pd.Timestamp,
@@ -123,7 +129,7 @@ def _health(
     """Health, data quality and who needs attention, judged at the window's end (or now,
     if that comes first: silence is only counted up to what has happened)."""
     return fleet_health_check(
-        platform, low, high, devices=fleet, anomalies=anomalies, now=min(high, made)
+        store, low, high, devices=fleet, anomalies=anomalies, now=min(high, made)
     )
 
 
@@ -156,28 +162,29 @@ def _typed(rows: list[dict[str, object]], columns: dict[str, object]) -> pd.Data
     return frame.astype(columns)
 
 
+@legacy_call_forms(positional=("start", "end", "devices"), store_first=True)
 def device_performance(
-    platform: Platform,
+    store: Store,
+    *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    devices: Sequence[str] | None = None,
-    *,
+    devices: str | Sequence[str] | None = None,
     generated_at: TimeLike | None = None,
     max_figures: int = 6,
 ) -> Report:
     """Per-device metrics (uptime, anomalies, reading statistics per sensor) with figures of
     readings and their anomalies for the ``max_figures`` devices with the most anomalies."""
     low, high, made = _window(start, end, generated_at)
-    fleet = fleet_devices(platform, devices)
-    anomalies = _fleet_anomalies(platform, low, high, list(fleet["device_id"]))
+    fleet = fleet_devices(store, devices)
+    anomalies = _fleet_anomalies(store, low, high, list(fleet["device_id"]))
     ranked = anomalies_by_device(anomalies)["device_id"].tolist()
     plotted = (ranked + [d for d in fleet["device_id"] if d not in ranked])[:max_figures]
     rows, sensors, figures = [], [], {}
     for device in fleet.to_dict("records"):
         device_id = device["device_id"]
-        readings = platform.readings(device_id, None, low, high)
+        readings = read_readings(store, device_id, start=low, end=high)
         mine = anomalies[anomalies["device_id"] == device_id] if len(anomalies) else anomalies
-        beats = platform.heartbeats(device_id, low, high)
+        beats = read_heartbeats(store, device_id, start=low, end=high)
         metrics = metrics_from_frames(device, beats, readings, mine, low, high)
         summary = metrics.summary()
         interval = summary.pop("heartbeat_interval")
@@ -198,7 +205,7 @@ def device_performance(
             "most anomalies."
         )
     present = [c for c in _ANOMALY_COLUMNS if c in anomalies.columns]
-    health = _health(platform, low, high, made, fleet, anomalies)
+    health = _health(store, low, high, made, fleet, anomalies)
     notes.insert(0, _lifecycle_note(anomalies))
     return Report(
         kind="device_performance",
@@ -231,20 +238,21 @@ def _counts_by(anomalies: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return table[columns].reset_index(drop=True)
 
 
+@legacy_call_forms(positional=("start", "end", "devices"), store_first=True)
 def anomaly_summary(
-    platform: Platform,
+    store: Store,
+    *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    devices: Sequence[str] | None = None,
-    *,
+    devices: str | Sequence[str] | None = None,
     generated_at: TimeLike | None = None,
     top: int = 20,
 ) -> Report:
     """Anomaly counts by severity, device and sensor, the ``top`` anomalies by score, and
     a figure of anomalies by severity over time."""
     low, high, made = _window(start, end, generated_at)
-    fleet = fleet_devices(platform, devices)
-    anomalies = _fleet_anomalies(platform, low, high, list(fleet["device_id"]))
+    fleet = fleet_devices(store, devices)
+    anomalies = _fleet_anomalies(store, low, high, list(fleet["device_id"]))
     counts = severity_counts(anomalies)
     by_severity = pd.DataFrame({"severity": list(counts), "count": list(counts.values())})
     present = [c for c in _ANOMALY_COLUMNS if c in anomalies.columns]
@@ -258,7 +266,7 @@ def anomaly_summary(
         if len(anomalies)
         else anomalies
     )
-    health = _health(platform, low, high, made, fleet, anomalies)
+    health = _health(store, low, high, made, fleet, anomalies)
     return Report(
         kind="anomaly_summary",
         generated_at=made,
@@ -275,12 +283,13 @@ def anomaly_summary(
     )
 
 
+@legacy_call_forms(positional=("start", "end", "devices"), store_first=True)
 def fleet_health(
-    platform: Platform,
+    store: Store,
+    *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    devices: Sequence[str] | None = None,
-    *,
+    devices: str | Sequence[str] | None = None,
     generated_at: TimeLike | None = None,
     top: int = 10,
     source: str = "rollups",
@@ -295,15 +304,15 @@ def fleet_health(
     """
     low, high, made = _window(start, end, generated_at)
     overview = fleet_overview(
-        platform, now=high, window=high - low, top=top, devices=devices, source=source
+        store, now=high, window=high - low, top=top, devices=devices, source=source
     )
-    fleet = fleet_devices(platform, devices)
-    anomalies = _fleet_anomalies(platform, low, high, list(fleet["device_id"]))
+    fleet = fleet_devices(store, devices)
+    anomalies = _fleet_anomalies(store, low, high, list(fleet["device_id"]))
     per_device = anomalies_by_device(anomalies).set_index("device_id")
     readings = overview.readings_by_device.set_index("device_id")["readings"]
     # Hourly heartbeat aggregates of every device, read at once: from the heartbeat
     # roll-up (source="rollups") or recomputed from raw heartbeats; the same numbers.
-    hours = fleet_heartbeat_hours(platform.store, list(fleet["device_id"]), low, high, source)
+    hours = fleet_heartbeat_hours(store, list(fleet["device_id"]), low, high, source)
     hours_by_device = dict(tuple(hours.groupby("device_id", sort=False)))
     rows = []
     for device in fleet.to_dict("records"):
@@ -333,7 +342,7 @@ def fleet_health(
     ).head(top)
     summary = overview.to_frame()
     mean_uptime = float(table["uptime"].mean()) if len(table) else float("nan")
-    health = _health(platform, low, high, made, fleet, anomalies)
+    health = _health(store, low, high, made, fleet, anomalies)
     offline = int(health.health["offline"].sum()) if len(health.health) else 0
     tables = {
         "needs_attention": health.attention,
@@ -372,21 +381,23 @@ REPORT_KINDS: dict[str, Callable[..., Report]] = {
 }
 
 
+@legacy_call_forms(positional=("start", "end", "devices"), store_first=True)
 def build_report(
-    platform: Platform,
+    store: Store,
     kind: str,
+    *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    devices: Sequence[str] | None = None,
+    devices: str | Sequence[str] | None = None,
     **options: object,
 ) -> Report:
     """Build the report ``kind`` (see :data:`REPORT_KINDS`); ``options`` go to its builder.
 
     Examples
     --------
-    >>> import iotlab
-    >>> with iotlab.connect("sqlite://") as lab:
-    ...     build_report(lab, "weekly")
+    >>> from iotlab.store import open_store
+    >>> with open_store("sqlite://") as store:
+    ...     build_report(store, "weekly")
     Traceback (most recent call last):
     ...
     iotlab.errors.NotFoundError: unknown report kind 'weekly'; known kinds: anomaly_summary, ...
@@ -395,4 +406,4 @@ def build_report(
     if builder is None:
         known = ", ".join(sorted(REPORT_KINDS))
         raise NotFoundError(f"unknown report kind {kind!r}; known kinds: {known}")
-    return builder(platform, start, end, devices, **options)
+    return builder(store, start=start, end=end, devices=devices, **options)

@@ -22,7 +22,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,6 +29,7 @@ from types import MappingProxyType
 import pandas as pd
 
 from iotlab.errors import ValidationError
+from iotlab.sensors import SENSOR_PREFIXES, sensor_prefix
 
 __all__ = [
     "DEFAULT_DEVICE_TYPES",
@@ -40,56 +40,11 @@ __all__ = [
     "sensor_prefix",
 ]
 
-#: Sensor id prefix -> (sensor_type, unit, min_value, max_value). Provisioning infers a
-#: sensor's type from its id (``temp_01`` -> temperature), so this table is public.
-SENSOR_PREFIXES: Mapping[str, tuple[str, str, float, float]] = MappingProxyType(
-    {
-        "temp": ("temperature", "°C", -40.0, 125.0),
-        "humidity": ("humidity", "%RH", 0.0, 100.0),
-        "vibration": ("vibration", "mm/s", 0.0, 50.0),
-        "power": ("power", "kW", 0.0, 500.0),
-        "voltage": ("voltage", "V", 0.0, 400.0),
-        "current": ("current", "A", 0.0, 1000.0),
-        "co2": ("co2", "ppm", 0.0, 5000.0),
-        "pm25": ("pm25", "µg/m³", 0.0, 1000.0),
-        "pressure": ("pressure", "hPa", 300.0, 1100.0),
-        "light": ("light", "lx", 0.0, 100000.0),
-    }
-)
-
 #: Factors a signal can load on. ``daily``: cosine peaking at the type's ``peak_hour``
 #: (-1..1); ``occupancy``: office hours on weekdays (0..1, low at weekends);
 #: ``shift``: two industrial shifts 06-22 on weekdays, one on Saturday (0..1);
 #: ``weather``: a smooth random process per device (mean 0, sd 1).
 FACTORS: tuple[str, ...] = ("daily", "occupancy", "shift", "weather")
-
-_SENSOR_ID = re.compile(r"^([a-z][a-z0-9]*)_(\d{2})$")
-
-
-def sensor_prefix(sensor_id: str) -> str:
-    """The prefix of a sensor id, validated against :data:`SENSOR_PREFIXES`.
-
-    Examples
-    --------
-    >>> sensor_prefix("co2_01")
-    'co2'
-    >>> sensor_prefix("foo_01")
-    Traceback (most recent call last):
-    ...
-    iotlab.errors.ValidationError: sensor_id: unknown prefix 'foo' in 'foo_01' (known: temp, ...)
-    """
-    match = _SENSOR_ID.match(sensor_id)
-    if match is None:
-        raise ValidationError(
-            f"{sensor_id!r} is not of the form '<prefix>_NN', e.g. 'temp_01'", field="sensor_id"
-        )
-    prefix = match.group(1)
-    if prefix not in SENSOR_PREFIXES:
-        known = ", ".join(SENSOR_PREFIXES)
-        raise ValidationError(
-            f"unknown prefix {prefix!r} in {sensor_id!r} (known: {known})", field="sensor_id"
-        )
-    return prefix
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp_or_none
+from iotlab._vocabulary import id_list
 from iotlab.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -107,12 +109,13 @@ def _parse_id(text: str) -> tuple[str, str, str, pd.Timestamp]:
     return device, sensor, detector, ts
 
 
+@legacy_call_forms(positional=("start", "end"))
 def read_anomalies(
     store: Store,
+    *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    *,
-    devices: Sequence[str] | None = None,
+    devices: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Stored anomalies in ``[start, end)`` with their lifecycle, oldest first.
 
@@ -125,7 +128,7 @@ def read_anomalies(
     if devices is None:
         found = store.read_rows("anomalies_by_day", {}, start=lo, end=hi)
     else:
-        wanted = [devices] if isinstance(devices, str) else list(devices)
+        wanted = id_list(devices, field="devices")
         found = store.read_rows("anomalies", {"device_id": wanted or [""]}, start=lo, end=hi)
         found = found.iloc[:0] if not wanted else found  # no device: no rows, same columns
     lifecycle = store.read_rows("anomaly_lifecycle", {}, start=lo, end=hi) if len(found) else None
@@ -177,7 +180,7 @@ def _lookup(store: Store, ids: list[str]) -> pd.DataFrame:
     keys = [_parse_id(i) for i in ids]
     parts = []
     for device, sensor, detector, ts in keys:
-        rows = read_anomalies(store, ts, ts + pd.Timedelta("1ms"), devices=[device])
+        rows = read_anomalies(store, start=ts, end=ts + pd.Timedelta("1ms"), devices=[device])
         parts.append(rows[(rows["sensor_id"] == sensor) & (rows["detector"] == detector)])
     found = pd.concat(parts, ignore_index=True).drop_duplicates("anomaly_id")
     missing = [i for i, k in zip(ids, keys) if anomaly_id(*k) not in set(found["anomaly_id"])]
@@ -267,11 +270,12 @@ def resolve(
     return _move(store, rows, rows["status"] != "resolved", "resolved", who, when, note)
 
 
+@legacy_call_forms(positional=("start", "end"))
 def resolve_ended(
     store: Store,
+    *,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    *,
     detector: str | None = None,
     quiet: str | pd.Timedelta = "1h",
     at: TimeLike | None = None,
@@ -287,7 +291,7 @@ def resolve_ended(
     hi = utc_timestamp_or_none(end, field="end") or _now(None)
     gap = pd.Timedelta(quiet)
     when = _now(at)
-    found = read_anomalies(store, lo, hi)
+    found = read_anomalies(store, start=lo, end=hi)
     if detector is not None:
         found = found[found["detector"] == detector]
     found = found[found["cleared_at"].isna()]

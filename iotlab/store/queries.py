@@ -5,7 +5,7 @@ Rules
 - ``start``/``end`` may be strings, datetimes or Timestamps; naive values are read as
   UTC (:func:`iotlab._time.utc_timestamp_or_none`). ``start`` is inclusive, ``end``
   exclusive; ``None`` leaves that side open.
-- ``sensor_id=None`` means the device's sensors in the ``sensors`` projection (readings
+- ``sensors=None`` means the device's sensors in the ``sensors`` projection (readings
   of a sensor that was never provisioned are found only by naming it).
 - An unknown device raises :class:`~iotlab.errors.NotFoundError`: one that is neither in
   the ``devices`` projection nor has any rows in the range asked for. A provisioned
@@ -26,9 +26,9 @@ Examples
 >>> frame = pd.DataFrame({"device_id": "d1", "sensor_id": "t", "ts": ts, "value": 1.0})
 >>> ingest_readings(store, frame, require_provisioned=False, progress=False).written
 120
->>> len(read_readings(store, "d1", "t", "2026-01-01 01:00", None))
+>>> len(read_readings(store, "d1", sensors="t", start="2026-01-01 01:00"))
 60
->>> read_rollups(store, "d1", "t", interval="hour")[["bucket_start", "count", "avg"]]
+>>> read_rollups(store, "d1", sensors="t", interval="1h")[["bucket_start", "count", "avg"]]
                bucket_start  count  avg
 0 2026-01-01 00:00:00+00:00     60  1.0
 1 2026-01-01 01:00:00+00:00     60  1.0
@@ -43,7 +43,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import deprecated, legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp_or_none
+from iotlab._vocabulary import id_list
 from iotlab.errors import NotFoundError, ValidationError
 from iotlab.store.rollups import INTERVALS
 
@@ -52,34 +54,49 @@ if TYPE_CHECKING:
 
     from iotlab.store.base import Store
 
-__all__ = ["iter_readings", "read_dataset", "read_heartbeats", "read_readings", "read_rollups"]
+__all__ = [
+    "ROLLUP_INTERVALS",
+    "iter_readings",
+    "read_dataset",
+    "read_heartbeats",
+    "read_readings",
+    "read_rollups",
+]
+
+#: The roll-up intervals the store keeps, as pandas offset aliases ("60min" or "h" work too).
+ROLLUP_INTERVALS = ("1min", "1h")
+_ROLLUP_SOURCES = {pd.Timedelta("1min"): "minute", pd.Timedelta("1h"): "hour"}
+_LEGACY = {"sensor_id": "sensors"}
 
 
+@legacy_call_forms(positional=("sensor_id", "start", "end"), renamed=_LEGACY)
 def read_readings(
     store: Store,
     device_id: str,
-    sensor_id: str | Sequence[str] | None = None,
+    *,
+    sensors: str | Sequence[str] | None = None,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
 ) -> pd.DataFrame:
     """Raw readings of one device, sorted by ``ts`` (then ``sensor_id``)."""
     lo, hi = _range(start, end)
-    sensors = _sensors(store, device_id, sensor_id)
+    wanted = _sensors(store, device_id, sensors)
     rows = store.read_rows(
-        "readings", {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi
+        "readings", {"device_id": device_id, "sensor_id": wanted}, start=lo, end=hi
     )
     _check_known(store, device_id, rows)
-    _check_sensors(store, device_id, sensor_id, rows)
+    _check_sensors(store, device_id, sensors, rows)
     return rows.sort_values(["ts", "sensor_id"], kind="stable", ignore_index=True)
 
 
+@legacy_call_forms(positional=("sensor_id", "start", "end"), renamed=_LEGACY)
 def iter_readings(
     store: Store,
     device_id: str,
-    sensor_id: str | Sequence[str] | None = None,
+    *,
+    sensors: str | Sequence[str] | None = None,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    *,
     chunk: str = "1D",
 ) -> Iterator[pd.DataFrame]:
     """:func:`read_readings` in time order, one frame per ``chunk`` of time (a pandas
@@ -87,7 +104,7 @@ def iter_readings(
 
     Windows are aligned to ``chunk`` (UTC); empty ones are skipped. An open ``start`` or
     ``end`` is closed at the device's first or last hour roll-up. Concatenated, the
-    frames equal ``read_readings(store, device_id, sensor_id, start, end)``.
+    frames equal ``read_readings(store, device_id, sensors=..., start=..., end=...)``.
 
     Examples
     --------
@@ -98,7 +115,7 @@ def iter_readings(
     >>> ts = pd.date_range("2026-01-01 22:00", periods=300, freq="1min", tz="UTC")
     >>> frame = pd.DataFrame({"device_id": "d1", "sensor_id": "t", "ts": ts, "value": 1.0})
     >>> _ = ingest_readings(store, frame, require_provisioned=False, progress=False)
-    >>> [len(f) for f in iter_readings(store, "d1", "t", chunk="1D")]
+    >>> [len(f) for f in iter_readings(store, "d1", sensors="t", chunk="1D")]
     [120, 180]
     >>> store.close()
     """
@@ -107,10 +124,10 @@ def iter_readings(
     except ValueError as exc:
         raise ValidationError(f"not a pandas offset alias: {chunk!r}", field="chunk") from exc
     lo, hi = _range(start, end)
-    sensors = _sensors(store, device_id, sensor_id)
+    wanted = _sensors(store, device_id, sensors)
     if lo is None or hi is None:
         hours = store.read_rows(
-            "rollups_hour", {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi
+            "rollups_hour", {"device_id": device_id, "sensor_id": wanted}, start=lo, end=hi
         )
         if hours.empty:
             _check_known(store, device_id, hours)
@@ -126,7 +143,7 @@ def iter_readings(
     seen = False
     for first, last in zip(bounds, bounds[1:]):
         rows = store.read_rows(
-            "readings", {"device_id": device_id, "sensor_id": sensors}, start=first, end=last
+            "readings", {"device_id": device_id, "sensor_id": wanted}, start=first, end=last
         )
         if len(rows):
             seen = True
@@ -135,8 +152,9 @@ def iter_readings(
         _check_known(store, device_id, pd.DataFrame())
 
 
+@legacy_call_forms(positional=("start", "end"))
 def read_heartbeats(
-    store: Store, device_id: str, start: TimeLike | None = None, end: TimeLike | None = None
+    store: Store, device_id: str, *, start: TimeLike | None = None, end: TimeLike | None = None
 ) -> pd.DataFrame:
     """Heartbeats (cpu, memory, battery, signal) of one device, sorted by ``ts``."""
     lo, hi = _range(start, end)
@@ -145,32 +163,40 @@ def read_heartbeats(
     return rows.sort_values("ts", kind="stable", ignore_index=True)
 
 
+@legacy_call_forms(positional=("sensor_id", "start", "end", "interval"), renamed=_LEGACY)
 def read_rollups(
     store: Store,
     device_id: str,
-    sensor_id: str | Sequence[str] | None = None,
+    *,
+    sensors: str | Sequence[str] | None = None,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
-    interval: str = "hour",
+    interval: str = "1h",
 ) -> pd.DataFrame:
-    """Per-``"minute"`` or per-``"hour"`` count, sum, min, max and ``avg`` of a device.
+    """Count, sum, min, max and ``avg`` of a device per ``"1min"`` or ``"1h"`` roll-up.
 
-    ``start``/``end`` bound ``bucket_start``.
+    ``start``/``end`` bound ``bucket_start``. ``interval`` is a pandas offset alias of
+    one of :data:`ROLLUP_INTERVALS` (``"60min"`` is ``"1h"``).
     """
-    table = _rollup_table(interval)
+    table = INTERVALS[rollup_source(interval)][0]
     lo, hi = _range(start, end)
-    sensors = _sensors(store, device_id, sensor_id)
-    rows = store.read_rows(table, {"device_id": device_id, "sensor_id": sensors}, start=lo, end=hi)
+    wanted = _sensors(store, device_id, sensors)
+    rows = store.read_rows(table, {"device_id": device_id, "sensor_id": wanted}, start=lo, end=hi)
     _check_known(store, device_id, rows)
-    _check_sensors(store, device_id, sensor_id, rows)
+    _check_sensors(store, device_id, sensors, rows)
     rows["avg"] = rows["sum"] / rows["count"]
     return rows.sort_values(["bucket_start", "sensor_id"], kind="stable", ignore_index=True)
 
 
+@legacy_call_forms(
+    positional=("device_ids", "sensor_ids", "start", "end", "interval"),
+    renamed={"device_ids": "devices", "sensor_ids": "sensors"},
+)
 def read_dataset(
     store: Store,
-    device_ids: Sequence[str] | None = None,
-    sensor_ids: Sequence[str] | None = None,
+    *,
+    devices: str | Sequence[str] | None = None,
+    sensors: str | Sequence[str] | None = None,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
     interval: str | None = None,
@@ -179,10 +205,10 @@ def read_dataset(
 
     Parameters
     ----------
-    device_ids
+    devices
         Devices to include; ``None`` means every device of the ``devices`` projection
         (or, if it is empty, of the ``sensors`` projection).
-    sensor_ids
+    sensors
         Sensors to include; ``None`` means every provisioned sensor of those devices.
     start, end
         Time range, ``[start, end)``.
@@ -202,7 +228,7 @@ def read_dataset(
     >>> frame = pd.DataFrame({"device_id": "d1", "sensor_id": "t", "ts": ts,
     ...                       "value": [1.0, 3.0, 5.0, 7.0]})
     >>> _ = ingest_readings(store, frame, require_provisioned=False, progress=False)
-    >>> read_dataset(store, ["d1"], ["t"], interval="1h")["t"].values.tolist()
+    >>> read_dataset(store, devices="d1", sensors="t", interval="1h")["t"].values.tolist()
     [[2.0, 6.0]]
     >>> store.close()
     """
@@ -210,11 +236,11 @@ def read_dataset(
 
     lo, hi = _range(start, end)
     sensors_table = store.read_rows("sensors")
-    devices = _dataset_devices(store, device_ids, sensors_table)
-    if sensor_ids is None:
+    devices = _dataset_devices(store, devices, sensors_table)
+    if sensors is None:
         provisioned = sensors_table[sensors_table["device_id"].isin(devices)]
-        sensor_ids = sorted(provisioned["sensor_id"].unique())
-    sensors = [sensor_ids] if isinstance(sensor_ids, str) else list(sensor_ids)
+        sensors = sorted(provisioned["sensor_id"].unique())
+    sensors = id_list(sensors, field="sensors")
     long = _dataset_values(store, devices, sensors, lo, hi, interval)
     wide = long.pivot_table(
         index=["device", "time"], columns="sensor_id", values="value", aggfunc="first"
@@ -239,21 +265,41 @@ def _range(start: TimeLike | None, end: TimeLike | None) -> tuple[pd.Timestamp |
     return lo, hi
 
 
-def _rollup_table(interval: str) -> str:
-    if interval not in INTERVALS:
+def rollup_source(interval: str) -> str:
+    """The roll-up kept for ``interval`` (``"minute"`` or ``"hour"``), or a clear error.
+
+    0.1's names ``"minute"``/``"hour"`` still work, with a ``DeprecationWarning``.
+
+    Examples
+    --------
+    >>> rollup_source("60min")
+    'hour'
+    """
+    if interval in INTERVALS:
+        alias = dict(zip(INTERVALS, ROLLUP_INTERVALS))[interval]
+        deprecated(f"interval={interval!r} is deprecated, use interval={alias!r}", stacklevel=4)
+        return interval
+    try:
+        width = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))
+    except (TypeError, ValueError):
+        width = None
+    if width not in _ROLLUP_SOURCES:
         raise ValidationError(
-            f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}", field="interval"
+            f"no roll-up for interval {interval!r}; the store keeps "
+            f"{' and '.join(ROLLUP_INTERVALS)} (pandas offset aliases); for other "
+            "intervals use dataset(interval=...)",
+            field="interval",
         )
-    return INTERVALS[interval][0]
+    return _ROLLUP_SOURCES[width]
 
 
-def _sensors(store: Store, device_id: str, sensor_id: str | Sequence[str] | None) -> list[str]:
+def _sensors(store: Store, device_id: str, sensors: str | Sequence[str] | None) -> list[str]:
     if not isinstance(device_id, str) or not device_id:
         raise ValidationError(f"must be a device id string, got {device_id!r}", field="device_id")
-    if sensor_id is None:
+    if sensors is None:
         rows = store.read_rows("sensors", {"device_id": device_id}, columns=["sensor_id"])
         return rows["sensor_id"].tolist()
-    return [sensor_id] if isinstance(sensor_id, str) else list(sensor_id)
+    return id_list(sensors, field="sensors")
 
 
 def _check_known(store: Store, device_id: str, rows: pd.DataFrame) -> None:
@@ -288,10 +334,10 @@ def _check_sensors(
 
 
 def _dataset_devices(
-    store: Store, device_ids: Sequence[str] | None, sensors_table: pd.DataFrame
+    store: Store, devices: str | Sequence[str] | None, sensors_table: pd.DataFrame
 ) -> list[str]:
-    if device_ids is not None:
-        return [device_ids] if isinstance(device_ids, str) else list(device_ids)
+    if devices is not None:
+        return id_list(devices, field="devices")
     devices = store.read_rows("devices", columns=["device_id"])["device_id"].tolist()
     return devices or sorted(sensors_table["device_id"].unique())
 

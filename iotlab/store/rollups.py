@@ -308,7 +308,7 @@ class RollupMemory:
     ...         "quality": 0, "status": "ok"})
     ...     _ = store.write_rows("readings", rows)
     ...     _ = refresh_rollups(store, rows, native=False, memory=memory)
-    >>> read_rollups(store, "d", "t", interval="hour")["count"].tolist()
+    >>> read_rollups(store, "d", sensors="t", interval="1h")["count"].tolist()
     [3]
     >>> store.close()
     """

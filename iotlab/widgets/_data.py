@@ -25,7 +25,7 @@ import pandas as pd
 
 __all__ = [
     "ALL",
-    "INTERVALS",
+    "PLOT_INTERVALS",
     "building_of",
     "device_catalogue",
     "frame_html",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Resample intervals offered by the explorer; ``raw`` plots every stored reading.
-INTERVALS: tuple[str, ...] = ("raw", "5min", "15min", "1h", "1D")
+PLOT_INTERVALS: tuple[str, ...] = ("raw", "5min", "15min", "1h", "1D")
 
 #: The filter value that lets everything through.
 ALL = "(all)"

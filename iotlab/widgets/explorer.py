@@ -23,11 +23,10 @@ from iotlab._time import TimeLike, utc_timestamp
 from iotlab.errors import IotlabError, NotFoundError, ValidationError
 from iotlab.widgets._data import (
     ALL,
-    INTERVALS,
+    PLOT_INTERVALS,
     device_catalogue,
     frame_html,
     resample_series,
-    sensor_stats,
     series_by_sensor,
 )
 from iotlab.widgets._errors import shown_in
@@ -51,7 +50,7 @@ def data_days(platform: Platform, device_id: str) -> list[dt.date]:
     readings, which is what makes opening a device with months of data cheap; devices
     without roll-ups fall back to their raw readings.
     """
-    rollups = platform.rollups(device_id, interval="hour")
+    rollups = platform.rollups(device_id, interval="1h")
     column = "bucket_start" if "bucket_start" in rollups.columns else "ts"
     stamps = rollups[column] if len(rollups) else platform.readings(device_id)["ts"]
     if stamps.empty:
@@ -76,7 +75,7 @@ class DeviceExplorer:
     start, end
         Days shown first, both inclusive (default: all days with data).
     interval
-        One of ``INTERVALS`` (``"raw"`` plots every reading).
+        One of ``PLOT_INTERVALS`` (``"raw"`` plots every reading).
     show_anomalies
         Overlay the stored anomalies, coloured by severity (shared with the reports).
     width
@@ -107,8 +106,8 @@ class DeviceExplorer:
         show_anomalies: bool = True,
         width: float = 8.0,
     ) -> None:
-        if interval not in INTERVALS:
-            raise ValidationError(f"must be one of {', '.join(INTERVALS)}", field="interval")
+        if interval not in PLOT_INTERVALS:
+            raise ValidationError(f"must be one of {', '.join(PLOT_INTERVALS)}", field="interval")
         self.platform = platform
         self.width = width
         self.plotted: dict[str, pd.DataFrame] = {}
@@ -182,7 +181,7 @@ class DeviceExplorer:
             style=wide,
         )
         self.interval_picker = widgets.Dropdown(
-            options=INTERVALS, value=interval, description="resample", style=wide
+            options=PLOT_INTERVALS, value=interval, description="resample", style=wide
         )
         self.anomaly_toggle = widgets.Checkbox(value=show_anomalies, description="anomalies")
         self.figure_view = widgets.Image(format="png")
@@ -352,7 +351,7 @@ class DeviceExplorer:
             device,
             start,
             end,
-            lambda: self.platform.readings(device, None, start, end),
+            lambda: self.platform.readings(device, start=start, end=end),
         )
 
     def _anomaly_points(
@@ -363,7 +362,7 @@ class DeviceExplorer:
             device,
             start,
             end,
-            lambda: self.platform.anomalies(start, end, device_id=device),
+            lambda: self.platform.anomalies(start=start, end=end, devices=device),
         )
         if found.empty:
             return pd.DataFrame(columns=_ANOMALY_COLUMNS)
@@ -411,7 +410,7 @@ class DeviceExplorer:
             device,
             start,
             end,
-            lambda: self._metrics_html(device, start, end, by_sensor) + self._history_html(device),
+            lambda: self._metrics_html(device, start, end) + self._history_html(device),
         )
         self.updates += 1
 
@@ -453,24 +452,11 @@ class DeviceExplorer:
         done = "acknowledged" if action == "acknowledge" else "resolved"
         self.message.value = f"<i>{len(ids)} anomal{'y' if len(ids) == 1 else 'ies'} {done}</i>"
 
-    def _metrics_html(
-        self,
-        device: str,
-        start: pd.Timestamp,
-        end: pd.Timestamp,
-        by_sensor: dict[str, pd.DataFrame],
-    ) -> str:
-        metrics = getattr(self.platform, "device_metrics", None)
-        if metrics is None:
-            try:
-                from iotlab.analytics import device_metrics
-            except ImportError:  # analytics not installed: simple statistics instead
-                return frame_html(sensor_stats(by_sensor), title="Readings")
-            return device_metrics(self.platform, device, start, end)._repr_html_()
-        return metrics(device, start, end)._repr_html_()
+    def _metrics_html(self, device: str, start: pd.Timestamp, end: pd.Timestamp) -> str:
+        return self.platform.device_metrics(device, start=start, end=end)._repr_html_()
 
     def _history_html(self, device: str) -> str:
-        history = self.platform.devices.history(device)
+        history = self.platform.repository.history(device)
         wanted = ("version", "occurred_at", "event_type", "status", "change")
         keep = [c for c in wanted if c in history]
         return frame_html(history[keep] if keep else history, title="Lifecycle history")

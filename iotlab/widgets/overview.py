@@ -117,10 +117,8 @@ class FleetOverviewWidget:
         self.refresh()
 
     def _compute(self) -> Any:
-        from iotlab.analytics import fleet_overview  # the Platform method has no window
-
-        return fleet_overview(
-            self.platform, self.now, window=self.window_picker.value, devices=self.devices
+        return self.platform.fleet_overview(
+            now=self.now, window=self.window_picker.value, devices=self.devices
         )
 
     def refresh(self) -> None:
@@ -150,12 +148,12 @@ class FleetOverviewWidget:
 
         now = self.overview.now
         start = now - pd.Timedelta(self.window_picker.value)
-        fleet = fleet_devices(self.platform, self.devices)
-        anomalies = self.platform.anomalies(start, now)
+        fleet = fleet_devices(self.platform.store, self.devices)
+        anomalies = self.platform.anomalies(start=start, end=now)
         if len(anomalies):
             anomalies = anomalies[anomalies["device_id"].isin(fleet["device_id"])]
         found = fleet_health_check(
-            self.platform, start, now, devices=fleet, anomalies=anomalies, now=now
+            self.platform.store, start, now, devices=fleet, anomalies=anomalies, now=now
         )
         return found.attention
 

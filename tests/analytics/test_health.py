@@ -45,7 +45,7 @@ def test_drain_and_offline_faults_need_attention_first(platform, drained):
                 continue
             expected = "silent since"
         health = fleet_health_check(
-            lab, at - pd.Timedelta("1D"), at, devices=devices, anomalies=pd.DataFrame()
+            lab.store, at - pd.Timedelta("1D"), at, devices=devices, anomalies=pd.DataFrame()
         )
         attention = health.attention
         assert label.device_id in set(attention["device_id"]), (label, attention)
@@ -111,7 +111,7 @@ def test_device_metrics_carry_health(platform, drained):
     lab.ingest_metrics(sim.device_metrics, progress=False)
     drain = sim.labels[sim.labels["kind"] == "battery_drain"].iloc[0]
     at = drain["start"] + (drain["end"] - drain["start"]) / 2
-    metrics = lab.device_metrics(drain["device_id"], at - pd.Timedelta("1D"), at)
+    metrics = lab.device_metrics(drain["device_id"], start=at - pd.Timedelta("1D"), end=at)
     beats = sim.device_metrics[
         (sim.device_metrics["device_id"] == drain["device_id"]) & (sim.device_metrics["ts"] < at)
     ]

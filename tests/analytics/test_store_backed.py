@@ -23,7 +23,7 @@ def _raw(loaded, device_id: str, start=START, end=END) -> pd.DataFrame:
 def test_metrics_equal_pandas_on_the_raw_data(loaded) -> None:
     start, end = START + pd.Timedelta("3h17min20s"), END - pd.Timedelta("5h")
     for device_id in loaded.fleet.devices["device_id"]:
-        metrics = loaded.lab.device_metrics(device_id, start, end)
+        metrics = loaded.lab.device_metrics(device_id, start=start, end=end)
         got = metrics.to_frame().set_index("sensor_id")
         raw = _raw(loaded, device_id, start, end)
         assert sorted(got.index) == sorted(raw["sensor_id"].unique())
@@ -44,7 +44,7 @@ def test_uptime_matches_the_simulated_offline_periods(loaded) -> None:
     window = END - START
     checked_gaps = 0
     for device in loaded.fleet.devices.itertuples():
-        metrics = loaded.lab.device_metrics(device.device_id, START, END)
+        metrics = loaded.lab.device_metrics(device.device_id, start=START, end=END)
         interval = pd.Timedelta(device.heartbeat_interval)
         assert metrics.heartbeat_interval == interval
         spans = offline[offline["device_id"] == device.device_id]
@@ -61,7 +61,7 @@ def test_uptime_matches_the_simulated_offline_periods(loaded) -> None:
 
 def test_metrics_anomalies_status_and_last_seen(loaded) -> None:
     for device_id in loaded.fleet.devices["device_id"]:
-        metrics = loaded.lab.device_metrics(device_id, START, END)
+        metrics = loaded.lab.device_metrics(device_id, start=START, end=END)
         mine = loaded.anomalies[loaded.anomalies["device_id"] == device_id]
         assert metrics.anomalies == {s: int((mine["severity"] == s).sum()) for s in SEVERITIES}
         projected = loaded.lab.store.read_rows("devices", {"device_id": device_id})
@@ -82,10 +82,10 @@ def test_metrics_default_window_is_the_data_extent(loaded) -> None:
 
 def test_metrics_errors(loaded) -> None:
     with pytest.raises(NotFoundError, match="unknown device 'nope'"):
-        loaded.lab.device_metrics("nope", START, END)
+        loaded.lab.device_metrics("nope", start=START, end=END)
     device_id = loaded.fleet.devices["device_id"].iloc[0]
     with pytest.raises(ValidationError, match="end: must be after start"):
-        loaded.lab.device_metrics(device_id, END, START)
+        loaded.lab.device_metrics(device_id, start=END, end=START)
 
 
 def test_rollup_statistics_equal_pandas_for_unaligned_windows(loaded) -> None:
@@ -95,7 +95,7 @@ def test_rollup_statistics_equal_pandas_for_unaligned_windows(loaded) -> None:
         (START + pd.Timedelta("10min"), START + pd.Timedelta("40min")),
         (START, END),
     ]:
-        got = rollup_statistics(loaded.lab, device_id, start, end).set_index("sensor_id")
+        got = rollup_statistics(loaded.lab.store, device_id, start, end).set_index("sensor_id")
         raw = _raw(loaded, device_id, start, end).groupby("sensor_id")["value"]
         expected = raw.agg(["count", "min", "max", "mean"])
         assert got["count"].to_dict() == expected["count"].to_dict()
@@ -128,7 +128,7 @@ def test_overview_counts_equal_the_projections(loaded) -> None:
 
 def test_overview_anomalies_and_noisiest(loaded) -> None:
     now = END
-    overview = fleet_overview(loaded.lab, now=now, top=3)
+    overview = fleet_overview(loaded.lab.store, now=now, top=3)
     anomalies = loaded.anomalies[loaded.anomalies["ts"] >= now - pd.Timedelta("24h")]
     assert overview.anomalies == {s: int((anomalies["severity"] == s).sum()) for s in SEVERITIES}
     counts = anomalies.groupby("device_id").size()

@@ -29,7 +29,7 @@ def _faulty_fleet_report(tmp_path, artifacts):
         lab.provision(fleet)
         lab.ingest(sim.readings, progress=False)
         lab.ingest_metrics(sim.device_metrics, progress=False)
-        report = lab.report("fleet_health", at - pd.Timedelta("1D"), at, generated_at=at)
+        report = lab.report("fleet_health", start=at - pd.Timedelta("1D"), end=at, generated_at=at)
         path = report.to_html(artifacts / "fleet-health.html")
     active = labels[(labels["start"] <= at) & (labels["end"] > at)]
     # Faults under way long enough to show: a drain for 2 h, a silence for 20 min.

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iotlab.detect import EVENT_COLUMNS, SCORE_COLUMNS, ShortHistoryWarning
+from iotlab.detect import EPISODE_COLUMNS, SCORE_COLUMNS, ShortHistoryWarning
 from iotlab.errors import DetectionError, ValidationError
 
 from .conftest import NOISE, seasonal_series
@@ -54,7 +54,7 @@ def test_spike_is_one_event_at_the_spike(make_detector):
     series = seasonal_series(days=3)
     series.loc[600, "value"] += 10 * FAULT
     events = make_detector().detect(series)
-    assert tuple(events.columns) == EVENT_COLUMNS
+    assert tuple(events.columns) == EPISODE_COLUMNS
     assert events["ts"].tolist() == [series["ts"][600]]
     assert events["n_points"].tolist() == [1]
     assert events["start"].iloc[0] == events["end"].iloc[0] == series["ts"][600]

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from iotlab.detect import RollingZScoreDetector
-from iotlab.detect.fleet import detect_anomalies, detect_many, read_anomalies
+from iotlab.detect.fleet import detect_anomalies, episodes_many
 from iotlab.store import open_store
+from iotlab.store.lifecycle import read_anomalies
 
 from .conftest import NOISE, seasonal_series
 
@@ -22,23 +23,23 @@ def _series_set() -> dict[tuple[str, str], pd.DataFrame]:
     return {("dev-a", "temp_01"): good, ("dev-b", "temp_01"): other, ("dev-c", "temp_01"): empty}
 
 
-def test_detect_many_reports_failures_and_keeps_going():
+def test_episodes_many_reports_failures_and_keeps_going():
     series = _series_set()
-    events = detect_many(series, RollingZScoreDetector(), n_jobs=1, progress=False)
+    events, failures = episodes_many(series, RollingZScoreDetector(), n_jobs=1, progress=False)
     assert events.groupby("device_id")["ts"].apply(list).to_dict() == {
         "dev-a": [series["dev-a", "temp_01"]["ts"][300]],
         "dev-b": [series["dev-b", "temp_01"]["ts"][i] for i in (100, 400)],
     }
-    failures = events.attrs["failures"]
     assert failures[["device_id", "sensor_id"]].values.tolist() == [["dev-c", "temp_01"]]
     assert "no finite values" in failures["error"].iloc[0]
 
 
 def test_process_pool_gives_the_same_events_as_serial():
     series = _series_set()
-    serial = detect_many(series, RollingZScoreDetector(), n_jobs=1, progress=False)
-    parallel = detect_many(series, RollingZScoreDetector(), n_jobs=2, progress=False)
-    pd.testing.assert_frame_equal(serial, parallel)
+    serial = episodes_many(series, RollingZScoreDetector(), n_jobs=1, progress=False)
+    parallel = episodes_many(series, RollingZScoreDetector(), n_jobs=2, progress=False)
+    pd.testing.assert_frame_equal(serial.rows, parallel.rows)
+    pd.testing.assert_frame_equal(serial.failures, parallel.failures)
 
 
 @pytest.fixture
@@ -77,17 +78,19 @@ def test_detect_anomalies_writes_both_tables_idempotently(store):
     series = _series_set()
     _load(store, series)
     start, end = "2026-01-05", "2026-01-08"
-    events = detect_anomalies(store, start, end, detector=RollingZScoreDetector(), progress=False)
+    events = detect_anomalies(
+        store, start=start, end=end, detector=RollingZScoreDetector(), progress=False
+    )
     assert len(events) == 3
     assert set(events["status"]) == {"open"} and set(events["detector"]) == {"rolling_zscore"}
     assert events.attrs["failures"]["device_id"].tolist() == ["dev-c"]
-    fleet = read_anomalies(store, start, end)
-    one = read_anomalies(store, start, end, device_id="dev-b")
+    fleet = read_anomalies(store, start=start, end=end)
+    one = read_anomalies(store, start=start, end=end, devices=["dev-b"])
     assert len(fleet) == 3 and len(one) == 2
     assert np.allclose(np.sort(fleet["value"]), np.sort(events["value"]))
     assert set(fleet["severity"]) <= {"low", "medium", "high", "critical"}
-    detect_anomalies(store, start, end, detector=RollingZScoreDetector(), progress=False)
-    assert len(read_anomalies(store, start, end)) == 3  # re-running writes the same rows
+    detect_anomalies(store, start=start, end=end, detector=RollingZScoreDetector(), progress=False)
+    assert len(read_anomalies(store, start=start, end=end)) == 3  # re-running writes the same rows
 
 
 def test_platform_detects_with_prophet_on_every_backend(platform):
@@ -103,11 +106,11 @@ def test_platform_detects_with_prophet_on_every_backend(platform):
     assert platform.ingest(sim.readings, progress=False).rejected.empty
     start, end = "2026-01-05", "2026-01-08"
     events = platform.detect_anomalies(
-        start, end, detector=ProphetResidualDetector(), progress=False
+        start=start, end=end, detector=ProphetResidualDetector(), progress=False
     )
     assert events.attrs["failures"].empty
     assert set(events["detector"]) == {"prophet"}
-    stored = platform.anomalies(start, end)
+    stored = platform.anomalies(start=start, end=end)
     assert len(stored) == len(events) >= 1
 
     def keys(frame: pd.DataFrame) -> list[tuple[str, str, pd.Timestamp]]:
@@ -126,5 +129,7 @@ def test_platform_detects_with_prophet_on_every_backend(platform):
         for s in spikes.itertuples()
     )
     assert found >= 0.8 * len(spikes)
-    platform.detect_anomalies(start, end, detector=ProphetResidualDetector(), progress=False)
-    assert len(platform.anomalies(start, end)) == len(events)
+    platform.detect_anomalies(
+        start=start, end=end, detector=ProphetResidualDetector(), progress=False
+    )
+    assert len(platform.anomalies(start=start, end=end)) == len(events)

@@ -97,7 +97,7 @@ def test_shapes_without_anomalies_raise_few_false_alarms(online_scores):
 def test_each_shape_anomaly_is_found_as_one_early_alert(online_scores, kind):
     result, labels = online_scores[kind, True]
     start, end = labels["start"].iloc[0], labels["end"].iloc[0]
-    events = ProphetResidualDetector().events(result)
+    events = ProphetResidualDetector().episodes(result)
     hits = events[(events["start"] >= start) & (events["start"] < end + pd.Timedelta("1h"))]
     assert len(hits) >= 1
     assert hits["start"].min() - start <= pd.Timedelta("1h")

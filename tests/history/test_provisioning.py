@@ -21,15 +21,15 @@ def test_provision_fleet_is_bulk_and_idempotent(lab):
     fleet = Fleet(n_devices=3, seed=101)
     ids = lab.provision(fleet)
     assert ids == fleet.devices["device_id"].tolist()
-    versions = lab.devices.versions(ids)
+    versions = lab.repository.versions(ids)
     assert versions == dict.fromkeys(ids, 2)  # provisioned + activated
-    first = lab.devices.load(ids[0])
+    first = lab.repository.load(ids[0])
     spec = fleet.sensors[fleet.sensors["device_id"] == ids[0]].iloc[0]
     assert first.status == "active"
     assert first.sensors[spec["sensor_id"]].calibration_date == spec["calibration_date"]
     assert first.location == fleet.devices["location"].iloc[0]
     assert lab.provision(fleet) == ids  # again: nothing new
-    assert [len(lab.devices.events(i)) for i in ids] == [2, 2, 2]
+    assert [len(lab.repository.events(i)) for i in ids] == [2, 2, 2]
     stored = lab.store.read_rows("sensors", {"device_id": ids})
     assert len(stored) == len(fleet.sensors)
 
@@ -39,13 +39,13 @@ def test_provision_simulation_replays_original_times(lab):
     ids = lab.provision(sim)
     assert set(ids) == set(sim.events["device_id"])
     for device_id, events in sim.events.groupby("device_id"):
-        history = lab.devices.history(device_id)
+        history = lab.repository.history(device_id)
         assert history["event_type"].tolist() == events["event_type"].tolist()
         assert history["occurred_at"].tolist() == events["occurred_at"].tolist()
         before = events["occurred_at"].iloc[1] - pd.Timedelta("1s")
-        assert lab.devices.load(device_id, as_of=before).status == "inactive"
+        assert lab.repository.load(device_id, as_of=before).status == "inactive"
     assert lab.provision(sim) == ids
-    assert sum(len(lab.devices.events(i)) for i in ids) == len(sim.events)
+    assert sum(len(lab.repository.events(i)) for i in ids) == len(sim.events)
 
 
 def test_malformed_simulation_events_are_refused(lab, new_id):
@@ -55,21 +55,21 @@ def test_malformed_simulation_events_are_refused(lab, new_id):
         )
 
     with pytest.raises(UnknownEventError, match="unknown event type 'DeviceRebooted'"):
-        provision(lab.devices, sim([(new_id, T0, "DeviceRebooted", {})]))
+        provision(lab.repository, sim([(new_id, T0, "DeviceRebooted", {})]))
     with pytest.raises(ValidationError, match="first event is DeviceActivated"):
-        provision(lab.devices, sim([(new_id, T0, "DeviceActivated", {})]))
+        provision(lab.repository, sim([(new_id, T0, "DeviceActivated", {})]))
     with pytest.raises(UnknownEventError, match=r"missing fields \['device_type', 'location'\]"):
-        provision(lab.devices, sim([(new_id, T0, "DeviceProvisioned", {})]))
+        provision(lab.repository, sim([(new_id, T0, "DeviceProvisioned", {})]))
     with pytest.raises(ValidationError, match="expected a simulator Fleet"):
-        provision(lab.devices, object())
-    assert lab.devices.versions([new_id]) == {}  # nothing was half-written
+        provision(lab.repository, object())
+    assert lab.repository.versions([new_id]) == {}  # nothing was half-written
 
 
 def test_provision_device_infers_sensor_specs(lab, new_id):
     device_id = lab.provision_device(
         "environmental",
-        "HQ/2/201",
-        [
+        location="HQ/2/201",
+        sensors=[
             "temp_01",
             {
                 "sensor_id": "x1",
@@ -83,18 +83,20 @@ def test_provision_device_infers_sensor_specs(lab, new_id):
         manufacturer="Acme",
         at=T0,
     )
-    d = lab.devices.load(device_id)
+    d = lab.repository.load(device_id)
     assert (d.status, d.manufacturer, d.created_at) == ("active", "Acme", T0)
     assert d.sensors["temp_01"].sensor_type == "temperature"
     assert d.sensors["x1"].max_value == 1e5
-    generated = lab.provision_device("power_meter", {"building": "B1"}, ["power_01"])
+    generated = lab.provision_device(
+        "power_meter", location={"building": "B1"}, sensors=["power_01"]
+    )
     assert generated.startswith("power_meter-")
     with pytest.raises(ValidationError, match=f"device_id: device {new_id} already exists"):
-        lab.provision_device("environmental", "HQ", [], device_id=new_id)
+        lab.provision_device("environmental", location="HQ", sensors=[], device_id=new_id)
     with pytest.raises(ValidationError, match="sensors: cannot infer the type of sensor 'foo_01'"):
-        lab.provision_device("environmental", "HQ", ["foo_01"])
+        lab.provision_device("environmental", location="HQ", sensors=["foo_01"])
     with pytest.raises(ValidationError, match=r"colour: unknown attribute\(s\) \['colour'\]"):
-        lab.provision_device("environmental", "HQ", [], colour="red")
+        lab.provision_device("environmental", location="HQ", sensors=[], colour="red")
 
 
 def heartbeats(device_id: str, start: pd.Timestamp, minutes: int) -> pd.DataFrame:
@@ -113,26 +115,30 @@ def heartbeats(device_id: str, start: pd.Timestamp, minutes: int) -> pd.DataFram
 
 
 def test_update_connectivity_turns_gaps_into_events(lab, new_id):
-    lab.provision_device("environmental", "HQ", ["temp_01"], device_id=new_id, at=T0)
+    lab.provision_device(
+        "environmental", location="HQ", sensors=["temp_01"], device_id=new_id, at=T0
+    )
     lab.store.write_rows("device_metrics", heartbeats(new_id, T0, 60))  # until 00:59
 
     def mine(frame):
         return frame[frame["device_id"] == new_id].reset_index(drop=True)
 
-    assert mine(lab.update_connectivity(T0 + pd.Timedelta("30min"))).empty
-    gone = mine(lab.update_connectivity(T0 + pd.Timedelta("2h"), timeout="15min"))
+    assert mine(lab.update_connectivity(now=T0 + pd.Timedelta("30min"))).empty
+    gone = mine(lab.update_connectivity(now=T0 + pd.Timedelta("2h"), timeout="15min"))
     assert gone["event_type"].tolist() == ["DeviceWentOffline"]
     assert gone["last_seen"].tolist() == [T0 + pd.Timedelta("59min")]
-    assert lab.devices.load(new_id).status == "offline"
-    assert mine(update_connectivity(lab, T0 + pd.Timedelta("2h10min"))).empty  # still silent
+    assert lab.repository.load(new_id).status == "offline"
+    assert mine(
+        update_connectivity(lab.repository, now=T0 + pd.Timedelta("2h10min"))
+    ).empty  # still silent
     lab.store.write_rows("device_metrics", heartbeats(new_id, T0 + pd.Timedelta("3h"), 5))
-    back = mine(lab.update_connectivity(T0 + pd.Timedelta("3h5min")))
+    back = mine(lab.update_connectivity(now=T0 + pd.Timedelta("3h5min")))
     assert back["event_type"].tolist() == ["DeviceCameOnline"]
     assert back["occurred_at"].tolist() == [T0 + pd.Timedelta("3h")]
-    d = lab.devices.load(new_id)
+    d = lab.repository.load(new_id)
     assert (d.status, d.last_seen) == ("active", T0 + pd.Timedelta("3h"))
     with pytest.raises(ValidationError, match="timeout: must be positive"):
-        lab.update_connectivity(T0, timeout="0s")
+        lab.update_connectivity(now=T0, timeout="0s")
 
 
 def renamed(fleet: Fleet, prefix: str) -> types.SimpleNamespace:

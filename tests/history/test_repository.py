@@ -107,13 +107,13 @@ def test_history_says_who_changed_what_when(lab, new_id):
 def test_subscribers_hear_saved_events_and_a_failing_one_is_only_logged(lab, new_id, caplog):
     repo = DeviceRepository(lab.store)
     every, firmware = [], []
-    cancel = repo.subscribe("*", every.append)
-    repo.subscribe("FirmwareUpdated", firmware.append)
+    cancel = repo.subscribe(every.append)
+    repo.subscribe(firmware.append, event_types="FirmwareUpdated")
 
     def broken(event):
         raise RuntimeError("boom")
 
-    repo.subscribe("DeviceActivated", broken)
+    repo.subscribe(broken, event_types="DeviceActivated")
     with caplog.at_level(logging.ERROR, logger="iotlab.history.bus"):
         saved_device(repo, new_id, n_updates=2)
     assert [e.version for e in every] == [1, 2, 3, 4]
@@ -125,8 +125,10 @@ def test_subscribers_hear_saved_events_and_a_failing_one_is_only_logged(lab, new
     d.update_firmware("3")
     repo.save(d)
     assert len(every) == 4 and len(firmware) == 3
-    with pytest.raises(ValidationError, match="event_type: unknown event type 'Firmware'"):
-        repo.subscribe("Firmware", print)
+    with pytest.raises(
+        ValidationError, match=r"event_types: unknown event type\(s\) \['Firmware'\]"
+    ):
+        repo.subscribe(print, event_types="Firmware")
 
 
 def test_events_by_day_feed(lab, new_id):
@@ -159,7 +161,7 @@ def test_snapshot_every_must_be_positive(lab):
     with pytest.raises(ValidationError, match="append_workers: must be a positive integer"):
         DeviceRepository(lab.store, append_workers=0)
     # Appends run concurrently where each is a round trip; SQLite serialises them anyway.
-    assert lab.devices.append_workers == (1 if lab.store.scheme == "sqlite" else 16)
+    assert lab.repository.append_workers == (1 if lab.store.scheme == "sqlite" else 16)
 
 
 def test_conflicting_multi_event_save_writes_none_of_its_events(lab, new_id):

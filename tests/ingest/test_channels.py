@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
+from iotlab._cli_serve import _alert_channels, add_serve_parser
 from iotlab.errors import ValidationError
 from iotlab.ingest.channels import LogChannel, WebhookChannel
-from iotlab.ingest.cli import _alert_channels, add_serve_parser
 from iotlab.ingest.notify import Alert
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from iotlab.history.provisioning import provision
-from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest import read_dead_letters
 from iotlab.store.validate import FUTURE_REASON
 
 
@@ -30,7 +30,7 @@ def test_a_reading_a_year_ahead_is_refused_and_the_fleet_stays_online(
     platform, clean_fleet
 ) -> None:
     start = _wall().floor("min") - pd.Timedelta("2h")
-    ids = provision(platform.devices, clean_fleet, at=start - pd.Timedelta("1h"))
+    ids = provision(platform.repository, clean_fleet, at=start - pd.Timedelta("1h"))
     sensor = clean_fleet.sensors.iloc[0]
     sim = clean_fleet.simulate(start, days=2 / 24, freq="5min")
     ahead = sim.readings.head(1).copy()
@@ -38,8 +38,8 @@ def test_a_reading_a_year_ahead_is_refused_and_the_fleet_stays_online(
     ahead["device_id"], ahead["sensor_id"] = sensor["device_id"], sensor["sensor_id"]
     beat_ahead = sim.device_metrics.head(1).copy()
     beat_ahead["ts"] = _wall() + pd.Timedelta("365D")
-    with IngestionService(
-        platform, scoring=None, heartbeat_timeout="20min", connectivity_every=3600
+    with platform.ingestion_service(
+        scoring=None, heartbeat_timeout="20min", connectivity_every=3600
     ) as service:
         service.submit(pd.concat([sim.readings, ahead], ignore_index=True))
         service.submit_metrics(pd.concat([sim.device_metrics, beat_ahead], ignore_index=True))
@@ -67,12 +67,12 @@ def test_max_future_is_configurable(platform, clean_fleet) -> None:
             "value": [1.0, 2.0],
         }
     )
-    with IngestionService(platform, scoring=None, connectivity_every=None) as strict:
+    with platform.ingestion_service(scoring=None, connectivity_every=None) as strict:
         strict.submit(frame)
         strict.flush()
     assert strict.stats.readings_written == 1  # 2 minutes ahead: drift, within 5min
-    with IngestionService(
-        platform, scoring=None, connectivity_every=None, max_future=None
+    with platform.ingestion_service(
+        scoring=None, connectivity_every=None, max_future=None
     ) as lenient:
         lenient.submit(frame)
         lenient.flush()
@@ -83,27 +83,27 @@ def test_max_future_is_configurable(platform, clean_fleet) -> None:
 def test_devices_wrongly_marked_offline_in_the_future_come_back_online(platform) -> None:
     """The state main left behind: DeviceWentOffline dated a year ahead, for every device."""
     t0 = _wall().floor("min") - pd.Timedelta("3h")
-    device_id = platform.provision_device("environmental", "lab", ["temp_01"])
-    mistaken = platform.devices.load(device_id)
+    device_id = platform.provision_device("environmental", location="lab", sensors=["temp_01"])
+    mistaken = platform.repository.load(device_id)
     mistaken.mark_offline(t0, at=_wall() + pd.Timedelta("365D"))
-    platform.devices.save(mistaken)
-    assert platform.devices.load(device_id).status == "offline"
+    platform.repository.save(mistaken)
+    assert platform.repository.load(device_id).status == "offline"
     platform.ingest_metrics(_beats([device_id], [_wall() - pd.Timedelta("1min")]), progress=False)
     events = platform.update_connectivity()
     mine = events[events["device_id"] == device_id]
     assert mine["event_type"].tolist() == ["DeviceCameOnline"]
     assert (mine["occurred_at"] <= _wall()).all()
-    assert platform.devices.load(device_id).status == "active"
+    assert platform.repository.load(device_id).status == "active"
     # A later pass sees a normal, online device: nothing more to say.
     later = platform.update_connectivity()
     assert later[later["device_id"] == device_id].empty
 
 
 def test_update_connectivity_never_dates_events_in_the_future(platform) -> None:
-    device_id = platform.provision_device("environmental", "lab", ["temp_01"])
+    device_id = platform.provision_device("environmental", location="lab", sensors=["temp_01"])
     t0 = _wall() - pd.Timedelta("2h")
     platform.ingest_metrics(_beats([device_id], [t0]), progress=False)
-    events = platform.update_connectivity(_wall() + pd.Timedelta("365D"))
+    events = platform.update_connectivity(now=_wall() + pd.Timedelta("365D"))
     for occurred in events["occurred_at"]:
         assert occurred <= _wall()
 
@@ -112,6 +112,6 @@ def test_update_connectivity_never_dates_events_in_the_future(platform) -> None:
 def test_update_connectivity_right_after_a_status_change_does_not_fail(platform, ago) -> None:
     """A device provisioned within the timeout has no silence to look back over: this was
     ``ValidationError: end ... is before start`` while readings arrived."""
-    device_id = platform.provision_device("environmental", "lab", ["temp_01"])
-    events = platform.update_connectivity(_wall() - pd.Timedelta(ago), timeout="10min")
+    device_id = platform.provision_device("environmental", location="lab", sensors=["temp_01"])
+    events = platform.update_connectivity(now=_wall() - pd.Timedelta(ago), timeout="10min")
     assert events[events["device_id"] == device_id].empty  # judged later, or not yet silent

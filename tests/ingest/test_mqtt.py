@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import iotlab
-from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest import read_dead_letters
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.publisher import Publisher
 from iotlab.ingest.scoring import ForecastCache
@@ -65,8 +65,7 @@ def test_mqtt_stores_each_valid_reading_once_and_dead_letters_the_rest(
     readings, key, spike_times = spiked(sim.readings, clean_fleet, START + pd.Timedelta("3h"))
     beats = sim.device_metrics
     alerts = []
-    service = IngestionService(
-        platform,
+    service = platform.ingestion_service(
         batch_size=300,
         max_delay=0.1,
         scoring=ForecastCache(platform.store, refit_every="30min"),

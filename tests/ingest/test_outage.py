@@ -39,8 +39,7 @@ def locked_lab(tmp_path, clean_fleet):
 
 
 def _service(lab, **options) -> IngestionService:
-    return IngestionService(
-        lab,
+    return lab.ingestion_service(
         scoring=None,
         connectivity_every=None,
         max_delay=0.05,

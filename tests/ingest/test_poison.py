@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotlab.errors import IotlabError
-from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest import read_dead_letters
 from iotlab.ingest.batch import PendingBatch
 from iotlab.ingest.messages import LETTER_PAYLOAD_BYTES, parse_message
 from iotlab.store.validate import validate_metrics, validate_readings
@@ -88,7 +88,7 @@ def test_poison_and_valid_messages_in_one_batch_on_both_stores(platform, clean_f
     ]
     poison = _poison(device, sensor_id)
     acked = []
-    with IngestionService(platform, scoring=None, connectivity_every=None) as service:
+    with platform.ingestion_service(scoring=None, connectivity_every=None) as service:
         service.submit_messages(*map(list, zip(*valid[:15])), ack=lambda: acked.append(1))
         service.submit_messages(
             [t for t, _, _ in poison], [p for _, p, _ in poison], ack=lambda: acked.append(2)
@@ -97,7 +97,9 @@ def test_poison_and_valid_messages_in_one_batch_on_both_stores(platform, clean_f
         service.flush()
     assert service.error is None
     assert sorted(acked) == [1, 2, 3]
-    stored = platform.readings(device, sensor_id, START, START + pd.Timedelta("1h"))
+    stored = platform.readings(
+        device, sensors=sensor_id, start=START, end=START + pd.Timedelta("1h")
+    )
     assert stored["value"].tolist() == list(map(float, range(30)))
     letters = read_dead_letters(
         platform.store, START, pd.Timestamp.now(tz="UTC") + pd.Timedelta("1min")
@@ -230,8 +232,12 @@ def test_ingest_refuses_the_bad_row_and_stores_the_others(platform, column, valu
     result = platform.ingest(frame, require_provisioned=False)
     assert result.written == 2
     assert result.rejected["reason"].tolist()[0].startswith(reason)
-    stored = platform.readings("d1", "temp_01", START, START + pd.Timedelta("1h"))
+    stored = platform.readings(
+        "d1", sensors="temp_01", start=START, end=START + pd.Timedelta("1h")
+    )
     assert stored["value"].tolist() == [1.0, 3.0]
     assert stored["quality"].tolist() == [100, 100]
-    hour = platform.rollups("d1", "temp_01", START, START + pd.Timedelta("1h"), interval="hour")
+    hour = platform.rollups(
+        "d1", sensors="temp_01", start=START, end=START + pd.Timedelta("1h"), interval="1h"
+    )
     assert hour["count"].sum() == 2 and np.isfinite(hour["sum"]).all()

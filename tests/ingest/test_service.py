@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from iotlab.history.provisioning import provision
-from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest import read_dead_letters
 from iotlab.ingest.batch import PendingBatch
 from iotlab.ingest.scoring import ForecastCache
 
@@ -29,8 +29,8 @@ def test_spike_is_stored_as_anomalies_and_alerted_once(platform, clean_fleet) ->
     readings, key, spike_times = spiked(sim.readings, clean_fleet, START + pd.Timedelta("3h"))
     alerts = []
     cache = ForecastCache(platform.store, refit_every="30min")
-    with IngestionService(
-        platform, scoring=cache, max_delay=0.05, connectivity_every=None
+    with platform.ingestion_service(
+        scoring=cache, max_delay=0.05, connectivity_every=None
     ) as service:
         service.add_alert_handler(alerts.append)
         for batch in _batches(readings):
@@ -54,7 +54,7 @@ def test_spike_is_stored_as_anomalies_and_alerted_once(platform, clean_fleet) ->
     )
     assert len(by_day) == service.stats.anomalies
     # roll-ups were refreshed: the hour holding the spikes sums the spiked values
-    hour = platform.rollups(key[0], key[1], START, START + pd.Timedelta("4h"))
+    hour = platform.rollups(key[0], sensors=key[1], start=START, end=START + pd.Timedelta("4h"))
     assert hour["count"].sum() == len(
         readings[(readings["device_id"] == key[0]) & (readings["sensor_id"] == key[1])]
     )
@@ -68,7 +68,7 @@ def test_refused_rows_go_to_dead_letters_and_valid_ones_are_stored(platform, cle
     bad["value"] = [1.0, np.nan, 2.0]
     bad["ts"] = bad["ts"] + pd.Timedelta("1s")
     bad.loc[bad.index[2], "sensor_id"] = "nope_01"
-    with IngestionService(platform, scoring=None, connectivity_every=None) as service:
+    with platform.ingestion_service(scoring=None, connectivity_every=None) as service:
         service.submit(pd.concat([good, bad], ignore_index=True))
         service.flush()
     assert service.stats.readings_written == len(good)
@@ -89,10 +89,10 @@ def test_sensor_provisioned_while_the_service_runs_is_accepted(platform, clean_f
     # not seen makes it look again before refusing, so new devices are never refused.
     platform.provision(clean_fleet)
     first = clean_fleet.simulate(START, days=1 / 24, freq="5min").readings
-    with IngestionService(platform, scoring=None, connectivity_every=None) as service:
+    with platform.ingestion_service(scoring=None, connectivity_every=None) as service:
         service.submit(first)
         service.flush()
-        device_id = platform.provision_device("environmental", "lab", ["temp_01"])
+        device_id = platform.provision_device("environmental", location="lab", sensors=["temp_01"])
         late = pd.DataFrame(
             {
                 "device_id": [device_id, device_id, "ghost"],
@@ -122,11 +122,11 @@ def test_subscriber_on_service_thread_feeds_another_thread(platform, clean_fleet
     def broken(note) -> None:
         raise RuntimeError("a broken notebook cell")
 
-    with IngestionService(
-        platform, scoring=None, max_delay=0.05, connectivity_every=None
+    with platform.ingestion_service(
+        scoring=None, max_delay=0.05, connectivity_every=None
     ) as service:
-        service.subscribe(callback=broken)
-        cancel = service.subscribe(device, callback=on_readings, kinds=("readings",))
+        service.subscribe(broken)
+        cancel = service.subscribe(on_readings, devices=device, kinds=("readings",))
         service.submit(sim.readings)
         note = inbox.get(timeout=10)
         cancel()
@@ -145,7 +145,7 @@ def test_a_closing_batch_takes_what_waited_and_dates_from_its_first_arrival(
     platform, clean_fleet
 ) -> None:
     frames = _batches(clean_fleet.simulate(START, days=1 / 24, freq="1min").readings, "10min")
-    service = IngestionService(platform, batch_size=3 * len(frames[0]), max_delay=60)
+    service = platform.ingestion_service(batch_size=3 * len(frames[0]), max_delay=60)
     # not started: this test plays the service thread's part
     before = time.monotonic()
     for frame in frames[:4]:
@@ -172,10 +172,10 @@ def test_flush_queued_behind_waiting_rows_while_a_batch_is_processed(
         busy.set()
         release.wait(30)
 
-    with IngestionService(
-        platform, scoring=None, max_delay=0.05, connectivity_every=None
+    with platform.ingestion_service(
+        scoring=None, max_delay=0.05, connectivity_every=None
     ) as service:
-        service.subscribe(callback=slow_subscriber, kinds=("readings",))
+        service.subscribe(slow_subscriber, kinds=("readings",))
         service.submit(frames[0])
         assert busy.wait(30)
         service.submit(frames[1])
@@ -196,17 +196,17 @@ def test_offline_device_is_announced(platform, clean_fleet) -> None:
     # history is never rewritten, so the heartbeats must come after the provisioning, and
     # the service judges connectivity no later than the wall clock: all of it in the past
     start = pd.Timestamp.now(tz="UTC").floor("min") - pd.Timedelta("3h")
-    ids = provision(platform.devices, clean_fleet, at=start - pd.Timedelta("1h"))
+    ids = provision(platform.repository, clean_fleet, at=start - pd.Timedelta("1h"))
     sim = clean_fleet.simulate(start, days=2 / 24, freq="5min")
     beats = sim.device_metrics
     silent = ids[0]
     late = beats[(beats["device_id"] != silent) & (beats["ts"] >= start + pd.Timedelta("1h"))]
     early = beats[beats["ts"] < start + pd.Timedelta("1h")]
     notes: queue.Queue = queue.Queue()
-    with IngestionService(
-        platform, scoring=None, heartbeat_timeout="20min", connectivity_every=3600
+    with platform.ingestion_service(
+        scoring=None, heartbeat_timeout="20min", connectivity_every=3600
     ) as service:
-        service.subscribe(callback=notes.put, kinds=("connectivity",))
+        service.subscribe(notes.put, kinds=("connectivity",))
         service.submit_metrics(early)
         service.flush()
         service.submit_metrics(late)
@@ -218,4 +218,4 @@ def test_offline_device_is_announced(platform, clean_fleet) -> None:
 @pytest.mark.parametrize("size", [0, -1])
 def test_bad_settings_are_refused(platform, size) -> None:
     with pytest.raises(ValueError, match="batch_size: must be >= 1"):
-        IngestionService(platform, batch_size=size)
+        platform.ingestion_service(batch_size=size)

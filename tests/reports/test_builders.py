@@ -15,12 +15,12 @@ KINDS = sorted(REPORT_KINDS)
 
 
 def test_fleet_health_numbers(loaded) -> None:
-    report = loaded.lab.report("fleet_health", START, END, generated_at=START)
+    report = loaded.lab.report("fleet_health", start=START, end=END, generated_at=START)
     devices = report.tables["devices"].set_index("device_id")
     rows = loaded.sim.readings
     assert devices["readings"].to_dict() == rows.groupby("device_id").size().to_dict()
     for device_id, row in devices.iterrows():
-        metrics = loaded.lab.device_metrics(device_id, START, END)
+        metrics = loaded.lab.device_metrics(device_id, start=START, end=END)
         assert row["uptime"] == metrics.uptime
         assert row["anomalies"] == metrics.total_anomalies
         assert [row[s] for s in SEVERITIES] == list(metrics.anomalies.values())
@@ -36,8 +36,10 @@ def test_fleet_health_numbers(loaded) -> None:
 
 def test_fleet_health_from_rollups_equals_recomputing_from_raw(loaded) -> None:
     start, end = START + pd.Timedelta("7h3min5s"), END - pd.Timedelta("30s")
-    fast = loaded.lab.report("fleet_health", start, end, generated_at=START)
-    slow = loaded.lab.report("fleet_health", start, end, generated_at=START, source="raw")
+    fast = loaded.lab.report("fleet_health", start=start, end=end, generated_at=START)
+    slow = loaded.lab.report(
+        "fleet_health", start=start, end=end, generated_at=START, source="raw"
+    )
     for name, table in fast.tables.items():
         pd.testing.assert_frame_equal(table, slow.tables[name], obj=name)
 
@@ -45,7 +47,7 @@ def test_fleet_health_from_rollups_equals_recomputing_from_raw(loaded) -> None:
 def test_device_performance_numbers(loaded) -> None:
     devices = list(loaded.fleet.devices["device_id"][:2])
     report = loaded.lab.report(
-        "device_performance", START, END, devices=devices, generated_at=START
+        "device_performance", start=START, end=END, devices=devices, generated_at=START
     )
     sensors = report.tables["sensors"]
     assert sorted(sensors["device_id"].unique()) == sorted(devices)
@@ -61,7 +63,9 @@ def test_device_performance_numbers(loaded) -> None:
 
 
 def test_anomaly_summary_numbers(loaded) -> None:
-    report = build_report(loaded.lab, "anomaly_summary", START, END, generated_at=START, top=5)
+    report = build_report(
+        loaded.lab.store, "anomaly_summary", start=START, end=END, generated_at=START, top=5
+    )
     anomalies = loaded.anomalies
     by_severity = report.tables["by_severity"].set_index("severity")["count"]
     assert by_severity.to_dict() == {
@@ -76,16 +80,16 @@ def test_anomaly_summary_numbers(loaded) -> None:
 
 def test_report_errors(loaded) -> None:
     with pytest.raises(NotFoundError, match="known kinds: anomaly_summary, device_perf"):
-        loaded.lab.report("weekly", START, END)
+        loaded.lab.report("weekly", start=START, end=END)
     with pytest.raises(ValidationError, match="end: must be after start"):
-        loaded.lab.report("fleet_health", END, END)
+        loaded.lab.report("fleet_health", start=END, end=END)
     with pytest.raises(NotFoundError, match="unknown devices .*: ghost"):
-        loaded.lab.report("device_performance", START, END, devices=["ghost"])
+        loaded.lab.report("device_performance", start=START, end=END, devices=["ghost"])
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_fleet_with_no_data_gives_an_empty_valid_report(platform, kind, tmp_path) -> None:
-    report = platform.report(kind, START, END, generated_at=START)
+    report = platform.report(kind, start=START, end=END, generated_at=START)
     assert report.kind == kind and report.generated_at == START
     assert report.tables and all(isinstance(t, pd.DataFrame) for t in report.tables.values())
     for name, table in report.tables.items():
@@ -101,8 +105,8 @@ def test_reports_are_identical_on_both_backends(load_fresh) -> None:
     sqlite, cassandra = load_fresh("sqlite"), load_fresh("cassandra")
     assert sqlite.lab.store.scheme == "sqlite" and cassandra.lab.store.scheme == "cassandra"
     for kind in KINDS:
-        one = sqlite.lab.report(kind, START, END, generated_at=START)
-        two = cassandra.lab.report(kind, START, END, generated_at=START)
+        one = sqlite.lab.report(kind, start=START, end=END, generated_at=START)
+        two = cassandra.lab.report(kind, start=START, end=END, generated_at=START)
         assert list(one.tables) == list(two.tables)
         for name, table in one.tables.items():
             pd.testing.assert_frame_equal(table, two.tables[name], obj=f"{kind}.{name}")

@@ -23,7 +23,11 @@ RAW = ("<img", "<script")
 def lab():
     with iotlab.connect("sqlite://") as platform:
         platform.provision_device(
-            "environmental", "HQ/1/101", ["temp_01"], device_id=EVIL, at=DAY0 - pd.Timedelta("1D")
+            "environmental",
+            location="HQ/1/101",
+            sensors=["temp_01"],
+            device_id=EVIL,
+            at=DAY0 - pd.Timedelta("1D"),
         )
         ts = pd.date_range(DAY0, periods=2 * 96, freq="15min", tz="UTC")
         value = 20 + 2 * np.sin(np.arange(len(ts)) / 15.0)
@@ -44,7 +48,7 @@ def _no_markup(text: str) -> None:
 
 
 def test_device_metrics_html_escapes_the_device_id(lab) -> None:
-    fragment = lab.device_metrics(EVIL, DAY0, DAY0 + pd.Timedelta("2D"))._repr_html_()
+    fragment = lab.device_metrics(EVIL, start=DAY0, end=DAY0 + pd.Timedelta("2D"))._repr_html_()
     _no_markup(fragment)
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in fragment
 
@@ -59,7 +63,7 @@ def test_explorer_shows_the_device_id_as_text_and_draws_it(lab) -> None:
 
 @pytest.mark.parametrize("kind", ["device_performance", "anomaly_summary", "fleet_health"])
 def test_reports_escape_the_device_id_in_html_markdown_and_figures(lab, kind) -> None:
-    report = lab.report(kind, DAY0, DAY0 + pd.Timedelta("2D"))
+    report = lab.report(kind, start=DAY0, end=DAY0 + pd.Timedelta("2D"))
     for figure in report.figures.values():
         assert figure_to_base64_png(figure)  # drawing raises if "$x^$" reaches mathtext
     shown = any(

@@ -60,8 +60,10 @@ def test_two_detector_runs_keep_both_sets(backend, load_fresh):
 
     loaded = load_fresh(backend)  # ran the rolling z-score detector
     lab = loaded.lab
-    second = lab.detect_anomalies(START, END, detector=SeasonalNaiveDetector(), progress=False)
-    stored = lab.anomalies(START, END)
+    second = lab.detect_anomalies(
+        start=START, end=END, detector=SeasonalNaiveDetector(), progress=False
+    )
+    stored = lab.anomalies(start=START, end=END)
     counts = stored["detector"].value_counts().to_dict()
     assert counts == {"rolling_zscore": len(loaded.anomalies), "seasonal_naive": len(second)}
     assert len(second) > 0
@@ -111,7 +113,7 @@ def test_lifecycle_round_trip(platform):
 
 
 def test_ended_episodes_are_resolved_automatically(loaded):
-    stored = loaded.lab.anomalies(START, END)
+    stored = loaded.lab.anomalies(start=START, end=END)
     auto = stored[stored["resolved_by"] == "auto"]
     assert len(auto) > 0
     assert (auto["status"] == "resolved").all()
@@ -122,7 +124,10 @@ def test_ended_episodes_are_resolved_automatically(loaded):
     assert (last_hour["resolved_by"] != "auto").all()
     for row in auto.drop_duplicates(["device_id", "sensor_id", "cleared_at"]).itertuples():
         after = loaded.lab.readings(
-            row.device_id, row.sensor_id, row.cleared_at + pd.Timedelta("1h"), END
+            row.device_id,
+            sensors=row.sensor_id,
+            start=row.cleared_at + pd.Timedelta("1h"),
+            end=END,
         )
         assert len(after) > 0
 

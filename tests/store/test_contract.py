@@ -207,7 +207,7 @@ def _pandas_rollups(raw: pd.DataFrame, freq: str) -> pd.DataFrame:
 
 def _assert_rollups_match_raw(platform, device: str) -> None:
     raw = platform.readings(device)
-    for interval, freq in (("minute", "min"), ("hour", "h")):
+    for interval, freq in (("1min", "min"), ("1h", "h")):
         got = platform.rollups(device, interval=interval)
         want = _pandas_rollups(raw, freq)
         assert len(got) == len(want), interval
@@ -225,12 +225,12 @@ def test_reingest_changes_nothing(platform, provision, make_readings, rng):
     frame = make_readings(rng, ["dev-1"], ["temp_01", "hum_01"], T0, 200)
     assert platform.ingest(frame, progress=False).written == 400
     before = platform.stats().set_index("table")["rows"]
-    rollups = platform.rollups("dev-1", interval="minute")
+    rollups = platform.rollups("dev-1", interval="1min")
     again = platform.ingest(frame, progress=False)
     assert again.written == 400 and again.rejected.empty
     after = platform.stats().set_index("table")["rows"]
     pd.testing.assert_series_equal(before, after)
-    pd.testing.assert_frame_equal(rollups, platform.rollups("dev-1", interval="minute"))
+    pd.testing.assert_frame_equal(rollups, platform.rollups("dev-1", interval="1min"))
     _assert_rollups_match_raw(platform, "dev-1")
 
 
@@ -349,7 +349,7 @@ def test_unprovisioned_allowed_when_asked(platform, make_readings, rng):
     result = platform.ingest(frame, require_provisioned=False, progress=False)
     assert (result.written, len(result.rejected)) == (10, 0)
     assert "reason" in result.rejected.columns
-    assert len(platform.readings("dev-7", "temp_01")) == 10
+    assert len(platform.readings("dev-7", sensors="temp_01")) == 10
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -392,9 +392,9 @@ def test_stats_counts_rows_partitions_and_span(platform, make_readings, rng):
 
 def test_unknown_device_and_bad_interval(platform):
     with pytest.raises(NotFoundError, match="ghost"):
-        platform.readings("ghost", "temp_01")
+        platform.readings("ghost", sensors="temp_01")
     with pytest.raises(ValidationError, match="interval"):
-        read_rollups(platform.store, "ghost", "temp_01", interval="fortnight")
+        read_rollups(platform.store, "ghost", sensors="temp_01", interval="fortnight")
 
 
 def test_readings_sorted_utc_and_dataset(platform, provision, make_readings, rng):
@@ -402,10 +402,19 @@ def test_readings_sorted_utc_and_dataset(platform, provision, make_readings, rng
     frame = make_readings(rng, ["a", "b"], ["temp_01", "hum_01"], T0, 120, "1min")
     frame = frame[~((frame["device_id"] == "b") & (frame["sensor_id"] == "hum_01"))]
     platform.ingest(frame.sample(frac=1, random_state=3), progress=False)
-    got = read_readings(platform.store, "a", None, "2026-01-01 00:30", "2026-01-01 01:00")
+    got = read_readings(
+        platform.store, "a", sensors=None, start="2026-01-01 00:30", end="2026-01-01 01:00"
+    )
     assert str(got["ts"].dtype) == "datetime64[ms, UTC]"
     assert got["ts"].is_monotonic_increasing and len(got) == 60
-    ds = read_dataset(platform.store, None, None, T0, T0 + pd.Timedelta("2h"), "1h")
+    ds = read_dataset(
+        platform.store,
+        devices=None,
+        sensors=None,
+        start=T0,
+        end=T0 + pd.Timedelta("2h"),
+        interval="1h",
+    )
     assert dict(ds.sizes) == {"device": 2, "time": 2}
     assert ds["temp_01"].attrs["units"] == "°C"
     hourly = frame.assign(h=frame["ts"].dt.floor("h")).groupby(["device_id", "sensor_id", "h"])
@@ -414,9 +423,22 @@ def test_readings_sorted_utc_and_dataset(platform, provision, make_readings, rng
         want.loc[("a", "temp_01")].tolist()
     )
     assert np.isnan(ds["hum_01"].sel(device="b").values).all()
-    raw = read_dataset(platform.store, ["a"], ["temp_01"], T0, T0 + pd.Timedelta("10min"))
+    raw = read_dataset(
+        platform.store,
+        devices=["a"],
+        sensors=["temp_01"],
+        start=T0,
+        end=T0 + pd.Timedelta("10min"),
+    )
     assert raw.sizes["time"] == 10
-    by_15 = read_dataset(platform.store, ["a"], ["temp_01"], T0, T0 + pd.Timedelta("1h"), "15min")
+    by_15 = read_dataset(
+        platform.store,
+        devices=["a"],
+        sensors=["temp_01"],
+        start=T0,
+        end=T0 + pd.Timedelta("1h"),
+        interval="15min",
+    )
     subset = frame[(frame["device_id"] == "a") & (frame["sensor_id"] == "temp_01")]
     want15 = subset.set_index("ts")["value"].iloc[:60].resample("15min").mean()
     assert by_15["temp_01"].values[0].tolist() == pytest.approx(want15.tolist())

@@ -41,9 +41,9 @@ def test_rollups_always_equal_pandas(batches, repeat):
         ]
         for frame in frames + (frames[:1] if repeat else []):  # maybe re-ingest the first
             ingest_readings(store, frame, require_provisioned=False, progress=False)
-        raw = read_readings(store, "d", ["s1", "s2"])
-        for interval, freq in (("minute", "min"), ("hour", "h")):
-            got = read_rollups(store, "d", ["s1", "s2"], interval=interval)
+        raw = read_readings(store, "d", sensors=["s1", "s2"])
+        for interval, freq in (("1min", "min"), ("1h", "h")):
+            got = read_rollups(store, "d", sensors=["s1", "s2"], interval=interval)
             want = (
                 raw.assign(bucket_start=raw["ts"].dt.floor(freq))
                 .groupby(["bucket_start", "sensor_id"])["value"]
@@ -71,7 +71,10 @@ def test_read_based_refresh_equals_in_store_aggregation(batches, repeat):
                 store.write_rows("readings", clean)
                 refresh_rollups(store, clean, native=native)
             results.append(
-                [read_rollups(store, "d", ["s1", "s2"], interval=i) for i in ("minute", "hour")]
+                [
+                    read_rollups(store, "d", sensors=["s1", "s2"], interval=i)
+                    for i in ("1min", "1h")
+                ]
             )
     for native_rollups, read_based in zip(*results):
         _assert_same_rollups(native_rollups, read_based)
@@ -94,7 +97,10 @@ def test_a_writer_with_memory_keeps_rollups_exact_beside_other_writers(batches):
                 kept = None if native or by_the_other_writer else memory
                 refresh_rollups(store, clean, native=native, memory=kept)
             results.append(
-                [read_rollups(store, "d", ["s1", "s2"], interval=i) for i in ("minute", "hour")]
+                [
+                    read_rollups(store, "d", sensors=["s1", "s2"], interval=i)
+                    for i in ("1min", "1h")
+                ]
             )
     for in_store, remembered in zip(*results):
         _assert_same_rollups(in_store, remembered)
@@ -128,7 +134,10 @@ def test_read_based_refresh_before_1970_keeps_sensors_apart():
                 store.write_rows("readings", part)
                 refresh_rollups(store, part, native=native, memory=None if native else memory)
             results.append(
-                [read_rollups(store, "d", ["s1", "s2"], interval=i) for i in ("minute", "hour")]
+                [
+                    read_rollups(store, "d", sensors=["s1", "s2"], interval=i)
+                    for i in ("1min", "1h")
+                ]
             )
     for in_store, read_based in zip(*results):
         pd.testing.assert_frame_equal(in_store, read_based)

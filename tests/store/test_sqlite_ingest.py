@@ -36,9 +36,9 @@ def _rows(offsets_s, values, sensor="a", status="ok") -> pd.DataFrame:
 
 
 def _assert_rollups_equal_pandas(store) -> None:
-    raw = read_readings(store, "d", ["a", "b"])
-    for interval, freq in (("minute", "min"), ("hour", "h")):
-        got = read_rollups(store, "d", ["a", "b"], interval=interval)
+    raw = read_readings(store, "d", sensors=["a", "b"])
+    for interval, freq in (("1min", "min"), ("1h", "h")):
+        got = read_rollups(store, "d", sensors=["a", "b"], interval=interval)
         got = got.sort_values(["sensor_id", "bucket_start"], ignore_index=True)
         want = (
             raw.assign(bucket_start=raw["ts"].dt.floor(freq))

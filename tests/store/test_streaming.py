@@ -22,8 +22,8 @@ def lab(platform):
     )
     platform.provision_device(
         "environmental",
-        "lab",
-        ["temp_01", "humidity_01"],
+        location="lab",
+        sensors=["temp_01", "humidity_01"],
         device_id="d1",
         at=T0 - pd.Timedelta("1D"),
     )
@@ -53,7 +53,7 @@ def test_the_stream_concatenates_to_the_whole_read(lab, start, end, chunk) -> No
 
 
 def test_one_sensor_and_daily_frames(lab) -> None:
-    frames = list(lab.iter_readings("d1", "temp_01", chunk="1D"))
+    frames = list(lab.iter_readings("d1", sensors="temp_01", chunk="1D"))
     assert [len(f) for f in frames] == [30, 288, 288, 288, 258]
     assert {s for f in frames for s in f["sensor_id"]} == {"temp_01"}
 

@@ -75,7 +75,11 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory) -> iotlab.Platform:
     with iotlab.connect(url) as platform:
         for device, (kind, location, sensors) in DEVICES.items():
             platform.provision_device(
-                kind, location, sensors, device_id=device, at=DAY0 - pd.Timedelta("1D")
+                kind,
+                location=location,
+                sensors=sensors,
+                device_id=device,
+                at=DAY0 - pd.Timedelta("1D"),
             )
         platform.ingest(_readings(), progress=False)
         from iotlab.detect import RollingZScoreDetector
@@ -87,7 +91,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory) -> iotlab.Platform:
 
 
 def _values(lab: iotlab.Platform, device: str, sensor: str, start=None, end=None):
-    return lab.readings(device, sensor, start, end)["value"].to_numpy()
+    return lab.readings(device, sensors=sensor, start=start, end=end)["value"].to_numpy()
 
 
 def test_opens_on_the_first_device_with_all_sensors_and_days(lab):
@@ -169,7 +173,7 @@ def test_anomaly_overlay_shows_the_stored_spike_and_hides_on_toggle(lab):
     assert spike["value"] == pytest.approx(
         _values(lab, "env-a", "temp_01", SPIKE_AT, SPIKE_AT + pd.Timedelta("1min"))[0]
     )
-    assert len(points) == len(lab.anomalies(device_id="env-a"))
+    assert len(points) == len(lab.anomalies(devices="env-a"))
     explorer.anomaly_toggle.value = False
     assert explorer.plotted_anomalies.empty
     explorer.anomaly_toggle.value = True
@@ -200,7 +204,7 @@ def test_filters_narrow_the_device_choices(lab):
 
 def test_details_show_history_and_metrics_of_the_device(lab):
     explorer = DeviceExplorer(lab, device_id="env-b")
-    history = lab.devices.history("env-b")
+    history = lab.repository.history("env-b")
     assert "Lifecycle history" in explorer.details.value
     for event_type in history["event_type"]:
         assert event_type in explorer.details.value
@@ -278,7 +282,7 @@ def test_refresh_picks_up_devices_provisioned_since():
         explorer = DeviceExplorer(platform)
         assert explorer.device_picker.options == ()
         platform.provision_device(
-            "environmental", "Annex/0/1", ["temp_01"], device_id="late-d", at=DAY0
+            "environmental", location="Annex/0/1", sensors=["temp_01"], device_id="late-d", at=DAY0
         )
         frame = _readings()
         frame = frame[(frame["device_id"] == "env-a") & (frame["sensor_id"] == "temp_01")]

@@ -12,7 +12,7 @@ from tests.fixtures.tiny_fleet import END, START
 def test_explorer_acknowledges_and_resolves(load_fresh, backend):
     loaded = load_fresh(backend)
     lab = loaded.lab
-    stored = lab.anomalies(START, END)
+    stored = lab.anomalies(start=START, end=END)
     device = stored.loc[stored["status"] == "open", "device_id"].value_counts().index[0]
     explorer = DeviceExplorer(lab, device_id=device)
     offered = [value for _, value in explorer.anomaly_list.options]
@@ -25,12 +25,14 @@ def test_explorer_acknowledges_and_resolves(load_fresh, backend):
     explorer.anomaly_list.value = (picked,)
     explorer.ack_button.click()  # nobody named: refused, shown in the widget
     assert "by: say who" in explorer.message.value
-    assert lab.anomalies(START, END).set_index("anomaly_id").loc[picked, "status"] == "open"
+    assert (
+        lab.anomalies(start=START, end=END).set_index("anomaly_id").loc[picked, "status"] == "open"
+    )
 
     explorer.operator.value = "alice"
     explorer.note.value = "looking"
     explorer.ack_button.click()
-    now = lab.anomalies(START, END).set_index("anomaly_id").loc[picked]
+    now = lab.anomalies(start=START, end=END).set_index("anomaly_id").loc[picked]
     assert (now["status"], now["acknowledged_by"], now["note"]) == (
         "acknowledged",
         "alice",
@@ -42,7 +44,10 @@ def test_explorer_acknowledges_and_resolves(load_fresh, backend):
 
     explorer.anomaly_list.value = (picked,)
     explorer.resolve_button.click()
-    assert lab.anomalies(START, END).set_index("anomaly_id").loc[picked, "status"] == "resolved"
+    assert (
+        lab.anomalies(start=START, end=END).set_index("anomaly_id").loc[picked, "status"]
+        == "resolved"
+    )
     assert picked not in [v for _, v in explorer.anomaly_list.options]
 
 
@@ -56,7 +61,7 @@ def test_overview_lists_who_needs_attention_first(loaded):
     assert picker[: len(attention)] == attention["device_id"].tolist()
     assert "Needs attention" in overview.attention_view.value
     # Devices with open anomalies in the window are listed with their worst one.
-    recent = lab.anomalies(END - pd.Timedelta("24h"), END)
+    recent = lab.anomalies(start=END - pd.Timedelta("24h"), end=END)
     recent = recent[recent["status"] == "open"]
     for device in set(recent["device_id"]):
         reasons = attention.set_index("device_id").loc[device, "reasons"]

@@ -135,7 +135,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from iotlab.ingest.mqtt import MqttSource, parse_mqtt_url
     from iotlab.ingest.runtime import settle_heap
     from iotlab.ingest.scoring import ForecastCache
-    from iotlab.ingest.service import IngestionService
 
     parse_mqtt_url(args.mqtt)  # a bad URL fails now, not after minutes of fitting forecasts
     if not logging.getLogger().handlers:
@@ -157,8 +156,7 @@ def run_serve(args: argparse.Namespace) -> int:
             scoring = (
                 None if args.no_scoring else ForecastCache(lab.store, refit_every=args.refit_every)
             )
-            service = IngestionService(
-                lab,
+            service = lab.ingestion_service(
                 batch_size=args.batch_size,
                 max_delay=args.max_delay,
                 scoring=scoring,

@@ -1,0 +1,35 @@
+"""The shared words of the public API, checked once (see ``docs/api.md``).
+
+Examples
+--------
+>>> id_list("env-0001", field="devices")
+['env-0001']
+>>> id_list(("b", "a"), field="devices")
+['b', 'a']
+>>> id_list(None, field="devices") is None
+True
+>>> id_list(["ok", 3], field="devices")
+Traceback (most recent call last):
+...
+iotlab.errors.ValidationError: devices: must be ids (strings), got 3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from iotlab.errors import ValidationError
+
+__all__ = ["id_list"]
+
+
+def id_list(value: str | Iterable[str] | None, *, field: str) -> list[str] | None:
+    """A ``devices=``/``sensors=`` filter as a list of ids: one id or several; ``None``
+    (no filter) stays ``None``. A single string is one id, never its characters."""
+    if value is None:
+        return None
+    ids = [value] if isinstance(value, str) else list(value)
+    for one in ids:
+        if not isinstance(one, str) or not one:
+            raise ValidationError(f"must be ids (strings), got {one!r}", field=field)
+    return ids
