@@ -55,12 +55,12 @@ def connect(url: str | None = None) -> Platform:
     'sqlite'
     """
     parsed = parse_store_url(resolve_store_url(url))
-    if parsed.scheme == "sqlite" and parsed.path:
-        _sqlite_directory(parsed.path)
+    if parsed.path is not None:  # a local file (see StoreURL.is_local_file)
+        _file_directory(parsed.scheme, parsed.path)
     return Platform(open_store(parsed))
 
 
-def _sqlite_directory(path: str) -> None:
+def _file_directory(scheme: str, path: str) -> None:
     """Make sure an embedded store's directory exists, or refuse a surprising location.
 
     iotlab creates its own ``.iotlab/`` directory (where the default store lives) inside an
@@ -77,9 +77,9 @@ def _sqlite_directory(path: str) -> None:
         parent.mkdir(exist_ok=True)
         return
     raise InvalidURLError(
-        f"sqlite store {str(Path(path).absolute())!r}: directory {str(parent)!r} does not "
-        "exist. sqlite:///relative/x.db is relative to the current directory, "
-        "sqlite:////absolute/x.db (four slashes) is absolute; create the directory first "
+        f"{scheme} store {str(Path(path).absolute())!r}: directory {str(parent)!r} does not "
+        f"exist. {scheme}:///relative/x.db is relative to the current directory, "
+        f"{scheme}:////absolute/x.db (four slashes) is absolute; create the directory first "
         "if the path is right"
     )
 

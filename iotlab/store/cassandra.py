@@ -43,9 +43,10 @@ from iotlab.store._cql_schema import (
     plan_migration,
     quote,
 )
+from iotlab.store._cql_url import CASSANDRA_OPTIONS, parse_cassandra_url
 from iotlab.store.base import Store, range_bounds, selected_columns
 from iotlab.store.schema import TableSpec, bucket_column
-from iotlab.store.url import StoreURL, validate_identifier
+from iotlab.store.url import StoreURL, URLParts, validate_identifier
 
 __all__ = ["CassandraStore"]
 
@@ -81,6 +82,12 @@ class CassandraStore(Store):
     """
 
     scheme = "cassandra"
+    url_options = CASSANDRA_OPTIONS
+
+    @classmethod
+    def parse_url(cls, parts: URLParts) -> StoreURL:
+        """``cassandra://[user[:password]@]host1[,host2...][:port]/keyspace[?options]``."""
+        return parse_cassandra_url(parts)
 
     def __init__(
         self,

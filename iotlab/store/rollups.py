@@ -206,7 +206,8 @@ def refresh_rollups(
         The readings just written (``device_id, sensor_id, ts, value``).
     native
         Aggregate inside the store where the backend can (SQLite); ``None`` (default)
-        decides by backend, ``False`` forces the read-based path (tests compare both).
+        asks ``store.capabilities.rollups_in_store``, ``False`` forces the read-based
+        path (tests compare both).
     memory
         What this writer's previous refreshes stored, to skip re-reading it (read-based
         path only; see :class:`RollupMemory`). Pass the same memory to every refresh of
@@ -219,10 +220,8 @@ def refresh_rollups(
     """
     if written.empty:
         return 0
-    from iotlab.store.sqlite import SQLiteStore
-
     if native is None:
-        native = isinstance(store, SQLiteStore)
+        native = store.capabilities.rollups_in_store
     if native:  # every touched minute from raw rows, then every touched hour from minutes
         return store.refresh_rollups_of(written)
     pair, devices, sensors = sensor_pairs(written["device_id"], written["sensor_id"])
