@@ -24,6 +24,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
@@ -106,7 +107,7 @@ def load_sample(directory: str | Path | None = None) -> Simulation:
     return Simulation(
         **frames,
         start=start,
-        end=start + pd.Timedelta(days=SAMPLE["days"]),  # type: ignore[arg-type]
+        end=start + pd.Timedelta(days=cast(int, SAMPLE["days"])),
     )
 
 

@@ -6,6 +6,8 @@ Arrays come per device type; rows must come out sorted by ``device_id``, so bloc
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 import pandas as pd
 
@@ -200,9 +202,9 @@ def plan_events(
                 "sensor_id": s["sensor_id"],
                 "sensor_type": s["sensor_type"],
                 "unit": s["unit"],
-                "min_value": float(s["min_value"]),  # type: ignore[arg-type]
-                "max_value": float(s["max_value"]),  # type: ignore[arg-type]
-                "calibration_date": pd.Timestamp(s["calibration_date"]).isoformat(),  # type: ignore[arg-type]
+                "min_value": float(cast(float, s["min_value"])),
+                "max_value": float(cast(float, s["max_value"])),
+                "calibration_date": pd.Timestamp(cast(Any, s["calibration_date"])).isoformat(),
             }
             for s in sensors
         ],

@@ -21,6 +21,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ def _positive_int(value: object, field: str) -> int:
 
 def _duration_ms(value: object, field: str) -> int:
     try:
-        delta = pd.Timedelta(value)  # type: ignore[arg-type]
+        delta = pd.Timedelta(cast(Any, value))  # anything: pandas says what it cannot parse
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"cannot parse {value!r} as a duration", field=field) from exc
     if delta is pd.NaT or delta <= pd.Timedelta(0):
@@ -155,7 +156,7 @@ class Fleet:
                 raise ValidationError(f"must be a number > 0, got {days!r}", field="days")
             finish = begin + pd.Timedelta(days=float(days))
         else:
-            finish = utc_timestamp(end, field="end")  # type: ignore[arg-type]
+            finish = utc_timestamp(cast(TimeLike, end), field="end")  # not None: checked above
             if finish <= begin:
                 raise ValidationError(f"{finish} is not after start {begin}", field="end")
         to_ms = pd.Timedelta("1ms")

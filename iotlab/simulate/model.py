@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -168,14 +169,14 @@ def build_fleet(
 
 def _groups(params: list[dict[str, object]], order: np.ndarray) -> list[TypeGroup]:
     groups = []
-    names = sorted({p["type"].name for p in params})  # type: ignore[union-attr]
+    kinds = [cast(DeviceType, p["type"]) for p in params]
+    names = sorted({k.name for k in kinds})
     for name in names:
         positions = np.array(
-            [pos for pos, i in enumerate(order) if params[i]["type"].name == name],  # type: ignore[union-attr]
-            dtype=np.int64,
+            [pos for pos, i in enumerate(order) if kinds[i].name == name], dtype=np.int64
         )
         members = [params[order[pos]] for pos in positions]
-        kind: DeviceType = members[0]["type"]  # type: ignore[assignment]
+        kind = kinds[order[positions[0]]]
         models = [kind.sensors[s] for s in kind.sensor_ids]
 
         def column(key: str, members: list[dict[str, object]] = members) -> np.ndarray:
