@@ -34,7 +34,7 @@ def open_store(url: str | StoreURL, *, create: bool = True) -> Store:
     """
     parsed = url if isinstance(url, StoreURL) else parse_store_url(url)
     module_name, class_name = BACKENDS[parsed.scheme].split(":")
-    backend = getattr(importlib.import_module(module_name), class_name)
+    backend: type[Store] = getattr(importlib.import_module(module_name), class_name)
     store = backend(parsed)
     if create:
         try:
