@@ -171,8 +171,8 @@ class DeviceRepository:
                 {"device_id": devices["device_id"].tolist()},
                 columns=["device_id", "last_seen"],
             ).set_index("device_id")["last_seen"]
-            before = stored.reindex(devices["device_id"]).to_numpy()
-            before = pd.to_datetime(pd.Series(before, index=devices.index), utc=True)
+            stored_before = stored.reindex(devices["device_id"]).to_numpy()
+            before = pd.to_datetime(pd.Series(stored_before, index=devices.index), utc=True)
             newer = before.notna() & (
                 devices["last_seen"].isna() | (before > devices["last_seen"])
             )
