@@ -208,7 +208,7 @@ def _publish_to_mqtt(simulation: Any, url: str) -> None:
     It calls ``iotlab.ingest.mqtt.publish_simulation(simulation, url)`` once that exists.
     """
     try:
-        from iotlab.ingest.mqtt import publish_simulation  # type: ignore[attr-defined]
+        from iotlab.ingest.mqtt import publish_simulation
     except ImportError as exc:
         raise ConfigurationError(
             "--mqtt: publishing to a broker is not available in this build "
