@@ -161,7 +161,9 @@ class DeviceRepository:
             "events_by_day", events_by_day_frame([e for _, _, b in saved for e in b])
         )
 
-    def _write_projections(self, states: Sequence[DeviceState], reset_sensors: Sequence[str]):
+    def _write_projections(
+        self, states: Sequence[DeviceState], reset_sensors: Sequence[str]
+    ) -> None:
         devices = devices_frame(states)
         if len(devices):
             # Heartbeats move last_seen forward between lifecycle events (see

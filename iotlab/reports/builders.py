@@ -101,7 +101,7 @@ def _window(
 
 def _parameters(
     start: pd.Timestamp, end: pd.Timestamp, devices: str | Sequence[str] | None
-) -> dict:
+) -> dict[str, object]:
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
