@@ -59,7 +59,8 @@ class DetectorOptions(TypedDict, total=False):
     sensor_range: tuple[float, float] | None
     calibration: Calibration | None
     severity: SeverityRule | None
-    event_gap: str | pd.Timedelta
+    episode_gap: str | pd.Timedelta
+    event_gap: str | pd.Timedelta  # deprecated name of episode_gap
 
 
 class ShortHistoryWarning(UserWarning):

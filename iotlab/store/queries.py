@@ -280,7 +280,8 @@ def rollup_source(interval: str) -> str:
         deprecated(f"interval={interval!r} is deprecated, use interval={alias!r}", stacklevel=4)
         return interval
     try:
-        width = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))
+        # Fixed-width offsets convert (Tick, and Day, no Tick in pandas 3); stubs: Tick only.
+        width = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         width = None
     if width not in _ROLLUP_SOURCES:
