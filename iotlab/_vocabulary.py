@@ -17,10 +17,19 @@ iotlab.errors.ValidationError: devices: must be ids (strings), got 3
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import overload
 
 from iotlab.errors import ValidationError
 
 __all__ = ["id_list"]
+
+
+@overload
+def id_list(value: None, *, field: str) -> None: ...
+@overload
+def id_list(value: str | Iterable[str], *, field: str) -> list[str]: ...
+@overload
+def id_list(value: str | Iterable[str] | None, *, field: str) -> list[str] | None: ...
 
 
 def id_list(value: str | Iterable[str] | None, *, field: str) -> list[str] | None:

@@ -21,12 +21,14 @@ from iotlab.store.url import parse_store_url, resolve_store_url
 
 if TYPE_CHECKING:
     import xarray as xr
+    from distributed import Client
 
     from iotlab.analytics import DeviceMetrics, FleetOverview
     from iotlab.detect.base import Detector
     from iotlab.history import DeviceRepository
     from iotlab.ingest.service import IngestionService
     from iotlab.reports import Report
+    from iotlab.simulate import Fleet, Simulation
     from iotlab.store.ingest import IngestResult
 
 __all__ = ["Platform", "connect"]
@@ -134,7 +136,7 @@ class Platform:
         return f"<iotlab.Platform {self.store.url}>"
 
     # -- provisioning (iotlab.history) ------------------------------------------------------
-    def provision(self, fleet_or_simulation: Any) -> list[str]:
+    def provision(self, fleet_or_simulation: Fleet | Simulation) -> list[str]:
         """Provision the devices of a simulator ``Fleet`` or ``Simulation``; return their ids."""
         from iotlab.history.provisioning import provision
 
@@ -346,7 +348,7 @@ class Platform:
         devices: str | Sequence[str] | None = None,
         detector: Detector | None = None,
         n_jobs: int = 1,
-        client: Any = None,
+        client: Client | None = None,
         progress: bool = True,
     ) -> pd.DataFrame:
         """Fit one detector per (device, sensor), in parallel; store and return anomalies.

@@ -31,13 +31,13 @@ Refits in :meth:`score_online` start from the previous fit's parameters (Prophet
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 
 import numpy as np
 import pandas as pd
 
 from iotlab.detect._quiet import fit_quietly, import_prophet, prophet_warnings_silenced
-from iotlab.detect.base import Detector, Forecast, ShortHistoryWarning
+from iotlab.detect.base import Detector, DetectorOptions, Forecast, ShortHistoryWarning
 from iotlab.detect.baselines import RollingZScoreDetector
 from iotlab.detect.calibration import gaussian_log10_p, robust_scale
 from iotlab.detect.profile import DayProfile, ts_ns
@@ -192,7 +192,7 @@ class ProphetResidualDetector(Detector):
         profile_bin: str | pd.Timedelta = "5min",
         profile_min_days: int = 2,
         max_iter: int = 2000,
-        **kwargs: object,
+        **kwargs: Unpack[DetectorOptions],
     ) -> None:
         super().__init__(**kwargs)
         if not 0.0 < holdout < 0.5:

@@ -124,6 +124,7 @@ def failure(devices: Sequence[Device], outcomes: dict[int, Exception | None]) ->
     if not failed:
         return None
     first = failed[0][1]
+    assert first is not None  # ``failed`` holds the outcomes that are errors
     saved = sum(1 for outcome in outcomes.values() if outcome is None)
     skipped = len(devices) - len(outcomes)
     if len(failed) > 1:

@@ -278,8 +278,9 @@ class ForecastCache:
             plans.append(_Plan(key, point, i, slice(lo, hi), step_ms, grid, limits, width))
         if not plans:
             return entries
+        tables: list[tuple[np.ndarray, np.ndarray] | None]
         if self.factory is rolling_zscore_factory:
-            tables = self._default_tables(plans, history, len(due))
+            tables = list(self._default_tables(plans, history, len(due)))
         else:
             tables = [self._detector_table(plan, history) for plan in plans]
         for plan, table in zip(plans, tables):
@@ -350,7 +351,7 @@ class ForecastCache:
         reading's time, not on where a stream happened to be cut into batches. Past the
         budget a sensor keeps its older forecast; its horizon covers the wait.
         """
-        due = []
+        due: list[tuple[tuple[str, str], int]] = []
         for key, point in wanted:
             entry = self._entries.get(key)
             if (entry is None or entry.fitted_at < point) and len(due) < self.max_refits:

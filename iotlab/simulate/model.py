@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -94,7 +94,7 @@ def build_fleet(
     """Draw ``n_devices`` devices: the devices and sensors frames and the type groups."""
     rows: list[dict[str, object]] = []
     sensor_rows: list[dict[str, object]] = []
-    params: list[dict[str, object]] = []
+    params: list[dict[str, Any]] = []  # per device: its DeviceType and drawn numbers
     for i in range(n_devices):
         rng = np.random.default_rng([seed, STREAM_DEVICE, i])
         device_id = _uuid(rng)
@@ -167,7 +167,7 @@ def build_fleet(
     return devices, sensors, _groups(params, order)
 
 
-def _groups(params: list[dict[str, object]], order: np.ndarray) -> list[TypeGroup]:
+def _groups(params: list[dict[str, Any]], order: np.ndarray) -> list[TypeGroup]:
     groups = []
     kinds = [cast(DeviceType, p["type"]) for p in params]
     names = sorted({k.name for k in kinds})
@@ -179,7 +179,7 @@ def _groups(params: list[dict[str, object]], order: np.ndarray) -> list[TypeGrou
         kind = kinds[order[positions[0]]]
         models = [kind.sensors[s] for s in kind.sensor_ids]
 
-        def column(key: str, members: list[dict[str, object]] = members) -> np.ndarray:
+        def column(key: str, members: list[dict[str, Any]] = members) -> np.ndarray:
             return np.array([m[key] for m in members], dtype=np.float64)
 
         bounds = np.array([SENSOR_PREFIXES[sensor_prefix(s)][2:] for s in kind.sensor_ids])

@@ -186,11 +186,10 @@ class _Batch:
             rows["device_id"].astype(str).to_numpy(object),
             rows["sensor_id"].astype(str).to_numpy(object),
         )
-        order = np.lexsort((ms, pair))  # stable: among equal keys the later row stays last
-        if not (np.diff(order) == 1).all():
+        by_key = np.lexsort((ms, pair))  # stable: among equal keys the later row stays last
+        order = None if (np.diff(by_key) == 1).all() else by_key
+        if order is not None:
             pair, ms = pair[order], ms[order]
-        else:
-            order = None
         last = np.ones(len(pair), dtype=bool)  # the last row of each (pair, ts) wins
         last[:-1] = (pair[1:] != pair[:-1]) | (ms[1:] != ms[:-1])
         keep = None if last.all() else last
@@ -270,7 +269,7 @@ def _floor(expr: str, width: int, *, signed: bool = True) -> str:
 def _raw_from_stage_sql(
     store: SQLiteDatabase, now: int, quality: str, status: str, signed: bool
 ) -> str:
-    bucket = _floor("s.ts", store._spec("readings").bucket_seconds * 1000, signed=signed)
+    bucket = _floor("s.ts", store._spec("readings").bucket_ms, signed=signed)
     # CROSS JOIN keeps the stage (in key order) as the outer loop: the b-tree appends.
     return (
         'INSERT OR REPLACE INTO readings ("device_id", "sensor_id", "bucket", "ts", "value", '
@@ -285,7 +284,7 @@ def _minutes_from_stage_sql(
 ) -> str:
     """Copy the staged minutes (only those flagged ``copy_minute`` if ``filtered``)."""
     minute = _floor("s.ts", _MINUTE_MS, signed=signed)
-    bucket = _floor(minute, store._spec("rollups_minute").bucket_seconds * 1000, signed=signed)
+    bucket = _floor(minute, store._spec("rollups_minute").bucket_ms, signed=signed)
     only = "s.copy_minute AND " if filtered else ""
     return (
         f"{_rollup_insert('rollups_minute')} "
@@ -323,7 +322,7 @@ def _recompute(
         aggregates = 'SUM(r."count"), SUM(r."sum"), MIN(r."min"), MAX(r."max")'
     alive, params = store._alive_clause(src)
     alive = f" AND r.{alive}" if alive else ""
-    dst_width = dst.bucket_seconds * 1000
+    dst_width = dst.bucket_ms
     # CROSS JOIN fixes the loop order: buckets (in key order) outside, so the GROUP BY
     # follows the loop and SQLite needs no sort; each bucket is one primary-key seek.
     sql = (

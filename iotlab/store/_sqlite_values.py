@@ -7,6 +7,7 @@ them here lets the bulk path depend on neither the store class nor the other way
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ __all__ = ["insert_many", "to_sql_values"]
 _ROWS_PER_STATEMENT = 500  # measured: 200 to 1,000 rows a statement are equally fast
 
 
-def insert_many(conn: sqlite3.Connection, head: str, columns: list[list[object]]) -> None:
+def insert_many(conn: sqlite3.Connection, head: str, columns: Sequence[Sequence[object]]) -> None:
     """Run ``head`` (``INSERT ... VALUES``) for the rows given as column lists.
 
     Rows go in order, a few hundred per statement, so with ``INSERT OR REPLACE`` a later
@@ -46,7 +47,7 @@ def to_sql_values(column: pd.Series, kind: str, name: str) -> np.ndarray:
             raise ValidationError(
                 f"must be tz-aware datetime64 (UTC), got {column.dtype}", field=name
             )
-        ms = column.astype("datetime64[ms, UTC]").array.asi8.copy()
+        ms = pd.DatetimeIndex(column.astype("datetime64[ms, UTC]")).asi8.copy()
         missing = column.isna().to_numpy()
         if missing.any():
             values = ms.astype(object)

@@ -28,11 +28,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import pandas as pd
 
-from iotlab._time import utc_timestamp
+from iotlab._time import TimeLike, utc_timestamp
 from iotlab.errors import InvalidURLError, ValidationError
 from iotlab.store.schema import TABLES, TableSpec, bucket_column
 from iotlab.store.url import StoreURL, URLParts, check_options
@@ -78,7 +78,7 @@ def selected_columns(spec: TableSpec, columns: Sequence[str] | None) -> list[str
 
 
 def range_bounds(
-    spec: TableSpec, start: object, end: object
+    spec: TableSpec, start: TimeLike | None, end: TimeLike | None
 ) -> tuple[str | None, int | None, int | None]:
     """``(column, low, high)``: what ``start``/``end`` of a read bound, as integers.
 
@@ -100,7 +100,9 @@ def range_bounds(
             f"table {spec.name} has no time or version clustering column", field="start"
         )
     if spec.columns[first] == "int":
-        return first, *(None if b is None else int(b) for b in (start, end))
+        # A version range: bounds are numbers (or their text), not times.
+        low, high = (None if b is None else int(cast("int | str", b)) for b in (start, end))
+        return first, low, high
     low, high = (
         None if b is None else utc_timestamp(b, field=f).value // 1_000_000
         for b, f in ((start, "start"), (end, "end"))
@@ -179,8 +181,8 @@ class Store(ABC):
         table: str,
         key: Mapping[str, object] | None = None,
         *,
-        start: pd.Timestamp | None = None,
-        end: pd.Timestamp | None = None,
+        start: pd.Timestamp | int | None = None,
+        end: pd.Timestamp | int | None = None,
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Rows of ``table`` whose partition-key columns equal ``key``.

@@ -318,7 +318,7 @@ class CassandraStore(Store):
     def _buckets(
         self, spec: TableSpec, keys: list[tuple], start: int | None, end: int | None
     ) -> list[list[int]]:
-        width = spec.bucket_seconds * 1000
+        width = spec.bucket_ms
         if start is not None and end is not None and end <= start:
             return [[] for _ in keys]
         lo = None if start is None else start // width * width
@@ -333,8 +333,8 @@ class CassandraStore(Store):
         table: str,
         key: Mapping[str, object] | None = None,
         *,
-        start: pd.Timestamp | None = None,
-        end: pd.Timestamp | None = None,
+        start: pd.Timestamp | int | None = None,
+        end: pd.Timestamp | int | None = None,
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         spec = self._spec(table)
@@ -398,6 +398,7 @@ class CassandraStore(Store):
         ``budget`` partitions go into one query, all on the bulk session.
         """
         bucket = bucket_column(spec)
+        assert bucket is not None  # read() groups the partitions of bucketed tables only
         names = [c for c in spec.partition_key if c != bucket]
         choices = [sorted({k[i] for k in keys}) for i in range(len(names))]
         others = int(np.prod([len(c) for c in choices[1:]])) * max(len(buckets), 1)
@@ -602,7 +603,7 @@ class CassandraStore(Store):
         )
 
 
-def _dt_ms(value: object) -> int:
+def _dt_ms(value: Any) -> int:
     """Epoch ms of a naive-UTC ``datetime`` the driver returns for a timestamp."""
     return int(pd.Timestamp(value).tz_localize(None).value // 1_000_000)
 

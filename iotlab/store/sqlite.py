@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -336,7 +337,7 @@ class SQLiteStore(Store):
                 if len(empty):
                     raise ValidationError("key column is missing", field=column, rows=empty)
         if bucket is not None:
-            width = spec.bucket_seconds * 1000
+            width = spec.bucket_ms
             arrays[bucket] = _bucket_of(arrays[spec.bucket_source], width)
         # Insert in primary-key order: the b-tree then appends instead of splitting pages.
         # lexsort is stable, so among duplicate keys the later row still wins.
@@ -412,17 +413,18 @@ class SQLiteStore(Store):
         table: str,
         key: Mapping[str, object] | None = None,
         *,
-        start: pd.Timestamp | None = None,
-        end: pd.Timestamp | None = None,
+        start: pd.Timestamp | int | None = None,
+        end: pd.Timestamp | int | None = None,
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         spec = self._spec(table)
         wanted = selected_columns(spec, columns)
         key = self._normalise_key(spec, key)
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         first, low, high = range_bounds(spec, start, end)
         for bound, op in ((low, ">="), (high, "<")):
-            if bound is not None:
+            if bound is not None and first is not None:
                 where.append(f"{_quote(first)} {op} ?")
                 params.append(bound)
         alive, alive_params = self._alive_clause(spec)
@@ -483,7 +485,7 @@ class SQLiteStore(Store):
             return self.conn.execute(sql, [*values, *params]).fetchall()
 
     def _normalise_key(
-        self, spec: TableSpec, key: Mapping[str, object] | None
+        self, spec: TableSpec, key: Mapping[str, Any] | None
     ) -> dict[str, list[object]]:
         """``key`` as column -> sorted distinct bound values; checks it is a partition key."""
         if key is None:
@@ -493,7 +495,7 @@ class SQLiteStore(Store):
                 )
             return {}
         bucket = bucket_column(spec)
-        normal: dict[str, list[object]] = {}
+        normal: dict[str, list[Any]] = {}
         for col, value in key.items():
             if col not in spec.partition_key or col == bucket:
                 raise ValidationError(
@@ -644,20 +646,20 @@ def _is_sequence(value: object) -> bool:
     return isinstance(value, (list, tuple, set, frozenset, np.ndarray, pd.Index, pd.Series))
 
 
-def _epoch_ms(value: object) -> int:
+def _epoch_ms(value: Any) -> int:
     ts = pd.Timestamp(value)
     if ts.tzinfo is None:
         raise ValidationError(NAIVE_TIMESTAMP, field="time")
     return int(ts.value // 1_000_000)
 
 
-def _bind(value: object, kind: str) -> object:
+def _bind(value: Any, kind: str) -> int | float | str:
     if kind == "timestamp":
         return _epoch_ms(value)
     if kind in ("int", "bool"):
-        return int(value)  # type: ignore[call-overload]
+        return int(value)
     if kind == "double":
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     return str(value)
 
 
