@@ -34,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -203,6 +204,7 @@ class Calibration:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         return self.midpoint * (threshold / (1.0 - threshold)) ** (1.0 / self.steepness)
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (a few frozen calibrations; every batch asks)
     def z_threshold(self, threshold: float) -> float:
         """The ``|z|`` at which ``confidence`` equals ``threshold`` under the normal tail."""
         target = -self.score_threshold(threshold)

@@ -630,7 +630,14 @@ class IngestionService:
                 },
                 "severity": flagged["severity"].astype(str).to_numpy(dtype=object),
                 "status": "open",
-                "detector": self.scoring.name if self.scoring is not None else "",
+                # The model that scored each row: a fallback is named as itself.
+                "detector": (
+                    flagged["detector"].to_numpy(dtype=object)
+                    if "detector" in flagged.columns
+                    else self.scoring.name
+                    if self.scoring is not None
+                    else ""
+                ),
             }
         )
         rows["ts"] = flagged["ts"].to_numpy()
