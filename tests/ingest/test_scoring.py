@@ -88,7 +88,7 @@ def test_default_model_scores_like_its_detector_fitted_per_sensor_in_any_batchin
     def same_model(device_id, sensor_id, sensor_range):  # not the default: one fit per sensor
         return RollingZScoreDetector(window="2h", min_periods=10, sensor_range=sensor_range)
 
-    fast = _score_in_batches(None, stream, [600, 1300, 1500])
+    fast = _score_in_batches("zscore", stream, [600, 1300, 1500])
     slow = _score_in_batches(same_model, stream, [97, 1000, 1800, 2222])
     assert fast["expected"].notna().mean() > 0.5  # most readings were scored
     for column in SCORE_FIELDS:
