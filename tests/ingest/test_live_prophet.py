@@ -4,6 +4,8 @@ stream is batched; rows name the model that scored them; the fallback is said on
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -11,8 +13,13 @@ import pytest
 
 from iotlab.detect import ProphetResidualDetector
 from iotlab.errors import ValidationError
+from iotlab.ingest import IngestionService
+from iotlab.ingest.mqtt import MqttSource
+from iotlab.ingest.publisher import Publisher
 from iotlab.ingest.scoring import SCORE_FIELDS, ForecastCache
 from iotlab.store import open_store
+
+from .conftest import START, spiked
 
 #: Live and offline scores are computed by the same code on the same inputs; what
 #: differs is only the order of a few floating-point sums (context + batch).
@@ -143,3 +150,54 @@ def test_zscore_detector_and_unknown_names(stream):
         assert set(scored["detector"]) == {"rolling_zscore"}
         with pytest.raises(ValidationError, match="detector.*prophet, zscore"):
             ForecastCache(store, "arima")
+
+
+@pytest.mark.mqtt
+def test_serve_scores_with_prophet_by_default_and_names_the_fallback(
+    mqtt_contact, platform, clean_fleet, caplog
+) -> None:
+    """Over a real broker, on both backends: sensors with 2.5 days stored are scored by
+    Prophet, a sensor with none by the z-score; the anomaly rows and alerts say which."""
+    url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
+    platform.provision(clean_fleet)
+    sim = clean_fleet.simulate(START, days=3, freq="10min")
+    cut = START + pd.Timedelta("2D 12h")
+    readings, key, spike_times = spiked(sim.readings, clean_fleet, cut + pd.Timedelta("3h"))
+    newcomer = tuple(clean_fleet.sensors.iloc[3][["device_id", "sensor_id"]])
+    of_newcomer = (readings["device_id"] == newcomer[0]) & (readings["sensor_id"] == newcomer[1])
+    late_spike = readings.index[of_newcomer & (readings["ts"] >= cut + pd.Timedelta("6h"))][0]
+    readings.loc[late_spike, "value"] += 20.0  # 40% of its 0-50 range
+    platform.ingest(readings[(readings["ts"] < cut) & ~of_newcomer], progress=False)
+    live = readings[readings["ts"] >= cut].sort_values(["ts", "device_id", "sensor_id"])
+    alerts = []
+    service = IngestionService(platform, batch_size=100, max_delay=0.1, connectivity_every=None)
+    assert service.scoring.name == "prophet"  # the default
+    service.add_alert_handler(alerts.append)
+    with caplog.at_level(logging.INFO, logger="iotlab.ingest.scoring"):
+        assert service.warm(cut) == 3  # the newcomer has nothing to fit on yet
+        service.start()
+        source = MqttSource(service, url, client_id=f"test-{uuid.uuid4().hex[:8]}").start()
+        try:
+            with Publisher(url) as publisher:
+                publisher.publish_readings(live)
+            deadline = time.monotonic() + 120
+            while service.stats.readings_written < len(live) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            service.flush()
+        finally:
+            source.pause()
+            service.stop()
+            source.stop()
+    assert service.error is None
+    assert service.stats.readings_written == len(live)
+    stored = platform.anomalies(cut, cut + pd.Timedelta("1D"))
+    keys = list(zip(stored["device_id"], stored["sensor_id"]))
+    names = {k: set(stored.loc[[x == k for x in keys], "detector"]) for k in set(keys)}
+    assert set(spike_times) <= set(stored.loc[[k == key for k in keys], "ts"])
+    assert names[key] == {"prophet"}
+    assert names[newcomer] == {"rolling_zscore"}
+    assert readings.loc[late_spike, "ts"] in set(stored.loc[[k == newcomer for k in keys], "ts"])
+    assert {(a.device_id, a.sensor_id): a.detector for a in alerts}[newcomer] == "rolling_zscore"
+    assert any(a.detector == "prophet" and a.ts == spike_times[0] for a in alerts)
+    said = [r.getMessage() for r in caplog.records if "min_history" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"{newcomer[0]}/{newcomer[1]}:")
