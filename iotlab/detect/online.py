@@ -19,6 +19,7 @@ same instants as the offline pass, and a whole fleet refits together.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from iotlab.detect.calibration import robust_scale
+from iotlab.detect.profile import DAY_NS, day_of_week
 from iotlab.detect.prophet import _MIN_TRAIN_POINTS, _staleness
 from iotlab.detect.prophet_curve import ProphetCurve
 from iotlab.detect.reference import References, TailReference
@@ -91,9 +93,21 @@ class SegmentModel:
     def base(self, t_ns: np.ndarray) -> np.ndarray:
         """The expectation at ``t_ns`` before the local level correction."""
         base = self.curve.at(t_ns)
-        if self.fitted.profile is not None:
-            base = base + self.fitted.profile.at(t_ns)
+        profile = self.fitted.profile
+        if profile is not None:
+            # DayProfile.at, with its week laid out once with a bin of wrap-around on
+            # each side instead of np.interp's periodic mode copying it every call.
+            t = np.asarray(t_ns) - profile.phase_ns + profile.bin_ns // 2
+            n_bins = profile.table.shape[1]
+            position = day_of_week(t) * n_bins + (t % DAY_NS) / profile.bin_ns - 0.5
+            base = base + np.interp(position, *self._week)
         return base
+
+    @functools.cached_property
+    def _week(self) -> tuple[np.ndarray, np.ndarray]:
+        week = self.fitted.profile.table.ravel()  # type: ignore[union-attr]
+        x = np.arange(-1, week.size + 1, dtype=float)
+        return x, np.concatenate([week[-1:], week, week[:1]])
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,8 @@ class OnlineProphet:
         self.oos: list[tuple[int, np.ndarray, np.ndarray]] = []  # (refit point, residuals, z)
         self.buffer = _Buffer()
         self.refits = 0
+        # (model, times, expectations) of the last batch's tail, for the next's context.
+        self._bases: tuple[SegmentModel, np.ndarray, np.ndarray] | None = None
 
     # -- history --------------------------------------------------------------------------
     def remember(self, t_ns: np.ndarray, values: np.ndarray) -> None:
@@ -399,7 +415,13 @@ class OnlineProphet:
             span_t, span_v = span_t[order], span_v[order]
             own = np.flatnonzero(order >= len(bt) - first)
             own = own[np.argsort(order[own], kind="stable")]
-        base = model.base(span_t)
+            base = model.base(span_t)
+            self._bases = None
+        else:
+            base = np.concatenate([self._context_base(model, bt[first:]), model.base(t)])
+            # The next batch's context is this one's tail: keep its expectation.
+            keep = int(np.searchsorted(span_t, span_t[-1] - lookback, side="left"))
+            self._bases = (model, span_t[keep:], base[keep:])
         correction = np.zeros(len(own))
         if window is not None:
             correction = trailing_median(span_t, span_v - base, window.value, rows=own)
@@ -422,6 +444,16 @@ class OnlineProphet:
             self.buffer.insert(t[finite], v[finite], flagged[finite])
         else:
             self._keep(rows, t_ns, values, flagged)
+
+    def _context_base(self, model: SegmentModel, t: np.ndarray) -> np.ndarray:
+        """``model.base(t)`` for readings of the previous batch's tail, from the values
+        computed then when the same model judged them (else computed now)."""
+        if self._bases is not None and self._bases[0] is model and len(t):
+            _, held_t, held = self._bases
+            at = np.minimum(np.searchsorted(held_t, t), max(len(held_t) - 1, 0))
+            if len(held_t) and (held_t[at] == t).all():
+                return held[at]
+        return model.base(t)
 
     def _keep(self, rows: np.ndarray, t_ns: np.ndarray, values: np.ndarray, flagged) -> None:
         ok = np.isfinite(values[rows])

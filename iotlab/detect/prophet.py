@@ -107,6 +107,8 @@ def _staleness(
         return factor
     rows = np.flatnonzero(valid)
     gap = np.diff(t_ns[rows], prepend=t_ns[rows[0]])
+    if not (gap > window.value).any():
+        return factor  # no silence: the usual case, and a live batch's
     after = gap > window.value
     last = np.maximum.accumulate(np.where(after, np.arange(rows.size), -1))
     fresh = (last >= 0) & (np.arange(rows.size) - last < readings)
