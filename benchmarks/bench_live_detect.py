@@ -40,7 +40,6 @@ from _fleets import four_sensor_types, load_average
 from bench_ingest import publish
 
 import iotlab
-from iotlab.ingest import IngestionService
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.runtime import settle_heap
 from iotlab.ingest.scoring import ForecastCache
@@ -55,9 +54,8 @@ def flood(lab, args, frames: list[pd.DataFrame], detector: str) -> dict:
     go, results = context.Event(), context.Queue()
     publisher = context.Process(target=publish, args=(args.mqtt, frames, 0, go, results))
     publisher.start()
-    cache = ForecastCache(lab.store, detector)
-    service = IngestionService(
-        lab,
+    cache = ForecastCache(lab.store, detector=detector)
+    service = lab.ingestion_service(
         batch_size=args.batch_size,
         max_delay=args.max_delay,
         scoring=cache,
@@ -96,7 +94,7 @@ def flood(lab, args, frames: list[pd.DataFrame], detector: str) -> dict:
 def scoring_only(lab, frames: list[pd.DataFrame], detector: str, batch_size: int) -> float:
     """Readings/s of ``ForecastCache.score`` alone (after warming), in ``batch_size`` rows."""
     rows = pd.concat(frames, ignore_index=True)
-    cache = ForecastCache(lab.store, detector)
+    cache = ForecastCache(lab.store, detector=detector)
     cache.warm(rows["ts"].iloc[0])
     began = time.perf_counter()
     names = []

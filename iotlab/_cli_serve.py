@@ -168,7 +168,7 @@ def run_serve(args: argparse.Namespace) -> int:
             scoring = (
                 None
                 if args.no_scoring
-                else ForecastCache(lab.store, args.detector, refit_every=args.refit_every)
+                else ForecastCache(lab.store, detector=args.detector, refit_every=args.refit_every)
             )
             service = lab.ingestion_service(
                 batch_size=args.batch_size,

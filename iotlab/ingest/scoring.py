@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
 from iotlab._keys import sensor_pairs
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.detect.base import robust_width
@@ -135,7 +136,8 @@ class ForecastCache:
         say so in ``detector``); ``"zscore"`` a 2 h rolling robust z-score for every
         sensor; or a factory ``factory(device_id, sensor_id, sensor_range) -> Detector``
         whose detectors are fitted on ``history`` and forecast a table of future
-        readings (all must share one ``threshold``, ``calibration`` and ``severity``).
+        readings (all must share one ``threshold``, ``calibration`` and ``severity``);
+        ``None``: the rolling z-score (the default before Prophet was).
     refit_every
         Data time between refits of one sensor (Prophet: ``1D``, else ``30min``).
     history
@@ -153,11 +155,12 @@ class ForecastCache:
         detector's ``max(min_span, 2D)``, as ``score_online``).
     """
 
+    @legacy_call_forms(positional=("detector",), renamed={"detector_factory": "detector"})
     def __init__(
         self,
         store: Store,
-        detector: str | ProphetResidualDetector | DetectorFactory | None = "prophet",
         *,
+        detector: str | ProphetResidualDetector | DetectorFactory | None = "prophet",
         refit_every: str | pd.Timedelta | None = None,
         history: str | pd.Timedelta | None = None,
         horizon: str | pd.Timedelta | None = None,
@@ -171,7 +174,7 @@ class ForecastCache:
         if template is not None:
             # The rolling z-score scores every row first: the fallback of sensors without
             # a Prophet model, and its memory of recent readings stays complete.
-            self._fallback = ForecastCache(store, "zscore")
+            self._fallback = ForecastCache(store, detector="zscore")
             self._live = LiveProphet(
                 store,
                 template,

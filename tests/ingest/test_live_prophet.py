@@ -13,7 +13,6 @@ import pytest
 
 from iotlab.detect import ProphetResidualDetector
 from iotlab.errors import ValidationError
-from iotlab.ingest import IngestionService
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.publisher import Publisher
 from iotlab.ingest.scoring import SCORE_FIELDS, ForecastCache
@@ -135,7 +134,7 @@ def test_a_cache_started_on_stored_history_scores_with_prophet_from_its_first_ba
     with open_store("sqlite://") as store:
         store.create_schema()
         store.write_rows("readings", stored)
-        cache = ForecastCache(store, "prophet")
+        cache = ForecastCache(store, detector="prophet")
         scored = cache.score(live)
     assert cache.refits >= 2  # the segment it started in, and the next day's
     assert (scored["detector"] == "prophet").all()
@@ -146,10 +145,10 @@ def test_a_cache_started_on_stored_history_scores_with_prophet_from_its_first_ba
 def test_zscore_detector_and_unknown_names(stream):
     with open_store("sqlite://") as store:
         store.create_schema()
-        scored = ForecastCache(store, "zscore").score(stream.iloc[:300])
+        scored = ForecastCache(store, detector="zscore").score(stream.iloc[:300])
         assert set(scored["detector"]) == {"rolling_zscore"}
         with pytest.raises(ValidationError, match="detector.*prophet, zscore"):
-            ForecastCache(store, "arima")
+            ForecastCache(store, detector="arima")
 
 
 @pytest.mark.mqtt
@@ -170,7 +169,7 @@ def test_serve_scores_with_prophet_by_default_and_names_the_fallback(
     platform.ingest(readings[(readings["ts"] < cut) & ~of_newcomer], progress=False)
     live = readings[readings["ts"] >= cut].sort_values(["ts", "device_id", "sensor_id"])
     alerts = []
-    service = IngestionService(platform, batch_size=100, max_delay=0.1, connectivity_every=None)
+    service = platform.ingestion_service(batch_size=100, max_delay=0.1, connectivity_every=None)
     assert service.scoring.name == "prophet"  # the default
     service.add_alert_handler(alerts.append)
     with caplog.at_level(logging.INFO, logger="iotlab.ingest.scoring"):
@@ -201,3 +200,16 @@ def test_serve_scores_with_prophet_by_default_and_names_the_fallback(
     assert any(a.detector == "prophet" and a.ts == spike_times[0] for a in alerts)
     said = [r.getMessage() for r in caplog.records if "min_history" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"{newcomer[0]}/{newcomer[1]}:")
+
+
+def test_the_old_call_forms_still_choose_the_detector_with_a_warning():
+    def one_per_sensor(device_id, sensor_id, sensor_range):
+        return ProphetResidualDetector(sensor_range=sensor_range)
+
+    with open_store("sqlite://") as store:
+        with pytest.warns(DeprecationWarning, match="detector"):
+            old_default = ForecastCache(store, None)  # 0.1: None was the rolling z-score
+        with pytest.warns(DeprecationWarning, match="detector_factory= is deprecated"):
+            factory = ForecastCache(store, detector_factory=one_per_sensor)
+    assert old_default.name == "rolling_zscore"
+    assert factory.factory is one_per_sensor
