@@ -189,7 +189,7 @@ def test_serve_scores_with_prophet_by_default_and_names_the_fallback(
             source.stop()
     assert service.error is None
     assert service.stats.readings_written == len(live)
-    stored = platform.anomalies(cut, cut + pd.Timedelta("1D"))
+    stored = platform.anomalies(start=cut, end=cut + pd.Timedelta("1D"))
     keys = list(zip(stored["device_id"], stored["sensor_id"]))
     names = {k: set(stored.loc[[x == k for x in keys], "detector"]) for k in set(keys)}
     assert set(spike_times) <= set(stored.loc[[k == key for k in keys], "ts"])
