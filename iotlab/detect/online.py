@@ -291,8 +291,10 @@ class OnlineProphet:
 
     def needs_refit(self, t_ns: np.ndarray) -> bool:
         """Whether judging readings at ``t_ns`` (sorted) would fit a model."""
-        points = self.points(np.asarray(t_ns, dtype=np.int64))
-        return bool(len(points)) and int(points.max()) > self.attempted
+        if not len(t_ns):
+            return False
+        # Refit points grow with time: the newest reading's is the largest.
+        return int(self.points(np.asarray(t_ns[-1:], dtype=np.int64))[0]) > self.attempted
 
     # -- refits ---------------------------------------------------------------------------
     def refit(self, point: int) -> SegmentModel | None:
@@ -411,9 +413,13 @@ class OnlineProphet:
         span_v = np.concatenate([bv[first:], v])
         own = np.arange(len(bt) - first, len(span_t))
         if insert:  # late readings interleave with what was seen: sort them in
+            # A reading seen before at the same time is replaced, not counted twice.
+            seen = np.flatnonzero(~np.isin(bt[first:], t))
+            span_t = np.concatenate([bt[first:][seen], t])
+            span_v = np.concatenate([bv[first:][seen], v])
             order = np.argsort(span_t, kind="stable")
             span_t, span_v = span_t[order], span_v[order]
-            own = np.flatnonzero(order >= len(bt) - first)
+            own = np.flatnonzero(order >= len(seen))
             own = own[np.argsort(order[own], kind="stable")]
             base = model.base(span_t)
             self._bases = None
@@ -437,9 +443,9 @@ class OnlineProphet:
         residual = v - exp
         z = residual[finite] / scale[rows][finite]
         flagged = np.zeros(len(rows), dtype=bool)
-        if point is not None:
+        flagged[finite] = self.detector._is_anomaly(z, model.table)
+        if point is not None:  # a late reading's error is not a forecast's: not a reference
             self.oos.append((point, residual[finite], z))
-            flagged[finite] = self.detector._is_anomaly(z, model.table)
         if insert:
             self.buffer.insert(t[finite], v[finite], flagged[finite])
         else:

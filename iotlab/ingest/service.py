@@ -112,8 +112,9 @@ class IngestionService:
     max_delay
         ... or this many seconds after its first row arrived.
     scoring
-        The forecast cache to score against (default: a rolling z-score
-        :class:`ForecastCache`); ``None`` disables scoring.
+        The forecast cache to score against (default: a :class:`ForecastCache` with the
+        Prophet detector, which scores as ``score_online`` does and names a rolling
+        z-score fallback in the rows it scores); ``None`` disables scoring.
     alert_gap
         Flagged readings of one sensor closer than this belong to one episode: one alert.
     require_provisioned

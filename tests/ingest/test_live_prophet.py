@@ -213,3 +213,32 @@ def test_the_old_call_forms_still_choose_the_detector_with_a_warning():
             factory = ForecastCache(store, detector_factory=one_per_sensor)
     assert old_default.name == "rolling_zscore"
     assert factory.factory is one_per_sensor
+
+
+def test_a_redelivered_batch_changes_nothing_that_follows(stream):
+    """MQTT may deliver a batch twice: the copy is scored like the original and leaves
+    the sensor's state (history, flags, errors) as it was."""
+    long = stream[stream["device_id"] == "d1"].reset_index(drop=True)
+    cuts = [300, 420, 430, 560]
+
+    def run(redeliver: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        with open_store("sqlite://") as store:
+            store.create_schema()
+            cache = ForecastCache(store, detector="prophet")
+            scored, again = [], None
+            for lo, hi in zip([0, *cuts], [*cuts, len(long)]):
+                batch = long.iloc[lo:hi]
+                scored.append(cache.score(batch))
+                store.write_rows("readings", batch)
+                if redeliver and lo == 420:
+                    again = cache.score(batch)
+        return pd.concat(scored, ignore_index=True), again
+
+    plain, _ = run(False)
+    twice, again = run(True)
+    first = plain.iloc[420:430].reset_index(drop=True)
+    assert (again["detector"] == "prophet").all()
+    for column in ("expected", "score", "confidence"):
+        np.testing.assert_allclose(again[column], first[column], **TOLERANCE)
+        np.testing.assert_allclose(twice[column], plain[column], **TOLERANCE)
+    assert twice["is_anomaly"].tolist() == plain["is_anomaly"].tolist()
