@@ -112,8 +112,9 @@ class IngestionService:
     max_delay
         ... or this many seconds after its first row arrived.
     scoring
-        The forecast cache to score against (default: a rolling z-score
-        :class:`ForecastCache`); ``None`` disables scoring.
+        The forecast cache to score against (default: a :class:`ForecastCache` with the
+        Prophet detector, which scores as ``score_online`` does and names a rolling
+        z-score fallback in the rows it scores); ``None`` disables scoring.
     alert_gap
         Flagged readings of one sensor closer than this belong to one episode: one alert.
     require_provisioned
@@ -635,7 +636,14 @@ class IngestionService:
                 },
                 "severity": flagged["severity"].astype(str).to_numpy(dtype=object),
                 "status": "open",
-                "detector": self.scoring.name if self.scoring is not None else "",
+                # The model that scored each row: a fallback is named as itself.
+                "detector": (
+                    flagged["detector"].to_numpy(dtype=object)
+                    if "detector" in flagged.columns
+                    else self.scoring.name
+                    if self.scoring is not None
+                    else ""
+                ),
             }
         )
         rows["ts"] = flagged["ts"].to_numpy()
