@@ -4,8 +4,11 @@ Prophet's seasonalities are sums of sines, so a machine that starts at 06:00 sha
 office that empties at 18:00 leaves a ringing, hour-wide error around every step, and a
 weekday profile is wrong on Saturdays and Sundays. :class:`DayProfile` learns what the
 forecast still gets wrong at each time of day, for each day of the week: the median
-residual in bins of ``bin`` (5 min), linearly interpolated between bin centres so a ramp
-is followed within a bin. One profile per day of the week (not per day type) because
+residual in bins of ``bin`` (5 min), each reading looked up in its own bin (bins are
+centred on the sensor's reporting phase, so a sensor that reports every 5 minutes or
+less often meets each bin at its centre; one that reports every minute sees a step at
+08:00 sharp as a step, where interpolating between bin centres smeared it over the
+minutes either side). One profile per day of the week (not per day type) because
 Prophet's smooth weekly term leaves a different error on a Monday than on a Thursday.
 
 A day of the week seen on fewer than ``min_days`` distinct days borrows the profile of
@@ -124,19 +127,17 @@ class DayProfile:
         return cls(table, bin_ns, phase)
 
     def at(self, t_ns: np.ndarray) -> np.ndarray:
-        """The profile at ``t_ns``, interpolated linearly between bin centres, flat in
-        the half bins at either end of a day.
+        """The profile at ``t_ns``: the value of each reading's own bin and day.
 
-        Not across midnight into the next day's row: two rows need not meet there (the
-        forecast's trend may have moved between the days they were learned from, as
-        it does over a week's wrap from Sunday to Monday), and a reading is better
-        judged by its own day's profile than by a blend.
+        Never a blend across midnight with the next day's row: two rows need not meet
+        there (the forecast's trend may have moved between the days they were learned
+        from, as it does over a week's wrap from Sunday to Monday), and a reading is
+        better judged by its own day's profile.
         """
         n_bins = self.table.shape[1]
         t_ns = _centred(np.asarray(t_ns), self.bin_ns, self.phase_ns)
-        within = np.clip((t_ns % DAY_NS) / self.bin_ns - 0.5, 0.0, n_bins - 1.0)
-        week = self.table.ravel()
-        return np.interp(day_of_week(t_ns) * n_bins + within, np.arange(week.size), week)
+        slot = np.clip((t_ns % DAY_NS) // self.bin_ns, 0, n_bins - 1)
+        return self.table[day_of_week(t_ns), slot]
 
 
 _DOW_TYPE = (0, 0, 0, 0, 0, 1, 2)
@@ -260,7 +261,6 @@ def _binned_median(
 def _upsample(coarse: np.ndarray, factor: int, n_bins: int) -> np.ndarray:
     """A profile of ``factor``-times wider bins at the fine bins' centres: linear
     between the coarse bins' centres, flat in the half bins at either end of the day
-    (its neighbours across midnight are another day's, which :meth:`DayProfile.at`
-    interpolates to)."""
+    (its neighbours across midnight belong to other days)."""
     centres = (np.arange(n_bins) + 0.5) / factor - 0.5
     return np.interp(centres, np.arange(coarse.size, dtype=float), coarse)
