@@ -61,6 +61,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -211,6 +212,7 @@ class IngestionService:
         self._rollup_memory = RollupMemory()
         self._rollup_job: Future | None = None
         self._known_keys: dict[str, tuple[pd.DataFrame, float]] = {}
+        self._sources: list[Any] = []  # those that report a backlog, see status
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
@@ -336,10 +338,22 @@ class IngestionService:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def add_source(self, source: Any) -> None:
+        """Let :attr:`status` report ``source``'s backlog: its ``consumer_lag`` (Kafka) or
+        ``queue_depth`` (MQTT). Sources call this when they start."""
+        if source not in self._sources:
+            self._sources.append(source)
+
     @property
     def status(self) -> ServiceStatus:
         """The service's state and health now (see :class:`ServiceStatus`)."""
-        return self._guard.status()
+        status = self._guard.status()
+        backlog: dict[str, int | None] = {}
+        for name in ("consumer_lag", "queue_depth"):
+            values = [getattr(s, name) for s in self._sources if hasattr(s, name)]
+            known = [v for v in values if v is not None]
+            backlog[name] = sum(known) if known else None
+        return dataclasses.replace(status, **backlog) if self._sources else status
 
     def __enter__(self) -> IngestionService:
         return self.start()
