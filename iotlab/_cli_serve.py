@@ -192,6 +192,8 @@ def run_serve(args: argparse.Namespace) -> int:
                 max_future=None if args.max_future.lower() == "none" else args.max_future,
                 outage_limit=args.outage_limit,
                 retry_max=args.retry_max,
+                # A shared subscription spreads each sensor over the workers.
+                shared_sensors=bool(args.mqtt and args.group),
             )
             channels = _alert_channels(service, args)
             if scoring is not None:

@@ -137,6 +137,10 @@ class IngestionService:
         First and longest wait (seconds) between retries while the store is unavailable.
     outage_limit
         Seconds an outage may last before the service gives up (``None``: never).
+    shared_sensors
+        Other workers may store readings of the same sensors at the same time (MQTT
+        shared subscriptions): roll-ups are refreshed so that concurrent refreshes
+        converge (``refresh_rollups(concurrent=True)``), at the cost of more reads.
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class IngestionService:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         outage_limit: float | None = None,
+        shared_sensors: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValidationError(f"must be >= 1, got {batch_size}", field="batch_size")
@@ -198,6 +203,7 @@ class IngestionService:
         self.heartbeat_timeout = pd.Timedelta(heartbeat_timeout)
         self.connectivity_every = connectivity_every
         self.rollup_every = rollup_every
+        self.shared_sensors = shared_sensors
         self.topic_root = topic_root
         self.subscribers = Subscribers()
         self._alert_handlers: list[Callable[[Alert], None]] = []
@@ -570,7 +576,12 @@ class IngestionService:
             # A redelivered reading may sit in two batches: count it once, as stored.
             written = written.drop_duplicates(["device_id", "sensor_id", "ts"], keep="last")
             self._guard.call(
-                lambda: refresh_rollups(self.store, written, memory=self._rollup_memory),
+                lambda: refresh_rollups(
+                    self.store,
+                    written,
+                    memory=self._rollup_memory,
+                    concurrent=self.shared_sensors,
+                ),
                 "refreshing roll-ups",
             )
         for ack in unacked:  # everything is durable now, roll-ups included
