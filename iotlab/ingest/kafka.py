@@ -72,6 +72,19 @@ def parse_kafka_url(url: str) -> str:
     return ",".join(servers)
 
 
+class _ClientLog:
+    """Where librdkafka's own log lines go: logger ``iotlab.kafka.client``, its warnings
+    as INFO. It warns of what it retries by itself (a broker restarting, a group
+    coordinator loading, a commit overtaken by a rebalance); what iotlab cannot ride out
+    reaches the source as an error, which says so."""
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger("iotlab.kafka.client")
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        self.logger.log(logging.INFO if level == logging.WARNING else level, message, *args)
+
+
 def _confluent() -> Any:
     try:
         import confluent_kafka
@@ -191,7 +204,7 @@ class KafkaSource:
             "client.id": f"iotlab-serve-{self.group_id}",
             **self.config,
         }
-        self._consumer = kafka.Consumer(settings, logger=logging.getLogger("iotlab.kafka.client"))
+        self._consumer = kafka.Consumer(settings, logger=_ClientLog())
         try:
             self._consumer.list_topics(timeout=timeout)
         except kafka.KafkaException as exc:
@@ -394,6 +407,7 @@ def consumer_group_lag(
             "bootstrap.servers": parse_kafka_url(url),
             "group.id": group_id,
             "enable.auto.commit": False,
+            "logger": _ClientLog(),
         }
     )
     try:
@@ -441,7 +455,7 @@ class KafkaPublisher:
         kafka = _confluent()
         self._producer = kafka.Producer(
             {
-                "logger": logging.getLogger("iotlab.kafka.client"),
+                "logger": _ClientLog(),
                 "bootstrap.servers": self.servers,
                 "enable.idempotence": True,  # a retried send is not written twice
                 "linger.ms": 5,
@@ -511,7 +525,7 @@ def create_topic(url: str, topic: str, *, partitions: int = 4, timeout: float = 
     kafka = _confluent()
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": parse_kafka_url(url)})
+    admin = AdminClient({"bootstrap.servers": parse_kafka_url(url), "logger": _ClientLog()})
     future = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)[
         topic
     ]
