@@ -124,12 +124,23 @@ def run_phase(args, fleet: Fleet, frames: list[pd.DataFrame], n_workers: int, tm
     return {"rate": rate, "total": total}
 
 
+def drop_keyspace(contact: str, keyspace: str) -> None:
+    from cassandra.cluster import Cluster
+
+    host, _, port = contact.rpartition(":")
+    cluster = Cluster([host], port=int(port))
+    try:
+        cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     cassandra = os.environ.get("IOTLAB_TEST_CASSANDRA", "127.0.0.1:9042")
+    own_keyspace = f"bench_kafka_{os.getpid()}"  # dropped at the end
     parser.add_argument(
-        "--store",
-        default=f"cassandra://{cassandra}/bench_kafka_{os.getpid()}?replication_factor=1",
+        "--store", default=f"cassandra://{cassandra}/{own_keyspace}?replication_factor=1"
     )
     parser.add_argument(
         "--kafka", default="kafka://" + os.environ.get("IOTLAB_TEST_KAFKA", "127.0.0.1:9092")
@@ -151,9 +162,13 @@ def main() -> None:
     )
     with iotlab.connect(args.store) as lab:
         lab.provision(fleet)
-    with tempfile.TemporaryDirectory() as tmp:
-        single = run_phase(args, fleet, one, 1, Path(tmp))
-        double = run_phase(args, fleet, two, 2, Path(tmp))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            single = run_phase(args, fleet, one, 1, Path(tmp))
+            double = run_phase(args, fleet, two, 2, Path(tmp))
+    finally:
+        if own_keyspace in args.store:
+            drop_keyspace(cassandra, own_keyspace)
     ratio = double["rate"] / single["rate"]
     print(
         f"two workers / one worker: {ratio:.2f}x (target >= 1.6x); two workers "
