@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import iotlab
-from iotlab.ingest import IngestionService, read_dead_letters
+from iotlab.ingest import read_dead_letters
 from iotlab.ingest.kafka import KafkaPublisher, KafkaSource, consumer_group_lag, create_topic
 from iotlab.simulate import FaultConfig, Fleet
 from tests.conftest import make_store_url
@@ -62,7 +62,7 @@ def test_kafka_source_stores_each_valid_record_once_and_commits_what_it_stored(
         for name, payload, _ in MALFORMED:
             publisher.send(name.format(d=key[0], s=key[1]) if name else None, payload)
     group = f"g-{topic}"
-    service = IngestionService(platform, batch_size=300, max_delay=0.1, scoring=None)
+    service = platform.ingestion_service(batch_size=300, max_delay=0.1, scoring=None)
     service.start()
     source = KafkaSource(service, kafka_url, topic=topic, group_id=group).start()
     total = len(readings) + len(beats) + len(MALFORMED)
@@ -178,7 +178,7 @@ def test_two_serve_workers_share_partitions_and_survive_kill_9(
     )
     minutes = pd.concat(
         [
-            lab.rollups(d, start=START, end=START + pd.Timedelta("1D"), interval="minute")
+            lab.rollups(d, start=START, end=START + pd.Timedelta("1D"), interval="1min")
             for d in devices
         ]
     )

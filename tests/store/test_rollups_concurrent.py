@@ -61,7 +61,10 @@ def test_concurrent_refreshes_converge_on_the_stored_rows(store_url, concurrent)
             start=T0,
             end=T0 + pd.Timedelta("1h"),
         )
-        got = {i: read_rollups(lab.store, "d", "s", interval=i) for i in ("minute", "hour")}
+        got = {
+            interval: read_rollups(lab.store, "d", sensors="s", interval=alias)
+            for interval, alias in (("minute", "1min"), ("hour", "1h"))
+        }
     assert len(raw) == 12
     for interval, rollups in got.items():
         want = compute_rollups(raw[["device_id", "sensor_id", "ts", "value"]], interval)
