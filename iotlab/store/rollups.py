@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,7 @@ from iotlab._keys import sensor_pairs
 
 if TYPE_CHECKING:
     from iotlab.store.base import Store
+    from iotlab.store.sqlite import SQLiteStore
 
 __all__ = ["INTERVALS", "RollupMemory", "compute_rollups", "refresh_rollups"]
 
@@ -227,7 +228,8 @@ def refresh_rollups(
         The readings just written (``device_id, sensor_id, ts, value``).
     native
         Aggregate inside the store where the backend can (SQLite); ``None`` (default)
-        decides by backend, ``False`` forces the read-based path (tests compare both).
+        asks ``store.capabilities.rollups_in_store``, ``False`` forces the read-based
+        path (tests compare both).
     memory
         What this writer's previous refreshes stored, to skip re-reading it (read-based
         path only; see :class:`RollupMemory`). Pass the same memory to every refresh of
@@ -244,12 +246,10 @@ def refresh_rollups(
     """
     if written.empty:
         return 0
-    from iotlab.store.sqlite import SQLiteStore
-
     if native is None:
-        native = isinstance(store, SQLiteStore)
+        native = store.capabilities.rollups_in_store
     if native:  # every touched minute from raw rows, then every touched hour from minutes
-        return store.refresh_rollups_of(written)
+        return cast("SQLiteStore", store).refresh_rollups_of(written)
     pair, devices, sensors = sensor_pairs(written["device_id"], written["sensor_id"])
     ms = _epoch_ms(written["ts"])
     batch = _aggregate(_raw_rows(pair, ms, written["value"].to_numpy("float64")), _MINUTE_MS)
@@ -468,7 +468,8 @@ def _read_aggregates(
     )
     for (device, start, end), group in by_range.groupby(["device", "lo", "hi"], sort=True):
         sensor_set = tuple(group["sensor"].tolist())
-        plans.setdefault((int(start), int(end), sensor_set), []).append(str(device))
+        lo_ms, hi_ms = cast("tuple[int, int]", (start, end))  # groupby keys are Hashable
+        plans.setdefault((int(lo_ms), int(hi_ms), sensor_set), []).append(str(device))
     frames = [
         store.read_rows(
             table,
@@ -510,4 +511,4 @@ def _pair_span(pair: np.ndarray, ms: np.ndarray, n_pairs: int) -> tuple[np.ndarr
 
 
 def _epoch_ms(ts: pd.Series) -> np.ndarray:
-    return np.asarray(ts.astype("datetime64[ms, UTC]").array.asi8, dtype=np.int64)
+    return pd.DatetimeIndex(ts.astype("datetime64[ms, UTC]")).asi8
