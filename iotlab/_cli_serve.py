@@ -215,7 +215,7 @@ def run_serve(args: argparse.Namespace) -> int:
                 logger.info("fitted %d sensors' forecasts", service.warm())
             settle_heap()
             service.start()
-            sources = []
+            sources: list[MqttSource | KafkaSource] = []
             if args.mqtt:
                 mqtt = MqttSource(
                     service,

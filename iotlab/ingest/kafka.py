@@ -40,7 +40,13 @@ import pandas as pd
 
 from iotlab.errors import InvalidURLError, MissingDependencyError, StoreConnectionError
 
-__all__ = ["KafkaPublisher", "KafkaSource", "consumer_group_lag", "parse_kafka_url"]
+__all__ = [
+    "KafkaPublisher",
+    "KafkaSource",
+    "consumer_group_lag",
+    "create_topic",
+    "parse_kafka_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +147,7 @@ class KafkaSource:
         self.url = url
         self.topic = topic
         self.group_id = group_id
-        self.root = topic_root or getattr(service, "topic_root", "iotlab")
+        self.root: str = topic_root or str(getattr(service, "topic_root", "iotlab"))
         self.max_payload = getattr(service, "max_payload", None)
         batch = int(getattr(service, "batch_size", 5000))
         self.max_in_flight = max_in_flight or max(4 * batch, 4 * CHUNK_RECORDS)
@@ -153,7 +159,8 @@ class KafkaSource:
         self._consumer: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._acked: queue.SimpleQueue = queue.SimpleQueue()  # {partition: next offset}
+        # ({partition: next offset}, records) per stored chunk
+        self._acked: queue.SimpleQueue[tuple[dict[int, int], int]] = queue.SimpleQueue()
         self._to_commit: dict[int, int] = {}
         self._assigned: set[int] = set()
         self._next_stored: dict[int, int] = {}  # partition -> first offset not yet stored
@@ -439,7 +446,9 @@ class KafkaPublisher:
         Extra librdkafka settings for the producer.
     """
 
-    def __init__(self, url: str, *, topic: str = "iotlab", config: dict[str, Any] | None = None):
+    def __init__(
+        self, url: str, *, topic: str = "iotlab", config: dict[str, Any] | None = None
+    ) -> None:
         self.servers = parse_kafka_url(url)
         self.url = url
         self.topic = topic
@@ -525,7 +534,10 @@ def create_topic(url: str, topic: str, *, partitions: int = 4, timeout: float = 
     kafka = _confluent()
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": parse_kafka_url(url), "logger": _ClientLog()})
+    # Typed as dict[str, Any]: the stubs allow only scalar settings, librdkafka's Python
+    # binding also takes a logger object.
+    settings: dict[str, Any] = {"bootstrap.servers": parse_kafka_url(url), "logger": _ClientLog()}
+    admin = AdminClient(settings)
     future = admin.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=timeout)[
         topic
     ]

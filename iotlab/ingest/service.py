@@ -359,12 +359,19 @@ class IngestionService:
     def status(self) -> ServiceStatus:
         """The service's state and health now (see :class:`ServiceStatus`)."""
         status = self._guard.status()
-        backlog: dict[str, int | None] = {}
-        for name in ("consumer_lag", "queue_depth"):
-            values = [getattr(s, name) for s in self._sources if hasattr(s, name)]
-            known = [v for v in values if v is not None]
-            backlog[name] = sum(known) if known else None
-        return dataclasses.replace(status, **backlog) if self._sources else status
+        if not self._sources:
+            return status
+        return dataclasses.replace(
+            status,
+            consumer_lag=self._backlog("consumer_lag"),
+            queue_depth=self._backlog("queue_depth"),
+        )
+
+    def _backlog(self, name: str) -> int | None:
+        """The sum of the sources' ``name`` (``None`` if none of them knows it)."""
+        values = [getattr(s, name) for s in self._sources if hasattr(s, name)]
+        known = [int(v) for v in values if v is not None]
+        return sum(known) if known else None
 
     def __enter__(self) -> IngestionService:
         return self.start()

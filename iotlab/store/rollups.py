@@ -237,7 +237,8 @@ def refresh_rollups(
     concurrent
         Other writers may store and refresh the same sensors at the same time: read
         everything back and repeat until stable (read-based path; ``memory`` unused).
-        SQLite needs none of it: its refresh is one transaction, and writers take turns.
+        A backend that refreshes inside the store (``capabilities.rollups_in_store``,
+        SQLite) needs none of it: its refresh is one transaction, and writers take turns.
 
     Returns
     -------
