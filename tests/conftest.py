@@ -110,6 +110,7 @@ def platform(store_url: str) -> Iterator[iotlab.Platform]:
 _SERVICE_FIXTURES = {
     "cassandra": {"cassandra_contact", "cassandra_keyspaces"},
     "mqtt": {"mqtt_contact"},
+    "kafka": {"kafka_contact"},
 }
 
 

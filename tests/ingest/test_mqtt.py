@@ -116,7 +116,12 @@ def test_mqtt_stores_each_valid_reading_once_and_dead_letters_the_rest(
     assert not set(spike_times[1:]) & set(times)  # ... once for the ongoing event
 
 
-def _serve(url: str, store: str, client_id: str, log: Path, *extra: str) -> subprocess.Popen:
+def _serve(
+    url: str, store: str, client_id: str, log: Path, *extra: str, scoring: str = "--no-scoring"
+) -> subprocess.Popen:
+    """``iotlab serve`` in a process of its own; ``scoring`` is ``--no-scoring`` or a
+    ``--detector=...`` (these tests are about storage: never the default, Prophet, which
+    fits a model per sensor before it serves)."""
     command = [
         sys.executable,
         "-m",
@@ -132,7 +137,7 @@ def _serve(url: str, store: str, client_id: str, log: Path, *extra: str) -> subp
         "50",
         "--max-delay",
         "0.05",
-        "--no-scoring",
+        scoring,
         "--log-every",
         "1",
         *extra,
@@ -246,7 +251,7 @@ def _stored_by(log: Path) -> int:
 
 
 def test_two_workers_on_a_shared_subscription_survive_kill_9(
-    mqtt_contact, request, tmp_path
+    mqtt_contact, cassandra_contact, request, tmp_path
 ) -> None:
     """Two ``iotlab serve --group`` workers share ``$share/<group>/<root>/#`` (MQTT 5); one is
     killed (kill -9) mid-stream and started again with its client id: every reading is
@@ -262,8 +267,12 @@ def test_two_workers_on_a_shared_subscription_survive_kill_9(
     root, group = f"shared{tag}", f"g{tag}"
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "a2")}
     options = ("--group", group, "--topic-root", root)
+    # Scored as in production by the cheap rolling z-score (not about detection; see _serve):
+    # any worker may get any sensor's reading, so each scores against what it has seen.
+    zscore = "--detector=zscore"
     workers = {
-        name: _serve(url, store, f"{name}-{tag}", logs[name], *options) for name in ("a", "b")
+        name: _serve(url, store, f"{name}-{tag}", logs[name], *options, scoring=zscore)
+        for name in ("a", "b")
     }
     try:
         for name in ("a", "b"):
@@ -278,7 +287,7 @@ def test_two_workers_on_a_shared_subscription_survive_kill_9(
         stored_at_kill = len(_count(lab, devices))
         with Publisher(url, topic_root=root) as publisher:  # b takes them while a is down
             publisher.publish_readings(readings.iloc[len(readings) // 2 :])
-        workers["a2"] = _serve(url, store, f"a-{tag}", logs["a2"], *options)
+        workers["a2"] = _serve(url, store, f"a-{tag}", logs["a2"], *options, scoring=zscore)
         _wait_serving(workers["a2"], logs["a2"])
         _wait(lambda: len(_count(lab, devices)) >= len(readings), 60, "every reading stored")
     finally:
