@@ -11,7 +11,10 @@ rate is readings / (last commit - first send): end-to-end, producer included. Th
 stored readings are then counted from the store: nothing may be missing.
 
     IOTLAB_TEST_KAFKA=127.0.0.1:19092 IOTLAB_TEST_CASSANDRA=127.0.0.1:19042 \\
-        .venv/bin/python benchmarks/bench_kafka_workers.py [--scoring]
+        .venv/bin/python benchmarks/bench_kafka_workers.py [--detector zscore|prophet]
+
+Readings are not scored by default (``--no-scoring``): this measures storage, the part that
+scales with workers; ``--detector`` scores them as ``iotlab serve --detector`` does.
 
 Targets: two workers >= 1.6x one worker, and >= 10,000 readings/s, on a 2-core machine
 that also runs the broker, the Cassandra node and the producer.
@@ -55,8 +58,10 @@ def start_worker(args, topic: str, group: str, log: Path) -> subprocess.Popen:
     command += ["--topic", topic, "--group", group, "--store", args.store]
     command += ["--batch-size", str(args.batch_size), "--max-delay", str(args.max_delay)]
     command += ["--max-future", "none", "--log-every", "5"]  # the stream is dated ahead
-    if not args.scoring:
+    if args.detector == "none":
         command.append("--no-scoring")
+    else:
+        command += ["--detector", args.detector]
     with log.open("w") as stderr:
         return subprocess.Popen(command, stderr=stderr, stdout=subprocess.DEVNULL)
 
@@ -149,7 +154,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=120, help="minutes of data per phase")
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--max-delay", type=float, default=0.2)
-    parser.add_argument("--scoring", action="store_true", help="score readings (default off)")
+    parser.add_argument(
+        "--detector",
+        choices=("none", "zscore", "prophet"),
+        default="none",
+        help="how the workers score readings (default none: storage alone)",
+    )
     args = parser.parse_args()
     fleet = Fleet(args.devices, seed=11, device_types=four_sensor_types())
     start = pd.Timestamp.now(tz="UTC").ceil("D") + pd.Timedelta(f"{uuid.uuid4().int % 300}D")
@@ -157,8 +167,8 @@ def main() -> None:
     one, two = stream[: args.minutes], stream[args.minutes :]
     print(
         f"fleet: {args.devices} devices, {len(fleet.sensors)} sensors; 2 x {args.minutes} "
-        f"one-minute frames; store {args.store.split('?')[0]}; scoring "
-        f"{'on' if args.scoring else 'off'}; {load_average()}"
+        f"one-minute frames; store {args.store.split('?')[0]}; detector "
+        f"{args.detector}; {load_average()}"
     )
     with iotlab.connect(args.store) as lab:
         lab.provision(fleet)

@@ -9,8 +9,7 @@ import pytest
 import iotlab
 from iotlab.store.queries import read_rollups
 from iotlab.store.rollups import compute_rollups, refresh_rollups
-
-from .conftest import T0
+from iotlab.testing import T0
 
 
 class _Interleaved:
