@@ -152,8 +152,11 @@ def main() -> None:
     )
     parser.add_argument("--devices", type=int, default=200, help="200 x 4 sensors = 800 series")
     parser.add_argument("--minutes", type=int, default=120, help="minutes of data per phase")
-    parser.add_argument("--batch-size", type=int, default=5000)
-    parser.add_argument("--max-delay", type=float, default=0.2)
+    # A batch's roll-up refresh reads and writes one row per sensor-hour it touches, however
+    # many readings it holds: batches of 20,000 (25 minutes of 800 sensors) pay it for
+    # 4x the readings that 5,000 do (profiled: with 5,000 the workers waited on those reads).
+    parser.add_argument("--batch-size", type=int, default=20000)
+    parser.add_argument("--max-delay", type=float, default=0.5)
     parser.add_argument(
         "--detector",
         choices=("none", "zscore", "prophet"),
