@@ -95,6 +95,7 @@ KNOWN_MAX_AGE = 30.0
 
 _STOP = object()
 _FLUSH = object()
+_WAKE = object()  # a roll-up refresh ended: the service thread may start the next one
 
 
 class IngestionService:
@@ -438,13 +439,17 @@ class IngestionService:
             timeout = max(0.0, batch.opened + self.max_delay - time.monotonic())
         elif self.connectivity_every is not None:
             timeout = self.connectivity_every
-        if self._unacked or self._unrolled:
+        # While a refresh runs, its end wakes this thread (_WAKE): a due refresh must not
+        # turn the wait into a spin that takes the CPU the refresh and the store need.
+        running = self._rollup_job is not None and not self._rollup_job.done()
+        if (self._unacked or self._unrolled) and not running:
             due = max(0.0, self._last_rollup + self.rollup_every - time.monotonic())
             timeout = due if timeout is None else min(timeout, due)
         try:
-            return self._inbox.get(timeout=timeout)
+            item = self._inbox.get(timeout=timeout)
         except queue.Empty:
             return None
+        return None if item is _WAKE else item
 
     def _take_waiting(self, batch: PendingBatch) -> Any:
         """Add what is already queued to a due batch, up to ``batch_size``; return a flush
@@ -462,7 +467,8 @@ class IngestionService:
                 return None
             if item is _STOP or item is _FLUSH:
                 return item
-            self._add(batch, item)
+            if item is not _WAKE:
+                self._add(batch, item)
         return None
 
     @staticmethod
@@ -579,6 +585,7 @@ class IngestionService:
             self._rollup_and_ack(unrolled, unacked)
         else:
             self._rollup_job = self._rollup_pool.submit(self._rollup_and_ack, unrolled, unacked)
+            self._rollup_job.add_done_callback(lambda _: self._inbox.put(_WAKE))
 
     def _rollup_and_ack(
         self, unrolled: list[pd.DataFrame], unacked: list[Callable[[], None]]
