@@ -1,4 +1,11 @@
-"""``iotlab serve``: run the ingestion service on an MQTT broker until SIGINT/SIGTERM.
+"""``iotlab serve``: run the ingestion service on an MQTT broker and/or a Kafka topic until
+SIGINT/SIGTERM.
+
+Workers scale out: several ``iotlab serve`` processes with the same ``--group`` share the
+stream (Kafka: a consumer group sharing the topic's partitions; MQTT: the shared
+subscription ``$share/<group>/<root>/#``, each worker with its own ``--client-id``). Each
+logs its consumer lag (Kafka) or queue depth (MQTT): one that keeps growing asks for
+another worker.
 
 Also runnable as ``python -m iotlab.ingest serve ...``. On SIGINT or SIGTERM it stops
 taking messages, stores and acknowledges what it holds, and exits 0. Throughput and the
@@ -55,14 +62,24 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
     serve = subparsers.add_parser(
         "serve",
         parents=list(parents),
-        help="ingest readings and heartbeats from an MQTT broker until interrupted",
-        description="Subscribe to <root>/# (QoS 1, persistent session), store readings "
-        "and heartbeats, score them, record anomalies and dead letters. SIGINT/SIGTERM "
+        help="ingest readings and heartbeats from MQTT and/or Kafka until interrupted",
+        description="Subscribe to <root>/# (MQTT: QoS 1, persistent session) and/or consume "
+        "a Kafka topic, store readings and heartbeats, score them, record anomalies and "
+        "dead letters. Workers with the same --group share the stream. SIGINT/SIGTERM "
         "flush and exit 0.",
     )
     if not any(a.dest == "store" for p in parents for a in p._actions):
         serve.add_argument("--store", metavar="URL", help="store URL (default: $IOTLAB_STORE)")
-    serve.add_argument("--mqtt", required=True, metavar="URL", help="mqtt://host:port")
+    serve.add_argument("--mqtt", metavar="URL", help="mqtt://host:port")
+    serve.add_argument("--kafka", metavar="URL", help="kafka://host:port[,host:port]")
+    serve.add_argument("--topic", default="iotlab", help="Kafka topic to consume (iotlab)")
+    serve.add_argument(
+        "--group",
+        metavar="NAME",
+        help="workers with the same group share the stream: the Kafka consumer group "
+        "(default iotlab-ingest); on MQTT the shared subscription $share/NAME/<root>/# "
+        "(default: none)",
+    )
     serve.add_argument(
         "--client-id",
         default="iotlab-ingest",
@@ -144,11 +161,19 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
 def run_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGINT/SIGTERM; return the exit status."""
     import iotlab
+    from iotlab.errors import ConfigurationError
+    from iotlab.ingest.kafka import KafkaSource, parse_kafka_url
     from iotlab.ingest.mqtt import MqttSource, parse_mqtt_url
     from iotlab.ingest.runtime import settle_heap
     from iotlab.ingest.scoring import ForecastCache
 
-    parse_mqtt_url(args.mqtt)  # a bad URL fails now, not after minutes of fitting forecasts
+    if not (args.mqtt or args.kafka):
+        raise ConfigurationError("iotlab serve needs a source: --mqtt URL and/or --kafka URL")
+    # A bad URL fails now, not after minutes of fitting forecasts.
+    if args.mqtt:
+        parse_mqtt_url(args.mqtt)
+    if args.kafka:
+        parse_kafka_url(args.kafka)
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO,
@@ -181,6 +206,8 @@ def run_serve(args: argparse.Namespace) -> int:
                 max_future=None if args.max_future.lower() == "none" else args.max_future,
                 outage_limit=args.outage_limit,
                 retry_max=args.retry_max,
+                # A shared subscription spreads each sensor over the workers.
+                shared_sensors=bool(args.mqtt and args.group),
             )
             channels = _alert_channels(service, args)
             if scoring is not None:
@@ -188,14 +215,29 @@ def run_serve(args: argparse.Namespace) -> int:
                 logger.info("fitted %d sensors' forecasts", service.warm())
             settle_heap()
             service.start()
-            source = MqttSource(
-                service, args.mqtt, client_id=args.client_id, topic_root=args.topic_root
-            ).start()
-            logger.info("serving %s -> %s", args.mqtt, lab.store.url)
-            _log_until(stop, service, source, args.log_every)
-            source.pause()
+            sources: list[MqttSource | KafkaSource] = []
+            if args.mqtt:
+                mqtt = MqttSource(
+                    service,
+                    args.mqtt,
+                    client_id=args.client_id,
+                    topic_root=args.topic_root,
+                    share_group=args.group,
+                )
+                sources.append(mqtt.start())
+            if args.kafka:
+                group = args.group or "iotlab-ingest"
+                kafka = KafkaSource(service, args.kafka, topic=args.topic, group_id=group)
+                sources.append(kafka.start())
+            urls = " + ".join(u for u in (args.mqtt, args.kafka) if u)
+            logger.info("serving %s -> %s", urls, lab.store.url)
+            _log_until(stop, service, sources, args.log_every)
+            for source in sources:
+                source.pause()
             service.stop()
-            source.stop()
+            for source in sources:
+                source.stop()
+            failed = [s.error for s in sources if s.error is not None]
             for channel in channels:
                 channel.close()  # send the alerts still queued
             stats = service.stats
@@ -207,8 +249,8 @@ def run_serve(args: argparse.Namespace) -> int:
                 stats.anomalies,
                 stats.alerts,
             )
-            if service.error is not None or source.error is not None:
-                logger.error("exiting 1: %s", service.error or source.error)
+            if service.error is not None or failed:
+                logger.error("exiting 1: %s", service.error or failed[0])
                 return 1
     finally:
         for sig, handler in previous.items():
@@ -228,25 +270,31 @@ def _alert_channels(service: Any, args: argparse.Namespace) -> list[Any]:
     return webhooks
 
 
-def _log_until(stop: threading.Event, service: Any, source: Any, every: float) -> None:
+def _log_until(stop: threading.Event, service: Any, sources: list[Any], every: float) -> None:
     last_time, last_count = time.monotonic(), 0
     while not stop.wait(min(every, 1.0)):
-        if service.error is not None or source.error is not None:
+        if service.error is not None or any(s.error is not None for s in sources):
             return
         now = time.monotonic()
         if now - last_time >= every:
             count = service.stats.readings_written
             status = service.status
+            backlog = "".join(  # how far behind: the sign to add a worker
+                f", {name.replace('_', ' ')} {value}"
+                for name in ("consumer_lag", "queue_depth")
+                if (value := getattr(status, name)) is not None
+            )
             logger.info(
                 "%s: %.0f readings/s (%d stored, %d dead letters, %d alerts, "
-                "%d store outages, %d receiver restarts)",
+                "%d store outages, %d receiver restarts%s)",
                 status.state,
                 (count - last_count) / (now - last_time),
                 count,
                 service.stats.dead_letters,
                 service.stats.alerts,
                 status.outages,
-                source.restarts,
+                sum(getattr(s, "restarts", 0) for s in sources),
+                backlog,
             )
             last_time, last_count = now, count
 

@@ -3,7 +3,8 @@
 The Cassandra node is named by ``IOTLAB_TEST_CASSANDRA=host:port`` (``make test`` starts one
 and sets it). Without it, Cassandra tests are skipped for a quick local run, unless
 ``IOTLAB_REQUIRE_SERVICES=1`` (set by ``make test`` and CI), where they fail loudly.
-The same holds for the MQTT broker and ``IOTLAB_TEST_MQTT``.
+The same holds for the MQTT broker and ``IOTLAB_TEST_MQTT``, and for the Kafka broker and
+``IOTLAB_TEST_KAFKA``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def cassandra_contact() -> tuple[str, int]:
 def mqtt_contact() -> tuple[str, int]:
     """(host, port) of the test MQTT broker; fails under make test if missing."""
     return _service("IOTLAB_TEST_MQTT", "MQTT broker")
+
+
+@pytest.fixture(scope="session")
+def kafka_contact() -> tuple[str, int]:
+    """(host, port) of the test Kafka broker; fails under make test if missing."""
+    return _service("IOTLAB_TEST_KAFKA", "Kafka broker")
 
 
 @pytest.fixture(scope="session")
@@ -109,6 +116,7 @@ def platform(store_url: str) -> Iterator[iotlab.Platform]:
 _SERVICE_FIXTURES = {
     "cassandra": {"cassandra_contact", "cassandra_keyspaces"},
     "mqtt": {"mqtt_contact"},
+    "kafka": {"kafka_contact"},
 }
 
 
@@ -164,4 +172,5 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     else:
         lines.append("cassandra: not configured (IOTLAB_TEST_CASSANDRA unset)")
     lines.append(f"mqtt broker: {os.environ.get('IOTLAB_TEST_MQTT', 'not configured')}")
+    lines.append(f"kafka broker: {os.environ.get('IOTLAB_TEST_KAFKA', 'not configured')}")
     return lines

@@ -28,6 +28,7 @@ PACKAGES = (
     "iotlab.errors",
     "iotlab.history",
     "iotlab.ingest",
+    "iotlab.ingest.kafka",
     "iotlab.reports",
     "iotlab.sensors",
     "iotlab.simulate",

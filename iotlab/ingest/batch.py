@@ -2,7 +2,9 @@
 
 The service thread owns a :class:`PendingBatch`; nothing here is shared between threads.
 MQTT messages are parsed into :class:`ParsedMessages`, by the service thread or, ahead of
-it, by the MQTT receiver process (:mod:`iotlab.ingest.receiver`).
+it, by the MQTT receiver process (:mod:`iotlab.ingest.receiver`); Kafka messages by the
+Kafka source's thread (:mod:`iotlab.ingest.kafka`). Each lot names its source, which a
+dead letter made of one of its rows says.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class ParsedMessages:
 
     root: str = "iotlab"
     max_payload: int = MAX_PAYLOAD_BYTES
+    source: str = "mqtt"
     readings: list[tuple] = field(default_factory=list)
     reading_topics: list[str] = field(default_factory=list)
     reading_payloads: list[bytes] = field(default_factory=list)
@@ -77,12 +80,14 @@ class ParsedMessages:
             self.heartbeat_topics.append(topic)
             self.heartbeat_payloads.append(payload)
         else:
-            self.dead.append(("mqtt", letter_text(topic), letter_text(payload), parsed.reason))
+            self.dead.append(
+                (self.source, letter_text(topic), letter_text(payload), parsed.reason)
+            )
 
     def extend(self, other: ParsedMessages) -> None:
         """Append another lot of parsed messages."""
         for column in fields(self):
-            if column.name not in ("root", "max_payload"):
+            if column.name not in ("root", "max_payload", "source"):
                 getattr(self, column.name).extend(getattr(other, column.name))
 
 
@@ -94,7 +99,9 @@ class PendingBatch:
     max_payload: int = MAX_PAYLOAD_BYTES
     size: int = 0
     opened: float = 0.0  # monotonic time the first item arrived (was submitted)
-    messages: ParsedMessages = field(init=False)
+    messages: ParsedMessages = field(init=False)  # raw MQTT messages and parsed MQTT chunks
+    # Parsed lots of other sources (Kafka), one per source, so that rows keep their source.
+    other_messages: dict[str, ParsedMessages] = field(default_factory=dict)
     reading_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
     metric_frames: list[tuple[pd.DataFrame, str]] = field(default_factory=list)
     acks: list[Callable[[], None]] = field(default_factory=list)
@@ -105,7 +112,12 @@ class PendingBatch:
     @property
     def dead(self) -> list[tuple[str, str, str, str]]:
         """Malformed messages: (source, topic, payload text, reason)."""
-        return self.messages.dead
+        if not self.other_messages:
+            return self.messages.dead
+        return [d for lot in self._lots() for d in lot.dead]
+
+    def _lots(self) -> list[ParsedMessages]:
+        return [self.messages, *self.other_messages.values()]
 
     def _touch(self, n: int, arrived: float | None) -> None:
         if self.size == 0:
@@ -118,7 +130,15 @@ class PendingBatch:
         self._touch(1, arrived)
 
     def add_parsed(self, messages: ParsedMessages, *, arrived: float | None = None) -> None:
-        self.messages.extend(messages)
+        if messages.source == self.messages.source:
+            self.messages.extend(messages)
+        else:
+            lot = self.other_messages.get(messages.source)
+            if lot is None:
+                lot = self.other_messages[messages.source] = ParsedMessages(
+                    self.root, self.max_payload, messages.source
+                )
+            lot.extend(messages)
         self._touch(max(len(messages), 1), arrived)
 
     def add_frame(
@@ -129,16 +149,18 @@ class PendingBatch:
 
     def reading_parts(self) -> list[Part]:
         parts = [Part(f.reset_index(drop=True), s) for f, s in self.reading_frames]
-        got = self.messages
-        if got.readings:
-            frame = _frame_from_ms(got.readings, READING_COLUMNS, 2)
-            parts.insert(0, Part(frame, "mqtt", got.reading_topics, got.reading_payloads))
+        for got in reversed(self._lots()):
+            if got.readings:
+                frame = _frame_from_ms(got.readings, READING_COLUMNS, 2)
+                parts.insert(0, Part(frame, got.source, got.reading_topics, got.reading_payloads))
         return parts
 
     def metric_parts(self) -> list[Part]:
         parts = [Part(f.reset_index(drop=True), s) for f, s in self.metric_frames]
-        got = self.messages
-        if got.heartbeats:
-            frame = _frame_from_ms(got.heartbeats, HEARTBEAT_COLUMNS, 1)
-            parts.insert(0, Part(frame, "mqtt", got.heartbeat_topics, got.heartbeat_payloads))
+        for got in reversed(self._lots()):
+            if got.heartbeats:
+                frame = _frame_from_ms(got.heartbeats, HEARTBEAT_COLUMNS, 1)
+                parts.insert(
+                    0, Part(frame, got.source, got.heartbeat_topics, got.heartbeat_payloads)
+                )
         return parts

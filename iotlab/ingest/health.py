@@ -69,6 +69,11 @@ class ServiceStatus:
     retried; sources are held), ``"stopping"``, ``"stopped"`` or ``"failed"`` (the
     service's ``error`` says why); ``since`` is when it entered that state (UTC);
     ``detail`` the store error or failure behind it, if any.
+
+    ``consumer_lag`` (a Kafka source: records in this worker's partitions not yet
+    stored) and ``queue_depth`` (an MQTT source: messages taken from the broker and not
+    yet stored) say how far behind the service is; ``None`` without such a source. One
+    that keeps growing means the workers do not keep up: add one.
     """
 
     state: str
@@ -79,6 +84,8 @@ class ServiceStatus:
     dead_letters: int = 0
     outages: int = 0
     retries: int = 0
+    consumer_lag: int | None = None
+    queue_depth: int | None = None
 
 
 class Abandoned(Exception):

@@ -36,7 +36,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from iotlab.errors import InvalidURLError, MissingDependencyError, StoreConnectionError
+from iotlab.errors import (
+    InvalidURLError,
+    MissingDependencyError,
+    StoreConnectionError,
+    ValidationError,
+)
 
 __all__ = ["MqttSource", "connect_client", "parse_mqtt_url", "publish_simulation", "pump"]
 
@@ -190,6 +195,10 @@ class MqttSource:
         for it) belongs to this id.
     topic_root
         First topic level (default the service's ``topic_root``).
+    share_group
+        Subscribe through the MQTT 5 shared subscription ``$share/<group>/<root>/#``:
+        the broker hands each message to one of the group's subscribers, so several
+        ``iotlab serve`` workers (each with its own ``client_id``) share the stream.
     """
 
     def __init__(
@@ -199,15 +208,25 @@ class MqttSource:
         *,
         client_id: str = "iotlab-ingest",
         topic_root: str | None = None,
+        share_group: str | None = None,
     ) -> None:
         parse_mqtt_url(url)  # a bad URL fails here, not in the child
+        if share_group is not None and not _valid_share_name(share_group):
+            raise ValidationError(
+                f"must be a non-empty name without '/', '+' or '#', got {share_group!r}",
+                field="share_group",
+            )
+        self.share_group = share_group
         self.service = service
         self.url = url
         self.client_id = client_id
         self.root = topic_root or service.topic_root
         self.topic = f"{self.root}/#"  # wrong-level topics become dead letters
+        if share_group is not None:
+            self.topic = f"$share/{share_group}/{self.topic}"
         self.max_payload = getattr(service, "max_payload", None)
         self.received = 0
+        self.stored = 0  # ... of which the service has stored (acknowledged or not)
         self.error: str | None = None  # why the receiver process stopped, if it did
         self._process: Any = None
         self._connection: Any = None
@@ -226,6 +245,8 @@ class MqttSource:
         self._spawn(timeout)
         self._reader = threading.Thread(target=self._read, name="iotlab-mqtt-source", daemon=True)
         self._reader.start()
+        if hasattr(self.service, "add_source"):
+            self.service.add_source(self)
         logger.info("subscribed to %s on %s as %s", self.topic, self.url, self.client_id)
         return self
 
@@ -233,6 +254,13 @@ class MqttSource:
     def pid(self) -> int | None:
         """The receiver process's id (``None`` when stopped)."""
         return None if self._process is None else self._process.pid
+
+    @property
+    def queue_depth(self) -> int:
+        """Messages taken from the broker and not yet stored. It stays near zero while
+        the service keeps up; it grows (up to the broker's window of 65,535 unacknowledged
+        messages) when the service falls behind, and then the broker queues the rest."""
+        return self.received - self.stored
 
     @property
     def alive(self) -> bool:
@@ -244,8 +272,8 @@ class MqttSource:
         with child_end:
             command = [sys.executable, "-m", "iotlab.ingest.receiver"]
             command += [self.url, self.client_id, self.root, str(child_end.fileno())]
-            if self.max_payload is not None:
-                command.append(str(int(self.max_payload)))
+            command.append(str(int(self.max_payload or 0)))
+            command.append(self.share_group or "")
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -282,11 +310,13 @@ class MqttSource:
             if self._paused:
                 continue  # not acknowledged: the broker redelivers it to the next session
             _, seq, parsed = message
-            self.received += len(parsed)
+            count = len(parsed)
+            self.received += count
             # The ack goes to the process that sent the chunk (a restarted receiver
             # numbers its chunks afresh; the broker redelivers a dead one's messages).
             self.service.submit_parsed(
-                parsed, ack=lambda connection=connection, seq=seq: self._ack(connection, seq)
+                parsed,
+                ack=lambda c=connection, seq=seq, n=count: self._ack(c, seq, n),
             )
             self._hold()
 
@@ -337,7 +367,8 @@ class MqttSource:
             self._connection.close()
         self._process = None
 
-    def _ack(self, connection: Any, seq: int) -> None:
+    def _ack(self, connection: Any, seq: int, n: int) -> None:
+        self.stored += n
         with self._sending:
             try:
                 connection.send(("ack", seq))
@@ -374,6 +405,10 @@ class MqttSource:
     def pause(self) -> None:
         """Take no new messages (they stay with the broker, unacknowledged)."""
         self._paused = True
+
+
+def _valid_share_name(name: str) -> bool:
+    return bool(name) and not set(name) & set("/+#")
 
 
 def _child_environment() -> dict[str, str]:

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 from iotlab.errors import StoreConnectionError
 from iotlab.ingest.messages import HEARTBEAT, METRIC_FIELDS
 
-__all__ = ["Publisher"]
+__all__ = ["Publisher", "heartbeat_messages", "reading_messages"]
 
 #: MQTT 5's default Receive Maximum, when the broker's CONNACK names none; also the
 #: most QoS 1 messages one client can have unacknowledged (16-bit message ids).
@@ -193,45 +194,57 @@ class Publisher:
 
     def publish_readings(self, readings: pd.DataFrame) -> int:
         """Publish each reading to ``<root>/<device_id>/<sensor_id>``; return how many."""
-        if readings.empty:
-            return 0
-        stamps = _iso_ms(readings["ts"])
-        quality = readings["quality"] if "quality" in readings else pd.Series(100, readings.index)
-        status = readings["status"] if "status" in readings else pd.Series("ok", readings.index)
-        rows = zip(
-            readings["device_id"],
-            readings["sensor_id"],
-            stamps,
-            readings["value"].to_numpy(dtype=float),
-            quality,
-            status,
-        )
         with self._lock:  # one frame, one hold of the client
-            for device, sensor, ts, value, q, s in rows:
-                body = {
-                    "ts": str(ts),
-                    "value": None if np.isnan(value) else float(value),
-                    "quality": int(q),
-                    "status": str(s),
-                }
-                self._publish(f"{self.topic_root}/{device}/{sensor}", json.dumps(body))
+            for device, sensor, body in reading_messages(readings):
+                self._publish(f"{self.topic_root}/{device}/{sensor}", body)
         return len(readings)
 
     def publish_heartbeats(self, heartbeats: pd.DataFrame) -> int:
         """Publish each heartbeat to ``<root>/<device_id>/heartbeat``; return how many."""
-        if heartbeats.empty:
-            return 0
-        stamps = _iso_ms(heartbeats["ts"])
-        columns = [
-            heartbeats[m].to_numpy(dtype=float)
-            if m in heartbeats
-            else np.full(len(heartbeats), np.nan)
-            for m in METRIC_FIELDS
-        ]
         with self._lock:
-            for device, ts, *metrics in zip(heartbeats["device_id"], stamps, *columns):
-                body: dict[str, object] = {"ts": str(ts)}
-                for name, value in zip(METRIC_FIELDS, metrics):
-                    body[name] = None if np.isnan(value) else float(value)
-                self._publish(f"{self.topic_root}/{device}/{HEARTBEAT}", json.dumps(body))
+            for device, body in heartbeat_messages(heartbeats):
+                self._publish(f"{self.topic_root}/{device}/{HEARTBEAT}", body)
         return len(heartbeats)
+
+
+def reading_messages(readings: pd.DataFrame) -> Iterator[tuple[str, str, str]]:
+    """``(device_id, sensor_id, JSON payload)`` of each reading, as MQTT and Kafka carry it."""
+    if readings.empty:
+        return
+    stamps = _iso_ms(readings["ts"])
+    quality = readings["quality"] if "quality" in readings else pd.Series(100, readings.index)
+    status = readings["status"] if "status" in readings else pd.Series("ok", readings.index)
+    rows = zip(
+        readings["device_id"],
+        readings["sensor_id"],
+        stamps,
+        readings["value"].to_numpy(dtype=float),
+        quality,
+        status,
+    )
+    for device, sensor, ts, value, q, s in rows:
+        body = {
+            "ts": str(ts),
+            "value": None if np.isnan(value) else float(value),
+            "quality": int(q),
+            "status": str(s),
+        }
+        yield device, sensor, json.dumps(body)
+
+
+def heartbeat_messages(heartbeats: pd.DataFrame) -> Iterator[tuple[str, str]]:
+    """``(device_id, JSON payload)`` of each heartbeat, as MQTT and Kafka carry it."""
+    if heartbeats.empty:
+        return
+    stamps = _iso_ms(heartbeats["ts"])
+    columns = [
+        heartbeats[m].to_numpy(dtype=float)
+        if m in heartbeats
+        else np.full(len(heartbeats), np.nan)
+        for m in METRIC_FIELDS
+    ]
+    for device, ts, *metrics in zip(heartbeats["device_id"], stamps, *columns):
+        body: dict[str, object] = {"ts": str(ts)}
+        for name, value in zip(METRIC_FIELDS, metrics):
+            body[name] = None if np.isnan(value) else float(value)
+        yield device, json.dumps(body)

@@ -43,12 +43,18 @@ WATCH_SECONDS = 1.0
 
 
 def receive(
-    url: str, client_id: str, root: str, connection: Any, max_payload: int | None = None
+    url: str,
+    client_id: str,
+    root: str,
+    connection: Any,
+    max_payload: int | None = None,
+    share_group: str | None = None,
 ) -> None:
     """Child process: subscribe to ``<root>/#`` and trade chunks for acks over ``connection``.
 
     The whole tree under the root, not just ``<root>/+/+``: a message on a topic with the
-    wrong number of levels becomes a dead letter instead of vanishing unseen.
+    wrong number of levels becomes a dead letter instead of vanishing unseen. With
+    ``share_group``, through the shared subscription ``$share/<share_group>/<root>/#``.
     """
     from iotlab.ingest.batch import ParsedMessages
     from iotlab.ingest.messages import MAX_PAYLOAD_BYTES
@@ -56,7 +62,7 @@ def receive(
     from iotlab.ingest.runtime import settle_heap
 
     max_payload = MAX_PAYLOAD_BYTES if max_payload is None else max_payload
-    topic = f"{root}/#"
+    topic = f"{root}/#" if not share_group else f"$share/{share_group}/{root}/#"
     pending: list[tuple[str, bytes, int, int]] = []  # topic, payload, mid, qos
     arrived = threading.Condition()
     subscribed = threading.Event()
@@ -166,12 +172,14 @@ def _disconnect(client: Any, *, end_session: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD [MAX_PAYLOAD]``; FD: the
-    parent's socket; MAX_PAYLOAD: largest payload parsed, in bytes."""
+    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD [MAX_PAYLOAD [SHARE_GROUP]]``;
+    FD: the parent's socket; MAX_PAYLOAD: largest payload parsed, in bytes (0: the
+    default); SHARE_GROUP: subscribe through that shared subscription."""
     args = argv if argv is not None else sys.argv[1:]
     url, client_id, root, fd = args[:4]
-    max_payload = int(args[4]) if len(args) > 4 else None
-    receive(url, client_id, root, Connection(int(fd)), max_payload)
+    max_payload = int(args[4]) if len(args) > 4 and int(args[4]) > 0 else None
+    share_group = args[5] if len(args) > 5 and args[5] else None
+    receive(url, client_id, root, Connection(int(fd)), max_payload, share_group)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -94,6 +95,7 @@ KNOWN_MAX_AGE = 30.0
 
 _STOP = object()
 _FLUSH = object()
+_WAKE = object()  # a roll-up refresh ended: the service thread may start the next one
 
 
 class IngestionService:
@@ -137,6 +139,10 @@ class IngestionService:
         First and longest wait (seconds) between retries while the store is unavailable.
     outage_limit
         Seconds an outage may last before the service gives up (``None``: never).
+    shared_sensors
+        Other workers may store readings of the same sensors at the same time (MQTT
+        shared subscriptions): roll-ups are refreshed so that concurrent refreshes
+        converge (``refresh_rollups(concurrent=True)``), at the cost of more reads.
     """
 
     def __init__(
@@ -158,6 +164,7 @@ class IngestionService:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         outage_limit: float | None = None,
+        shared_sensors: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValidationError(f"must be >= 1, got {batch_size}", field="batch_size")
@@ -202,6 +209,7 @@ class IngestionService:
         self.heartbeat_timeout = pd.Timedelta(heartbeat_timeout)
         self.connectivity_every = connectivity_every
         self.rollup_every = rollup_every
+        self.shared_sensors = shared_sensors
         self.topic_root = topic_root
         self.subscribers = Subscribers()
         self._alert_handlers: list[Callable[[Alert], None]] = []
@@ -216,6 +224,7 @@ class IngestionService:
         self._rollup_memory = RollupMemory()
         self._rollup_job: Future | None = None
         self._known_keys: dict[str, tuple[pd.DataFrame, float]] = {}
+        self._sources: list[Any] = []  # those that report a backlog, see status
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._flushed = threading.Condition()
@@ -341,10 +350,29 @@ class IngestionService:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def add_source(self, source: Any) -> None:
+        """Let :attr:`status` report ``source``'s backlog: its ``consumer_lag`` (Kafka) or
+        ``queue_depth`` (MQTT). Sources call this when they start."""
+        if source not in self._sources:
+            self._sources.append(source)
+
     @property
     def status(self) -> ServiceStatus:
         """The service's state and health now (see :class:`ServiceStatus`)."""
-        return self._guard.status()
+        status = self._guard.status()
+        if not self._sources:
+            return status
+        return dataclasses.replace(
+            status,
+            consumer_lag=self._backlog("consumer_lag"),
+            queue_depth=self._backlog("queue_depth"),
+        )
+
+    def _backlog(self, name: str) -> int | None:
+        """The sum of the sources' ``name`` (``None`` if none of them knows it)."""
+        values = [getattr(s, name) for s in self._sources if hasattr(s, name)]
+        known = [int(v) for v in values if v is not None]
+        return sum(known) if known else None
 
     def __enter__(self) -> IngestionService:
         return self.start()
@@ -411,13 +439,17 @@ class IngestionService:
             timeout = max(0.0, batch.opened + self.max_delay - time.monotonic())
         elif self.connectivity_every is not None:
             timeout = self.connectivity_every
-        if self._unacked or self._unrolled:
+        # While a refresh runs, its end wakes this thread (_WAKE): a due refresh must not
+        # turn the wait into a spin that takes the CPU the refresh and the store need.
+        running = self._rollup_job is not None and not self._rollup_job.done()
+        if (self._unacked or self._unrolled) and not running:
             due = max(0.0, self._last_rollup + self.rollup_every - time.monotonic())
             timeout = due if timeout is None else min(timeout, due)
         try:
-            return self._inbox.get(timeout=timeout)
+            item = self._inbox.get(timeout=timeout)
         except queue.Empty:
             return None
+        return None if item is _WAKE else item
 
     def _take_waiting(self, batch: PendingBatch) -> Any:
         """Add what is already queued to a due batch, up to ``batch_size``; return a flush
@@ -435,7 +467,8 @@ class IngestionService:
                 return None
             if item is _STOP or item is _FLUSH:
                 return item
-            self._add(batch, item)
+            if item is not _WAKE:
+                self._add(batch, item)
         return None
 
     @staticmethod
@@ -552,6 +585,7 @@ class IngestionService:
             self._rollup_and_ack(unrolled, unacked)
         else:
             self._rollup_job = self._rollup_pool.submit(self._rollup_and_ack, unrolled, unacked)
+            self._rollup_job.add_done_callback(lambda _: self._inbox.put(_WAKE))
 
     def _rollup_and_ack(
         self, unrolled: list[pd.DataFrame], unacked: list[Callable[[], None]]
@@ -562,7 +596,12 @@ class IngestionService:
             # A redelivered reading may sit in two batches: count it once, as stored.
             written = written.drop_duplicates(["device_id", "sensor_id", "ts"], keep="last")
             self._guard.call(
-                lambda: refresh_rollups(self.store, written, memory=self._rollup_memory),
+                lambda: refresh_rollups(
+                    self.store,
+                    written,
+                    memory=self._rollup_memory,
+                    concurrent=self.shared_sensors,
+                ),
                 "refreshing roll-ups",
             )
         for ack in unacked:  # everything is durable now, roll-ups included

@@ -32,6 +32,19 @@ stored hour roll-up is still exactly the one it wrote (one row per sensor-hour, 
 instead of up to 60). Any other writer that changed a minute of that hour also rewrote
 the hour, and then the minutes are read from the store as without a memory.
 
+Writers that share sensors (several ingestion workers fed by one MQTT shared
+subscription, where any worker may get any sensor's next reading) break the rule that
+every write is followed by its own refresh before the next writer's: two refreshes of
+one sensor-hour can interleave, and the one that read first may write last. With
+``concurrent=True`` a refresh takes nothing from the batch or a memory: it recomputes
+the touched minutes from the stored raw rows and the touched hours from the stored
+minutes, writes them, then reads the same again and writes again until what it reads
+equals what it wrote. The last write of a roll-up is then followed by a read that saw
+every raw row written before it, and every later raw row's writer refreshes after it:
+the writers converge on the roll-ups of the stored rows (write timestamps being the
+writers' clocks, as everywhere in Cassandra). Workers that own their sensors (Kafka
+partitions keyed by sensor) need none of this.
+
 Examples
 --------
 >>> import pandas as pd
@@ -47,6 +60,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -60,6 +74,12 @@ if TYPE_CHECKING:
     from iotlab.store.sqlite import SQLiteStore
 
 __all__ = ["INTERVALS", "RollupMemory", "compute_rollups", "refresh_rollups"]
+
+logger = logging.getLogger(__name__)
+
+#: Rounds of read-write-check a concurrent refresh makes before it settles for what it
+#: wrote (each extra round means another writer changed the same roll-ups meanwhile).
+CONCURRENT_ROUNDS = 8
 
 #: roll-up interval -> (table, pandas frequency)
 INTERVALS = {"minute": ("rollups_minute", "min"), "hour": ("rollups_hour", "h")}
@@ -196,6 +216,7 @@ def refresh_rollups(
     *,
     native: bool | None = None,
     memory: RollupMemory | None = None,
+    concurrent: bool = False,
 ) -> int:
     """Recompute the minute and hour roll-ups that ``written`` touched.
 
@@ -213,6 +234,11 @@ def refresh_rollups(
         What this writer's previous refreshes stored, to skip re-reading it (read-based
         path only; see :class:`RollupMemory`). Pass the same memory to every refresh of
         one writer, one refresh at a time.
+    concurrent
+        Other writers may store and refresh the same sensors at the same time: read
+        everything back and repeat until stable (read-based path; ``memory`` unused).
+        A backend that refreshes inside the store (``capabilities.rollups_in_store``,
+        SQLite) needs none of it: its refresh is one transaction, and writers take turns.
 
     Returns
     -------
@@ -228,7 +254,46 @@ def refresh_rollups(
     pair, devices, sensors = sensor_pairs(written["device_id"], written["sensor_id"])
     ms = _epoch_ms(written["ts"])
     batch = _aggregate(_raw_rows(pair, ms, written["value"].to_numpy("float64")), _MINUTE_MS)
+    if concurrent:
+        return _refresh_concurrent(store, batch, devices, sensors)
     return _refresh_from_reads(store, batch, devices, sensors, memory)
+
+
+def _refresh_concurrent(
+    store: Store, batch: _Aggregates, devices: np.ndarray, sensors: np.ndarray
+) -> int:
+    """Recompute from what is stored, write, and repeat until a read matches the write
+    (see the module docstring)."""
+    touched_hours = np.unique(batch.hour_keys())
+    lo, hi = _pair_span(batch.pair, batch.start, len(devices))
+    written: tuple[_Aggregates, _Aggregates] | None = None
+    for _ in range(CONCURRENT_ROUNDS):
+        raw = _read_aggregates(store, "readings", devices, sensors, lo, hi + _MINUTE_MS)
+        minutes = _aggregate(raw, _MINUTE_MS)
+        minutes = minutes.take(np.isin(minutes.keys(), batch.keys()))
+        stored = _read_minutes_of_hours(store, touched_hours, devices, sensors)
+        every = _Aggregates.concat([stored.take(~np.isin(stored.keys(), minutes.keys())), minutes])
+        hours = _aggregate(every.take(np.isin(every.hour_keys(), touched_hours)), _HOUR_MS)
+        if written is not None and _same(written[0], minutes) and _same(written[1], hours):
+            return len(hours.pair)
+        store.write_tables(
+            {
+                "rollups_minute": minutes.frame(devices, sensors),
+                "rollups_hour": hours.frame(devices, sensors),
+            }
+        )
+        written = (minutes, hours)
+    logger.warning(
+        "roll-ups of %d sensor-hours still changing after %d rounds: another writer's "
+        "refresh, which runs after its own write, settles them",
+        len(touched_hours),
+        CONCURRENT_ROUNDS,
+    )
+    return len(touched_hours)
+
+
+def _same(a: _Aggregates, b: _Aggregates) -> bool:
+    return len(a.pair) == len(b.pair) and bool(_same_rows(a, b).all())
 
 
 def _refresh_from_reads(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from iotlab.ingest import read_dead_letters
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.publisher import Publisher
 from iotlab.ingest.scoring import ForecastCache
+from iotlab.simulate import FaultConfig, Fleet
+from tests.conftest import make_store_url
 
 from .conftest import START, per_key_counts, spiked
 
@@ -113,7 +116,12 @@ def test_mqtt_stores_each_valid_reading_once_and_dead_letters_the_rest(
     assert not set(spike_times[1:]) & set(times)  # ... once for the ongoing event
 
 
-def _serve(url: str, store: str, client_id: str, log: Path) -> subprocess.Popen:
+def _serve(
+    url: str, store: str, client_id: str, log: Path, *extra: str, scoring: str = "--no-scoring"
+) -> subprocess.Popen:
+    """``iotlab serve`` in a process of its own; ``scoring`` is ``--no-scoring`` or a
+    ``--detector=...`` (these tests are about storage: never the default, Prophet, which
+    fits a model per sensor before it serves)."""
     command = [
         sys.executable,
         "-m",
@@ -129,9 +137,10 @@ def _serve(url: str, store: str, client_id: str, log: Path) -> subprocess.Popen:
         "50",
         "--max-delay",
         "0.05",
-        "--no-scoring",
+        scoring,
         "--log-every",
         "1",
+        *extra,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
@@ -234,3 +243,72 @@ def test_serve_rejects_a_bad_broker_url(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "MQTT URL must look like mqtt://host:port" in result.stderr
+
+
+def _stored_by(log: Path) -> int:
+    """Readings a worker says it stored, from its last line."""
+    return int(re.findall(r"stopped: (\d+) readings", log.read_text())[-1])
+
+
+def test_two_workers_on_a_shared_subscription_survive_kill_9(
+    mqtt_contact, cassandra_contact, request, tmp_path
+) -> None:
+    """Two ``iotlab serve --group`` workers share ``$share/<group>/<root>/#`` (MQTT 5); one is
+    killed (kill -9) mid-stream and started again with its client id: every reading is
+    stored once, roll-ups included, and both workers stored some."""
+    url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
+    store = make_store_url("cassandra", request, tmp_path)
+    fleet = Fleet(6, seed=5, faults=FaultConfig.none())
+    lab = iotlab.connect(store)
+    lab.provision(fleet)
+    devices = list(fleet.devices["device_id"])
+    readings = _ordered(fleet.simulate(START, days=2 / 24, freq="1min").readings)
+    tag = uuid.uuid4().hex[:8]
+    root, group = f"shared{tag}", f"g{tag}"
+    logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "a2")}
+    options = ("--group", group, "--topic-root", root)
+    # Scored as in production by the cheap rolling z-score (not about detection; see _serve):
+    # any worker may get any sensor's reading, so each scores against what it has seen.
+    zscore = "--detector=zscore"
+    workers = {
+        name: _serve(url, store, f"{name}-{tag}", logs[name], *options, scoring=zscore)
+        for name in ("a", "b")
+    }
+    try:
+        for name in ("a", "b"):
+            _wait_serving(workers[name], logs[name])
+        receivers = _children(workers["a"].pid)
+        with Publisher(url, topic_root=root) as publisher:
+            publisher.publish_readings(readings.iloc[: len(readings) // 2])
+        _wait(lambda: len(_count(lab, devices)) > 0, what="first rows stored")
+        workers["a"].send_signal(signal.SIGKILL)
+        workers["a"].wait(10)
+        _wait(lambda: all(_gone(pid) for pid in receivers), 10, "a's receiver to exit")
+        stored_at_kill = len(_count(lab, devices))
+        with Publisher(url, topic_root=root) as publisher:  # b takes them while a is down
+            publisher.publish_readings(readings.iloc[len(readings) // 2 :])
+        workers["a2"] = _serve(url, store, f"a-{tag}", logs["a2"], *options, scoring=zscore)
+        _wait_serving(workers["a2"], logs["a2"])
+        _wait(lambda: len(_count(lab, devices)) >= len(readings), 60, "every reading stored")
+    finally:
+        for process in workers.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in workers.values():
+            process.wait(30)
+    for name in ("b", "a2"):
+        assert workers[name].returncode == 0, logs[name].read_text()
+    assert "queue depth" in logs["b"].read_text()  # b ran throughout (a2 may be brief)
+    stored = _count(lab, devices)
+    hours = pd.concat(
+        [lab.rollups(d, start=START, end=START + pd.Timedelta("1D")) for d in devices]
+    )
+    lab.close()
+    assert 0 < stored_at_kill < len(readings)
+    assert _stored_by(logs["b"]) > 0  # the stream was shared
+    assert len(stored) == len(readings)
+    assert set(per_key_counts(stored, ["device_id", "sensor_id", "ts"])) == {1}
+    assert hours["count"].sum() == len(readings)
+    expected = readings.groupby(["device_id", "sensor_id"])["value"].sum()
+    got = hours.groupby(["device_id", "sensor_id"])["sum"].sum()
+    assert (got.reindex(expected.index) - expected).abs().max() < 1e-6
