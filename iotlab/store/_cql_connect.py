@@ -2,8 +2,13 @@
 
 Everything the URL says becomes one execution profile (the driver's current
 configuration API, so no legacy-setting warnings fire): token-aware routing over
-a DC-aware round robin, the consistency level, the request timeout. TLS, auth and
-the connect timeout go to the ``Cluster``. The protocol version is pinned to v5
+a DC-aware round robin, the consistency level (``LOCAL_QUORUM`` unless the URL says
+otherwise: on RF=3 that survives one node down), the serial consistency of the event
+store's lightweight transactions (``LOCAL_SERIAL`` with ``dc=``, else ``SERIAL``), the
+request timeout and a retry policy that retries idempotent writes on a write timeout
+(the driver's default rethrows them, so a busy node stopped a large ingest). TLS, auth
+and the connect timeout go to the ``Cluster``. A ``dc=`` that names no datacenter of
+the cluster is an error that lists the ones it has. The protocol version is pinned to v5
 (Cassandra 4.0+) so the driver never negotiates down with a warning.
 
 The driver is imported here, lazily: ``iotlab.store`` imports this module only
@@ -28,11 +33,13 @@ from iotlab.errors import (
 )
 from iotlab.store.url import StoreURL
 
-__all__ = ["Connection", "connect_cluster", "import_driver"]
+__all__ = ["Connection", "connect_cluster", "import_driver", "retry_policy"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_REQUEST_TIMEOUT = 30.0
 BULK_PROFILE = "iotlab_bulk"
+#: times an idempotent request is retried after a write or read timeout, or Unavailable
+RETRIES = 3
 
 
 def import_driver() -> Any:
@@ -59,6 +66,7 @@ class Connection:
     session: Any
     bulk: Any | None
     consistency: int
+    serial_consistency: int | None = None
 
 
 def _flag(options: dict[str, str], name: str, default: bool) -> bool:
@@ -149,6 +157,37 @@ def _numpy_handler() -> Any | None:
     return NumpyProtocolHandler
 
 
+def retry_policy() -> Any:
+    """A driver ``RetryPolicy`` that retries idempotent requests on timeouts.
+
+    The driver asks the policy about a write timeout only for statements marked
+    idempotent (every upsert the store sends is; the event store's lightweight
+    transactions are not), so retrying them on the next host can neither double a row
+    nor re-apply a condition. ``Unavailable`` (too few replicas alive) is retried on the
+    next host as often: a coordinator that still thinks a dead node is up may be the
+    one that is wrong.
+    """
+    from cassandra.policies import RetryPolicy
+
+    class IdempotentRetryPolicy(RetryPolicy):
+        def on_write_timeout(self, query, consistency, write_type, required, received, retry_num):
+            if retry_num < RETRIES:
+                return self.RETRY_NEXT_HOST, None
+            return self.RETHROW, None
+
+        def on_read_timeout(self, query, consistency, required, received, data, retry_num):
+            if retry_num < RETRIES:
+                return self.RETRY_NEXT_HOST, None
+            return self.RETHROW, None
+
+        def on_unavailable(self, query, consistency, required, alive, retry_num):
+            if retry_num < RETRIES:
+                return self.RETRY_NEXT_HOST, None
+            return self.RETHROW, None
+
+    return IdempotentRetryPolicy()
+
+
 def connect_cluster(url: StoreURL) -> Connection:
     """Connect to the cluster ``url`` names; raise ``StoreConnectionError`` if it cannot."""
     import_driver()
@@ -178,6 +217,7 @@ def connect_cluster(url: StoreURL) -> Connection:
             serial_consistency_level=serial,
             request_timeout=request_timeout,
             row_factory=tuple_factory,
+            retry_policy=retry_policy(),
         )
 
     auth = None
@@ -205,8 +245,11 @@ def connect_cluster(url: StoreURL) -> Connection:
             bulk = cluster.connect()
             bulk.client_protocol_handler = handler
     except NoHostAvailable as exc:
+        if dc:  # no host is "available" when none is in the local datacenter
+            _check_datacenter(cluster, dc, where)
         cluster.shutdown()
-        causes = list(exc.errors.values())
+        errors = exc.errors or {}
+        causes = list(errors.values() if isinstance(errors, dict) else errors)
         if any(isinstance(c, AuthenticationFailed) for c in causes):
             raise StoreConnectionError(
                 f"Cassandra at {where} refused the credentials of user {url.username!r}"
@@ -221,4 +264,18 @@ def connect_cluster(url: StoreURL) -> Connection:
     except Exception as exc:
         cluster.shutdown()
         raise StoreConnectionError(f"cannot connect to Cassandra at {where}: {exc}") from exc
-    return Connection(cluster, session, bulk, consistency)
+    if dc:
+        _check_datacenter(cluster, dc, where)
+    return Connection(cluster, session, bulk, consistency, serial)
+
+
+def _check_datacenter(cluster: Any, dc: str, where: str) -> None:
+    """Raise ``InvalidURLError`` if no node is in ``dc`` (the driver would only say that
+    no host is available, at the first query)."""
+    known = sorted({h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter})
+    if known and dc not in known:
+        cluster.shutdown()
+        raise InvalidURLError(
+            f"dc: Cassandra at {where} has no datacenter {dc!r}; its datacenters: "
+            f"{', '.join(known) or 'none reported'}"
+        )

@@ -526,8 +526,11 @@ class CassandraStore(Store):
         # partition, so Paxos covers them together). Chunks keep a batch under Cassandra's
         # batch_size_fail_threshold; a conflict can only hit the first chunk unless another
         # writer read this stream mid-save, so a save is all-or-nothing in practice.
+        # LOCAL_SERIAL when the URL names a datacenter (Paxos among its replicas only),
+        # else SERIAL: the connection's setting, which the batch must be given itself.
+        serial = self.connection.serial_consistency or ConsistencyLevel.SERIAL
         for chunk in _event_chunks(rows):
-            batch = BatchStatement(serial_consistency_level=ConsistencyLevel.SERIAL)
+            batch = BatchStatement(serial_consistency_level=serial)
             for values in chunk:
                 batch.add(insert, values)
             if not self._execute(batch).was_applied:
