@@ -4,14 +4,15 @@ Write: rows are sorted by partition, serialised column by column
 (:mod:`iotlab.store._cql_codec`), cut into UNLOGGED batches and sent with a bounded
 number in flight (``execute_concurrent``), with Python's cyclic garbage collector paused
 (:func:`collector_paused`). A partition with many rows fills single-partition batches of
-its own, sized to the partition (up to :data:`PARTITION_BATCH_ROWS`); the few rows of small partitions (a live micro-batch holds one
-or two rows per sensor) are packed together with those of other partitions *on the
-same replica set*, at most :data:`BATCH_PARTITIONS` per batch, so the coordinator
-the batch is routed to (by token) owns every partition in it. That is the Spark
-Cassandra connector's ``batch.grouping.key=replica_set``: one request per ten sensors
-instead of one per sensor, without the coordinator fan-out that makes arbitrary
-multi-partition batches an anti-pattern. Batches are upserts, so they are marked
-idempotent and the retry policy may retry them.
+its own, sized to the partition (up to :data:`PARTITION_BATCH_ROWS`); the few rows of
+small partitions (a live micro-batch holds one or two rows per sensor) are packed
+together with those of other partitions *on the same replica set*, at most
+:data:`BATCH_PARTITIONS` per batch, so the coordinator the batch is routed to (by token)
+owns every partition in it. That is the Spark Cassandra connector's
+``batch.grouping.key=replica_set``: one request per ten sensors instead of one per
+sensor, without the coordinator fan-out that makes arbitrary multi-partition batches an
+anti-pattern. Batches are upserts, so they are marked idempotent and the retry policy
+may retry them.
 
 ``partition_index`` entries the store wrote recently are remembered
 (:class:`IndexMemory`), so a stream does not rewrite them with every batch.
