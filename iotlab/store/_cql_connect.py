@@ -170,17 +170,27 @@ def retry_policy() -> Any:
     from cassandra.policies import RetryPolicy
 
     class IdempotentRetryPolicy(RetryPolicy):
-        def on_write_timeout(self, query, consistency, write_type, required, received, retry_num):
-            if retry_num < RETRIES:
-                return self.RETRY_NEXT_HOST, None
-            return self.RETHROW, None
+        # The driver passes these arguments by name: the base class's names are kept.
+        def on_write_timeout(
+            self, query, consistency, write_type, required_responses, received_responses, retry_num
+        ):
+            return self._again(retry_num)
 
-        def on_read_timeout(self, query, consistency, required, received, data, retry_num):
-            if retry_num < RETRIES:
-                return self.RETRY_NEXT_HOST, None
-            return self.RETHROW, None
+        def on_read_timeout(
+            self,
+            query,
+            consistency,
+            required_responses,
+            received_responses,
+            data_retrieved,
+            retry_num,
+        ):
+            return self._again(retry_num)
 
-        def on_unavailable(self, query, consistency, required, alive, retry_num):
+        def on_unavailable(self, query, consistency, required_replicas, alive_replicas, retry_num):
+            return self._again(retry_num)
+
+        def _again(self, retry_num):
             if retry_num < RETRIES:
                 return self.RETRY_NEXT_HOST, None
             return self.RETHROW, None
