@@ -194,8 +194,9 @@ def test_two_nodes_down_is_a_clear_error_and_the_service_waits(cluster, fault_co
 
 def _while_two_are_down(cluster, lab, during: pd.DataFrame) -> None:
     """Ingest fails with a clear error; the service holds the batch until the nodes are back."""
-    # A quorum of three needs two replicas: the error says the cluster did not answer.
-    with pytest.raises(StoreUnavailableError, match="did not answer while writing"):
+    # A quorum of three needs two replicas: the error says so.
+    expected = "did not answer while .*: too few replicas alive: LOCAL_QUORUM needs 2, 1 alive"
+    with pytest.raises(StoreUnavailableError, match=expected):
         lab.ingest(during, progress=False)
     acked = []
     service = IngestionService(
