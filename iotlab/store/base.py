@@ -79,6 +79,11 @@ class Store(ABC):
 
     #: URL scheme this backend serves, e.g. ``"sqlite"``.
     scheme: str = ""
+    #: Whether ``rollups_minute`` holds a row for a minute with a single reading. Where it
+    #: does not (Cassandra: at one reading a minute such rows doubled the rows written),
+    #: that minute's roll-up is its raw reading, merged in at read time
+    #: (:func:`iotlab.store.rollups.read_minute_rollups`).
+    stores_single_reading_minutes: bool = True
 
     def __init__(self, url: StoreURL, tables: Mapping[str, TableSpec] | None = None) -> None:
         self.url = url

@@ -81,6 +81,7 @@ class CassandraStore(Store):
     """
 
     scheme = "cassandra"
+    stores_single_reading_minutes = False
 
     def __init__(
         self,

@@ -270,8 +270,9 @@ def test_write_tables_stores_each_tables_rows(store, provision, make_readings, r
 def test_rollup_memory_skips_its_own_minutes_but_sees_another_writers(
     platform, provision, make_readings, rng, monkeypatch
 ):
-    """A streaming writer's memory replaces reading back the hour's minute roll-ups; a
-    late row another writer stored in that hour makes it read them again."""
+    """A streaming writer reads one hour roll-up per sensor-hour: new hours and its own
+    remembered minutes need no other read; a late row another writer stored in that hour
+    makes it recompute the hour from the raw rows."""
     from iotlab.store.rollups import RollupMemory, refresh_rollups
 
     store = platform.store
@@ -296,11 +297,11 @@ def test_rollup_memory_skips_its_own_minutes_but_sees_another_writers(
     memory = RollupMemory()
     ten_minutes = stream["ts"].dt.floor("10min")
     parts = [stream[ten_minutes == m] for m in sorted(ten_minutes.unique())]
-    assert refresh(parts[0], memory) == {"rollups_minute"}  # nothing remembered yet
+    assert refresh(parts[0], memory) == {"rollups_hour"}  # a new hour: the batch is all of it
     assert refresh(parts[1], memory) == {"rollups_hour"}  # its own minutes, checked by hour
     late = make_readings(rng, ["dev-1"], ["temp_01"], T0 + pd.Timedelta("7s"), 3, "1min")
     refresh(late)  # another writer: late rows in minutes the memory holds
-    assert refresh(parts[2], memory) == {"rollups_hour", "rollups_minute"}
+    assert refresh(parts[2], memory) == {"rollups_hour", "readings"}
     monkeypatch.undo()
     _assert_rollups_match_raw(platform, "dev-1")
     assert len(platform.readings("dev-1")) == len(stream) + len(late)
