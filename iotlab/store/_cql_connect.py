@@ -38,6 +38,8 @@ __all__ = ["Connection", "connect_cluster", "import_driver", "retry_policy"]
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_REQUEST_TIMEOUT = 30.0
 BULK_PROFILE = "iotlab_bulk"
+#: seconds to wait for the nodes to agree on the schema after a DDL statement
+SCHEMA_AGREEMENT_WAIT = 60.0
 #: times an idempotent request is retried after a write or read timeout, or Unavailable
 RETRIES = 3
 
@@ -245,6 +247,9 @@ def connect_cluster(url: StoreURL) -> Connection:
         # A node that comes back is used again within seconds (the driver's default
         # waits up to 10 minutes between attempts, far longer than a restart takes).
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
+        # Creating the schema waits for every node to agree after each DDL statement: on a
+        # busy cluster that took longer than the driver's 10 s.
+        max_schema_agreement_wait=SCHEMA_AGREEMENT_WAIT,
     )
     where = f"{','.join(url.hosts)}:{url.port}"
     try:
