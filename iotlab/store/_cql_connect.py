@@ -41,7 +41,7 @@ BULK_PROFILE = "iotlab_bulk"
 #: seconds to wait for the nodes to agree on the schema after a DDL statement
 SCHEMA_AGREEMENT_WAIT = 60.0
 #: times an idempotent request is retried after a write or read timeout, or Unavailable
-RETRIES = 3
+RETRIES = 5
 
 
 def import_driver() -> Any:
@@ -164,10 +164,10 @@ def retry_policy() -> Any:
 
     The driver asks the policy about a write timeout only for statements marked
     idempotent (every upsert the store sends is; the event store's lightweight
-    transactions are not), so retrying them on the next host can neither double a row
-    nor re-apply a condition. ``Unavailable`` (too few replicas alive) is retried on the
-    next host as often: a coordinator that still thinks a dead node is up may be the
-    one that is wrong.
+    transactions are not), so retrying them can neither double a row nor re-apply a
+    condition. Timeouts are retried on the same coordinator; ``Unavailable`` (too few
+    replicas alive) on the next host: a coordinator that still thinks a dead node is up
+    may be the one that is wrong.
     """
     from cassandra.policies import RetryPolicy
 
@@ -176,7 +176,9 @@ def retry_policy() -> Any:
         def on_write_timeout(
             self, query, consistency, write_type, required_responses, received_responses, retry_num
         ):
-            return self._again(retry_num)
+            # The same coordinator: it timed out waiting for replicas, and on one node it
+            # is the only host there is (a next-host retry would end the query plan).
+            return (self.RETRY, consistency) if retry_num < RETRIES else (self.RETHROW, None)
 
         def on_read_timeout(
             self,
@@ -187,12 +189,9 @@ def retry_policy() -> Any:
             data_retrieved,
             retry_num,
         ):
-            return self._again(retry_num)
+            return (self.RETRY, consistency) if retry_num < RETRIES else (self.RETHROW, None)
 
         def on_unavailable(self, query, consistency, required_replicas, alive_replicas, retry_num):
-            return self._again(retry_num)
-
-        def _again(self, retry_num):
             if retry_num < RETRIES:
                 return self.RETRY_NEXT_HOST, None
             return self.RETHROW, None

@@ -274,3 +274,40 @@ def test_small_partitions_share_batches_within_one_replica_set():
         alone = [len(rows) for rows in rows_of if {r[0] for r in rows} == {device}]
         assert alone == expected  # the whole partition, in batches of its own
     assert len(batches) < len(sizes)  # fewer requests than partitions
+
+
+def test_idempotent_requests_are_retried_on_timeouts_then_the_error_is_raised():
+    # The driver asks the policy by keyword (only for idempotent statements): a write
+    # timeout on a busy node is retried at the same consistency, RETRIES times.
+    from cassandra import ConsistencyLevel
+    from cassandra.policies import RetryPolicy, WriteType
+
+    from iotlab.store._cql_connect import RETRIES, retry_policy
+
+    policy = retry_policy()
+    quorum = ConsistencyLevel.LOCAL_QUORUM
+    answers = [
+        policy.on_write_timeout(
+            query=None,
+            consistency=quorum,
+            write_type=WriteType.UNLOGGED_BATCH,
+            required_responses=2,
+            received_responses=1,
+            retry_num=n,
+        )
+        for n in range(RETRIES + 1)
+    ]
+    assert answers == [(RetryPolicy.RETRY, quorum)] * RETRIES + [(RetryPolicy.RETHROW, None)]
+    read = policy.on_read_timeout(
+        query=None,
+        consistency=quorum,
+        required_responses=2,
+        received_responses=1,
+        data_retrieved=False,
+        retry_num=0,
+    )
+    assert read == (RetryPolicy.RETRY, quorum)
+    down = policy.on_unavailable(
+        query=None, consistency=quorum, required_replicas=2, alive_replicas=1, retry_num=0
+    )
+    assert down == (RetryPolicy.RETRY_NEXT_HOST, None)
