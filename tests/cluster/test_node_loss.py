@@ -18,7 +18,6 @@ import pytest
 
 import iotlab
 from iotlab.errors import StoreUnavailableError
-from iotlab.ingest import IngestionService
 from iotlab.ingest.publisher import Publisher
 from iotlab.simulate import FaultConfig, Fleet
 from tests.ingest.test_faults import _serve
@@ -69,7 +68,10 @@ def _pending_hints(cluster, node: int) -> int | None:
             continue
         profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]))
         driver = Driver(
-            [host], port=cluster.port, execution_profiles={EXEC_PROFILE_DEFAULT: profile}
+            [host],
+            port=cluster.port,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            connect_timeout=20,  # a loaded machine
         )
         try:
             rows = driver.connect().execute(
@@ -119,7 +121,7 @@ def test_ingest_survives_a_node_killed_mid_write(cluster, fault_counts) -> None:
             more = Fleet(2, seed=12, faults=FaultConfig.none())
             assert len(lab.provision(more)) == 2
             # the others keep what node 3 missed (hint files are flushed every 10 s)
-            wait_until(lambda: (_pending_hints(cluster, 3) or 0) > 0, 60, "hints for node 3")
+            wait_until(lambda: (_pending_hints(cluster, 3) or 0) > 0, 180, "hints for node 3")
         finally:
             cluster.start()
     wait_until(lambda: _pending_hints(cluster, 3) == 0, 180, "hints replayed to node 3")
@@ -199,8 +201,8 @@ def _while_two_are_down(cluster, lab, during: pd.DataFrame) -> None:
     with pytest.raises(StoreUnavailableError, match=expected):
         lab.ingest(during, progress=False)
     acked = []
-    service = IngestionService(
-        lab, scoring=None, connectivity_every=None, max_delay=0.05, retry_max=2.0
+    service = lab.ingestion_service(
+        scoring=None, connectivity_every=None, max_delay=0.05, retry_max=2.0
     ).start()
     try:
         service.submit(during, ack=lambda: acked.append("batch"))
