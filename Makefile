@@ -16,13 +16,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/iotlab demo
 
-# ruff, headless Chromium for the browser tests (installed with apt-get if missing), then a
-# real Cassandra node and Mosquitto broker around pytest and the notebooks (nbval on the
-# embedded store, then on Cassandra); the services stop even on failure. Screenshots of the
-# browser tests are kept in test-artifacts/.
+# ruff, mypy (strict on the public API, see [tool.mypy] in pyproject.toml; incremental via
+# .mypy_cache), headless Chromium for the browser tests (installed with apt-get if missing),
+# then a real Cassandra node and Mosquitto broker around pytest and the notebooks (nbval on
+# the embedded store, then on Cassandra); the services stop even on failure. Screenshots of
+# the browser tests are kept in test-artifacts/.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy iotlab
 	scripts/browser install
 	PATH="$(abspath $(BIN)):$$PATH" PYTHON=$(BIN)/python scripts/with-services \
 	  sh -c '$(BIN)/python -m pytest $(PYTEST_ARGS) && scripts/test-notebooks'
@@ -38,4 +40,4 @@ sample: $(STAMP)
 	$(BIN)/python -m iotlab.datasets --write data/
 
 clean:
-	rm -rf $(VENV) .iotlab reports .pytest_cache
+	rm -rf $(VENV) .iotlab reports .pytest_cache .mypy_cache

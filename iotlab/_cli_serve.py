@@ -34,6 +34,10 @@ __all__ = ["add_serve_parser", "main", "run_serve"]
 logger = logging.getLogger("iotlab.serve")
 
 
+#: ``iotlab.ingest.scoring.DETECTORS``, spelled out so that ``--help`` needs no pandas.
+SERVE_DETECTORS = ("prophet", "zscore")
+
+
 def _without_driver_tracebacks(record: logging.LogRecord) -> bool:
     """Keep the driver's own log lines but not the tracebacks it logs for a failed
     request: during an outage the service says what failed, where and what it does next
@@ -74,9 +78,17 @@ def add_serve_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser]
     )
     serve.add_argument("--no-scoring", action="store_true", help="do not score readings")
     serve.add_argument(
+        "--detector",
+        choices=SERVE_DETECTORS,
+        default="prophet",
+        help="model that scores readings: 'prophet' (Prophet forecast residuals, as "
+        "score_online; the rolling z-score for sensors with under 2 days of history, "
+        "named in their anomaly rows) or 'zscore' (a 2 h rolling robust z-score) (prophet)",
+    )
+    serve.add_argument(
         "--refit-every",
-        default="30min",
-        help="data time between refits of a sensor's model (30min)",
+        default=None,
+        help="data time between refits of a sensor's model (prophet: 1D, zscore: 30min)",
     )
     serve.add_argument(
         "--heartbeat-timeout",
@@ -154,7 +166,9 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         with iotlab.connect(args.store) as lab:
             scoring = (
-                None if args.no_scoring else ForecastCache(lab.store, refit_every=args.refit_every)
+                None
+                if args.no_scoring
+                else ForecastCache(lab.store, detector=args.detector, refit_every=args.refit_every)
             )
             service = lab.ingestion_service(
                 batch_size=args.batch_size,
@@ -170,6 +184,7 @@ def run_serve(args: argparse.Namespace) -> int:
             )
             channels = _alert_channels(service, args)
             if scoring is not None:
+                logger.info("fitting %s forecasts", scoring.name)
                 logger.info("fitted %d sensors' forecasts", service.warm())
             settle_heap()
             service.start()

@@ -60,13 +60,14 @@ def _connect(url: str | None, *, must_exist: bool = False) -> Any:
     from iotlab.store.url import parse_store_url, resolve_store_url
 
     parsed = parse_store_url(resolve_store_url(url))
-    if must_exist and parsed.scheme == "sqlite" and parsed.path:
+    if must_exist and parsed.path is not None:  # a local file (see StoreURL.is_local_file)
         path = Path(parsed.path)
         if not path.exists():
+            scheme = parsed.scheme
             raise NotFoundError(
                 f"no iotlab database at {path.absolute()} (store {parsed}); ingest data first, "
-                "or check the URL: sqlite:///relative/x.db is relative to the current "
-                "directory, sqlite:////absolute/x.db (four slashes) is absolute"
+                f"or check the URL: {scheme}:///relative/x.db is relative to the current "
+                f"directory, {scheme}:////absolute/x.db (four slashes) is absolute"
             )
     return iotlab.connect(url)
 
@@ -74,7 +75,7 @@ def _connect(url: str | None, *, must_exist: bool = False) -> Any:
 def _where(lab: Any) -> str:
     """Where the store lives, as a user would look for it (an absolute path for a file)."""
     url = lab.store.url
-    if url.scheme == "sqlite" and url.path:
+    if url.path is not None:  # a local file (see StoreURL.is_local_file)
         return f"{url} ({Path(url.path).absolute()})"
     return str(url)
 
@@ -208,7 +209,7 @@ def _publish_to_mqtt(simulation: Any, url: str) -> None:
     It calls ``iotlab.ingest.mqtt.publish_simulation(simulation, url)`` once that exists.
     """
     try:
-        from iotlab.ingest.mqtt import publish_simulation  # type: ignore[attr-defined]
+        from iotlab.ingest.mqtt import publish_simulation
     except ImportError as exc:
         raise ConfigurationError(
             "--mqtt: publishing to a broker is not available in this build "

@@ -24,6 +24,7 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
@@ -31,8 +32,25 @@ from iotlab.simulate import Fleet, Simulation
 
 __all__ = ["SAMPLE", "load_sample", "make_sample", "write_sample"]
 
+
+class SampleParameters(TypedDict):
+    """What :data:`SAMPLE` holds: the arguments of ``Fleet`` and ``Fleet.simulate``."""
+
+    n_devices: int
+    seed: int
+    start: str
+    days: int
+    freq: str
+
+
 #: The parameters the sample is simulated with.
-SAMPLE = {"n_devices": 10, "seed": 7, "start": "2026-01-05", "days": 7, "freq": "5min"}
+SAMPLE: SampleParameters = {
+    "n_devices": 10,
+    "seed": 7,
+    "start": "2026-01-05",
+    "days": 7,
+    "freq": "5min",
+}
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "data"
 FRAMES = ("readings", "device_metrics", "labels", "events", "devices", "sensors")
 TIME_COLUMNS = {
@@ -47,8 +65,8 @@ JSON_COLUMNS = {"events": ("data",), "devices": ("location",)}
 
 def make_sample() -> Simulation:
     """Simulate the sample (exactly, without rounding)."""
-    fleet = Fleet(SAMPLE["n_devices"], seed=SAMPLE["seed"])  # type: ignore[arg-type]
-    return fleet.simulate(SAMPLE["start"], days=SAMPLE["days"], freq=SAMPLE["freq"])  # type: ignore[arg-type]
+    fleet = Fleet(SAMPLE["n_devices"], seed=SAMPLE["seed"])
+    return fleet.simulate(SAMPLE["start"], days=SAMPLE["days"], freq=SAMPLE["freq"])
 
 
 def write_sample(directory: str | Path) -> list[Path]:
@@ -76,14 +94,8 @@ def _read(path: Path, name: str) -> pd.DataFrame:
         frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[ms, UTC]")
     for column in JSON_COLUMNS.get(name, ()):
         frame[column] = pd.Series([json.loads(v) for v in frame[column]], dtype=object)
-    for column, dtype in (
-        ("quality", "int64"),
-        ("min_value", "float64"),
-        ("max_value", "float64"),
-    ):
-        if column in frame:
-            frame[column] = frame[column].astype(dtype)
-    return frame
+    dtypes = {"quality": "int64", "min_value": "float64", "max_value": "float64"}
+    return frame.astype({c: dtype for c, dtype in dtypes.items() if c in frame})
 
 
 def load_sample(directory: str | Path | None = None) -> Simulation:
@@ -106,7 +118,7 @@ def load_sample(directory: str | Path | None = None) -> Simulation:
     return Simulation(
         **frames,
         start=start,
-        end=start + pd.Timedelta(days=SAMPLE["days"]),  # type: ignore[arg-type]
+        end=start + pd.Timedelta(days=SAMPLE["days"]),
     )
 
 

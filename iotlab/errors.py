@@ -83,12 +83,21 @@ class InvalidIdentifierError(ConfigurationError, ValueError):
 
 
 class MissingDependencyError(ConfigurationError, ImportError):
-    """An optional dependency is missing; the message names the extra to install."""
+    """A dependency is missing; the message says what to install.
 
-    def __init__(self, package: str, extra: str) -> None:
+    ``extra`` names the iotlab extra that brings an optional dependency
+    (``pip install 'iotlab[mqtt]'``); without it the package is one of iotlab's own
+    dependencies, missing from a broken environment, and the message names it.
+    """
+
+    def __init__(self, package: str, extra: str | None = None) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(f"{package} is required for this feature: pip install 'iotlab[{extra}]'")
+        if extra is None:
+            how = f"it is a dependency of iotlab; reinstall it: pip install '{package}'"
+        else:
+            how = f"pip install 'iotlab[{extra}]'"
+        super().__init__(f"{package} is required for this feature: {how}")
 
 
 class ValidationError(IotlabError, ValueError):

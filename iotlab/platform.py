@@ -21,12 +21,14 @@ from iotlab.store.url import parse_store_url, resolve_store_url
 
 if TYPE_CHECKING:
     import xarray as xr
+    from distributed import Client
 
     from iotlab.analytics import DeviceMetrics, FleetOverview
     from iotlab.detect.base import Detector
     from iotlab.history import DeviceRepository
     from iotlab.ingest.service import IngestionService
     from iotlab.reports import Report
+    from iotlab.simulate import Fleet, Simulation
     from iotlab.store.ingest import IngestResult
 
 __all__ = ["Platform", "connect"]
@@ -55,12 +57,12 @@ def connect(url: str | None = None) -> Platform:
     'sqlite'
     """
     parsed = parse_store_url(resolve_store_url(url))
-    if parsed.scheme == "sqlite" and parsed.path:
-        _sqlite_directory(parsed.path)
+    if parsed.path is not None:  # a local file (see StoreURL.is_local_file)
+        _file_directory(parsed.scheme, parsed.path)
     return Platform(open_store(parsed))
 
 
-def _sqlite_directory(path: str) -> None:
+def _file_directory(scheme: str, path: str) -> None:
     """Make sure an embedded store's directory exists, or refuse a surprising location.
 
     iotlab creates its own ``.iotlab/`` directory (where the default store lives) inside an
@@ -77,9 +79,9 @@ def _sqlite_directory(path: str) -> None:
         parent.mkdir(exist_ok=True)
         return
     raise InvalidURLError(
-        f"sqlite store {str(Path(path).absolute())!r}: directory {str(parent)!r} does not "
-        "exist. sqlite:///relative/x.db is relative to the current directory, "
-        "sqlite:////absolute/x.db (four slashes) is absolute; create the directory first "
+        f"{scheme} store {str(Path(path).absolute())!r}: directory {str(parent)!r} does not "
+        f"exist. {scheme}:///relative/x.db is relative to the current directory, "
+        f"{scheme}:////absolute/x.db (four slashes) is absolute; create the directory first "
         "if the path is right"
     )
 
@@ -134,7 +136,7 @@ class Platform:
         return f"<iotlab.Platform {self.store.url}>"
 
     # -- provisioning (iotlab.history) ------------------------------------------------------
-    def provision(self, fleet_or_simulation: Any) -> list[str]:
+    def provision(self, fleet_or_simulation: Fleet | Simulation) -> list[str]:
         """Provision the devices of a simulator ``Fleet`` or ``Simulation``; return their ids."""
         from iotlab.history.provisioning import provision
 
@@ -346,7 +348,7 @@ class Platform:
         devices: str | Sequence[str] | None = None,
         detector: Detector | None = None,
         n_jobs: int = 1,
-        client: Any = None,
+        client: Client | None = None,
         progress: bool = True,
     ) -> pd.DataFrame:
         """Fit one detector per (device, sensor), in parallel; store and return anomalies.

@@ -100,6 +100,45 @@ def platform(store_url: str) -> Iterator[iotlab.Platform]:
         yield lab
 
 
+_SERVICE_FIXTURES = {
+    "cassandra": {"cassandra_contact", "cassandra_keyspaces"},
+    "mqtt": {"mqtt_contact"},
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a service with that service's mark.
+
+    A test uses Cassandra if its fixtures include ``cassandra_contact`` (directly or
+    through other fixtures), or if one of its parameters is ``"cassandra"`` (the
+    ``backend``-style fixtures open the node only for that value). So ``-m cassandra``
+    selects every Cassandra test and ``-m "not cassandra"`` none, whatever mark its
+    author remembered; :func:`_service_tests_are_marked` catches any other route.
+    """
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for service, fixtures in _SERVICE_FIXTURES.items():
+            by_param = any(isinstance(v, str) and v == service for v in params.values())
+            if names & fixtures or by_param:
+                item.add_marker(getattr(pytest.mark, service))
+
+
+@pytest.fixture(autouse=True)
+def _service_tests_are_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that reached a service (e.g. by ``getfixturevalue``) without its mark."""
+    yield
+    used = set(request.fixturenames)
+    for service, fixtures in _SERVICE_FIXTURES.items():
+        if used & fixtures and request.node.get_closest_marker(service) is None:
+            pytest.fail(
+                f"{request.node.nodeid} uses {service} but is not marked {service!r}: give it "
+                f"a {service!r} parameter or request {sorted(fixtures)[0]} directly",
+                pytrace=False,
+            )
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Show which real services this run talks to, with the Cassandra server's version."""
     lines = []

@@ -67,3 +67,5 @@ def test_an_interval_without_a_rollup_names_the_ones_kept(lab, device):
 def test_a_device_filter_of_the_wrong_type_is_a_clear_error(lab):
     with pytest.raises(ValidationError, match="devices: must be ids"):
         lab.anomalies(devices=[1, 2])
+    with pytest.raises(ValidationError, match="devices: must be an id or a list of ids, got 7"):
+        lab.anomalies(devices=7)

@@ -25,7 +25,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -109,27 +109,31 @@ def battery_forecast(
 
 def device_health(
     heartbeats: pd.DataFrame, *, now: pd.Timestamp, interval: pd.Timedelta | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Health of one device from its heartbeats (``ts, cpu, memory, battery, signal``).
 
     Returns battery/cpu/memory/signal now (last value) and on average, the battery
     forecast, the last heartbeat, the silence up to ``now`` and ``offline`` (silent for
     more than :data:`OFFLINE_AFTER_INTERVALS` heartbeat intervals).
     """
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     beats = heartbeats.sort_values("ts") if len(heartbeats) else heartbeats
     for column in ("battery", "cpu", "memory", "signal"):
         values = beats[column] if len(beats) else pd.Series(dtype=float)
         out[column] = float(values.iloc[-1]) if len(values) else float("nan")
         out[f"{column}_mean"] = float(values.mean()) if len(values) else float("nan")
     if len(beats) > 1 and interval is None:
-        interval = beats["ts"].diff().median()
+        interval = pd.Timedelta(beats["ts"].diff().median())
     last = beats["ts"].iloc[-1] if len(beats) else None
     silent = (now - last) if last is not None else None
     # The recent rate decides: a drain that began two hours ago shows in the last two
     # hours, not yet in the last day. The steepest of three windows is reported.
     # Only since the battery was last replaced or charged (a rise of 5 points or more).
-    rises = np.flatnonzero(beats["battery"].diff().to_numpy() > 5.0) if len(beats) else []
+    rises = (
+        np.flatnonzero(beats["battery"].diff().to_numpy() > 5.0)
+        if len(beats)
+        else np.empty(0, dtype=np.intp)
+    )
     since = beats.iloc[rises[-1] :] if len(rises) else beats
     forecasts = (
         [battery_forecast(since["ts"], since["battery"], recent=w) for w in _BATTERY_WINDOWS]
@@ -143,7 +147,7 @@ def device_health(
             "last_heartbeat": last,
             "silent_for": silent,
             "offline": bool(
-                last is None
+                silent is None  # never heard from
                 or (interval is not None and silent > OFFLINE_AFTER_INTERVALS * interval)
             ),
             "battery_days_to_empty": forecast.days_to_empty if forecast else float("nan"),
@@ -175,9 +179,10 @@ def data_quality(readings: pd.DataFrame, sensors: pd.DataFrame) -> pd.DataFrame:
         runs = pd.DataFrame({"run": run_id, "ts": ts.to_numpy()}).groupby("run")["ts"]
         sizes, first, last_ = runs.size(), runs.min(), runs.max()
         stuck = (sizes >= 12) & ((last_ - first) >= pd.Timedelta("1h"))
-        longest = (last_ - first)[stuck].idxmax() if stuck.any() else None
+        # The run number (an int label) of the longest stuck run.
+        longest = cast("int", (last_ - first)[stuck].idxmax()) if stuck.any() else None
         known = limits is not None and sensor_id in limits.index
-        low, high = limits.loc[sensor_id] if known else (np.nan, np.nan)
+        low, high = limits.loc[sensor_id] if known and limits is not None else (np.nan, np.nan)
         outside = int(((values < low) | (values > high)).sum()) if pd.notna(low) else 0
         rows.append(
             {
@@ -243,6 +248,9 @@ def needs_attention(
     open_ = anomalies[anomalies["status"] == "open"] if len(anomalies) else anomalies
     rows = []
     health = health.set_index("device_id") if len(health) else health
+    # Rows of the frames: their fields are typed by the columns, not statically.
+    device: Any
+    q: Any
     for device in devices.itertuples(index=False):
         reasons, level = [], 0
         mine = open_[open_["device_id"] == device.device_id] if len(open_) else open_

@@ -95,7 +95,7 @@ def hourly_heartbeats(
 
 
 def _ns(column: pd.Series) -> np.ndarray:
-    return np.asarray(column.astype("datetime64[ns, UTC]").array.asi8, dtype=np.int64)
+    return pd.DatetimeIndex(column.astype("datetime64[ns, UTC]")).asi8
 
 
 @dataclass(frozen=True)

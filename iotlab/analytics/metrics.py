@@ -19,8 +19,9 @@ Timedelta('0 days 00:05:00')
 from __future__ import annotations
 
 import html
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -132,7 +133,7 @@ def uptime(
     return uptime_from_hours(hourly_heartbeats(ts, start, end), start, end, interval)
 
 
-def device_row(store: Store, device_id: str) -> dict[str, object]:
+def device_row(store: Store, device_id: str) -> dict[Hashable, Any]:
     """The device's projection row; ``NotFoundError`` for an unknown device."""
     rows = store.read_rows("devices", {"device_id": device_id})
     if rows.empty:
@@ -181,7 +182,7 @@ class DeviceMetrics:
         return self.sensors.assign(device_id=self.device_id)[["device_id", *self.sensors.columns]]
 
     def _repr_html_(self) -> str:
-        facts = {k: v for k, v in self.summary().items() if k not in SEVERITIES}
+        facts: dict[str, Any] = {k: v for k, v in self.summary().items() if k not in SEVERITIES}
         facts["uptime"] = f"{self.uptime:.1%}"
         for key, unit in (("battery", "%"), ("cpu", "%"), ("memory", "%"), ("signal", "dBm")):
             if key in facts and pd.notna(facts[key]):
@@ -234,7 +235,7 @@ def device_metrics(
 
 
 def metrics_from_frames(
-    device: dict[str, object],
+    device: Mapping[Hashable, Any],
     heartbeats: pd.DataFrame,
     readings: pd.DataFrame,
     anomalies: pd.DataFrame,
@@ -251,8 +252,11 @@ def metrics_from_frames(
         start = seen.min()
     if end is None and len(seen):
         end = seen.max() + (interval or pd.Timedelta(1, "ms"))
-    candidates = [t for t in (device.get("last_seen"), seen.max() if len(seen) else None)]
-    candidates = [t for t in candidates if t is not None and pd.notna(t)]
+    candidates = [
+        t
+        for t in (device.get("last_seen"), seen.max() if len(seen) else None)
+        if t is not None and pd.notna(t)
+    ]
     covered = (
         uptime(heartbeats["ts"], start, end, interval)
         if start is not None and end is not None

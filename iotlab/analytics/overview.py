@@ -144,7 +144,7 @@ class FleetOverview:
     def to_frame(self) -> pd.DataFrame:
         """The headline figures as ``metric, value`` rows."""
         last = f"last {_span_text(self.window)}"
-        facts: dict[str, object] = {
+        facts: dict[str, int] = {
             "devices": self.devices,
             "active devices": self.active,
             "offline devices": len(self.offline),

@@ -14,7 +14,7 @@ at given readings) and, when they can do better than scheduled refits,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypedDict, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,14 @@ from iotlab.detect.reference import References
 from iotlab.detect.severity import SeverityRule
 from iotlab.errors import DetectionError, ValidationError
 
-__all__ = ["SCORE_COLUMNS", "Detector", "Forecast", "ShortHistoryWarning", "as_series"]
+__all__ = [
+    "SCORE_COLUMNS",
+    "Detector",
+    "DetectorOptions",
+    "Forecast",
+    "ShortHistoryWarning",
+    "as_series",
+]
 
 #: Columns of :meth:`Detector.score` and :meth:`Detector.score_online`, in order.
 SCORE_COLUMNS = (
@@ -43,6 +50,17 @@ SCORE_COLUMNS = (
 )
 
 D = TypeVar("D", bound="Detector")
+
+
+class DetectorOptions(TypedDict, total=False):
+    """The :class:`Detector` parameters a subclass passes on as ``**kwargs``."""
+
+    threshold: float
+    sensor_range: tuple[float, float] | None
+    calibration: Calibration | None
+    severity: SeverityRule | None
+    episode_gap: str | pd.Timedelta
+    event_gap: str | pd.Timedelta  # deprecated name of episode_gap
 
 
 class ShortHistoryWarning(UserWarning):

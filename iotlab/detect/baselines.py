@@ -17,11 +17,13 @@ True
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
-from iotlab.detect.base import Detector, Forecast, ShortHistoryWarning
+from iotlab.detect.base import Detector, DetectorOptions, Forecast, ShortHistoryWarning
 from iotlab.detect.calibration import robust_scale
 
 __all__ = ["RollingZScoreDetector", "SeasonalNaiveDetector", "trailing_forecasts"]
@@ -57,7 +59,11 @@ class RollingZScoreDetector(Detector):
     name = "rolling_zscore"
 
     def __init__(
-        self, *, window: str | pd.Timedelta = "2h", min_periods: int = 10, **kwargs: object
+        self,
+        *,
+        window: str | pd.Timedelta = "2h",
+        min_periods: int = 10,
+        **kwargs: Unpack[DetectorOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.window = pd.Timedelta(window)
@@ -173,7 +179,7 @@ def trailing_forecasts(
     median = rolling.median().to_numpy()[len(values) :]
     upper, lower = (rolling.quantile(q).to_numpy()[len(values) :] for q in (0.75, 0.25))
     spread = (upper - lower) * _IQR_TO_SIGMA
-    scale = np.maximum(spread, floor.to_numpy()[probe_codes])
+    scale = np.maximum(spread, np.asarray(floor)[probe_codes])
     return median, scale
 
 
@@ -241,7 +247,7 @@ class SeasonalNaiveDetector(Detector):
         *,
         season: str | pd.Timedelta = "1D",
         neighbourhood: str | pd.Timedelta = "15min",
-        **kwargs: object,
+        **kwargs: Unpack[DetectorOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.season = pd.Timedelta(season)

@@ -34,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -205,12 +206,18 @@ class Calibration:
 
     def z_threshold(self, threshold: float) -> float:
         """The ``|z|`` at which ``confidence`` equals ``threshold`` under the normal tail."""
-        target = -self.score_threshold(threshold)
-        low, high = 0.0, 100.0
-        for _ in range(80):  # bisection: the tail is monotone, 80 halvings reach 1e-22
-            mid = 0.5 * (low + high)
-            if gaussian_log10_p(np.array([mid]))[0] > target:
-                low = mid
-            else:
-                high = mid
-        return high
+        return _z_at_score(self.score_threshold(threshold))
+
+
+@functools.lru_cache(maxsize=64)  # a few thresholds, asked for by every scored batch
+def _z_at_score(score: float) -> float:
+    """The ``|z|`` whose normal-tail score is ``score`` (bisection: the tail is monotone,
+    80 halvings reach 1e-22)."""
+    low, high = 0.0, 100.0
+    for _ in range(80):
+        mid = 0.5 * (low + high)
+        if gaussian_log10_p(np.array([mid]))[0] > -score:
+            low = mid
+        else:
+            high = mid
+    return high

@@ -37,7 +37,9 @@ EPISODE_COLUMNS = (
 )
 
 
-def episode_ids(ts: pd.Series, flagged: pd.Series, gap: str | pd.Timedelta) -> np.ndarray:
+def episode_ids(
+    ts: pd.Series, flagged: pd.Series | np.ndarray, gap: str | pd.Timedelta
+) -> np.ndarray:
     """Event number (0, 1, ...) of each flagged row, -1 for unflagged rows.
 
     ``ts`` must be sorted. Events are numbered in time order.

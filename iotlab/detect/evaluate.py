@@ -30,10 +30,15 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pandas._libs import NaTType
 
 from iotlab._compat import legacy_call_forms
 from iotlab.detect.episodes import episode_ids
@@ -56,8 +61,8 @@ class Evaluation:
     n_detected: int
     n_flagged_events: int
     n_false_events: int
-    mean_delay: pd.Timedelta
-    median_delay: pd.Timedelta
+    mean_delay: pd.Timedelta | NaTType  # NaT when no label was detected
+    median_delay: pd.Timedelta | NaTType
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(self)])
@@ -103,7 +108,9 @@ def evaluate(
             raise ValidationError("missing column in labels", field=col)
     tolerance = pd.Timedelta(tolerance)
     groups = scored.groupby(keys, sort=False) if keys else [((), scored)]
-    label_groups = dict(iter(labels.groupby(keys, sort=False))) if keys else {(): labels}
+    label_groups: dict[Hashable, pd.DataFrame] = (
+        dict(iter(labels.groupby(keys, sort=False))) if keys else {(): labels}
+    )
     tp = fp = fn = 0
     n_labels = n_detected = n_runs = n_false = 0
     delays: list[pd.Timedelta] = []

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import copy
 import multiprocessing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -28,11 +28,14 @@ from iotlab.detect.prophet import ProphetResidualDetector
 from iotlab.errors import IotlabError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from iotlab.store.base import Store
 
 __all__ = ["FleetRun", "detect_anomalies", "episodes_many", "score_many"]
 
 SeriesKey = tuple[str, str]
+T = TypeVar("T")
 
 
 class FleetRun(NamedTuple):
@@ -50,7 +53,7 @@ _STORED = ("value", "expected", "lower", "upper", "score", "confidence")
 def _configured(detector: Detector, sensor_range: tuple[float, float] | None) -> Detector:
     fresh = copy.deepcopy(detector)
     usable = sensor_range is not None and all(pd.notna(v) for v in sensor_range)
-    if usable and sensor_range[1] > sensor_range[0]:
+    if usable and sensor_range is not None and sensor_range[1] > sensor_range[0]:
         fresh.sensor_range = (float(sensor_range[0]), float(sensor_range[1]))
     return fresh
 
@@ -105,7 +108,7 @@ def _run_one(task: tuple) -> tuple:
         return key, None, f"{type(exc).__name__}: {exc}"
 
 
-def _progress(iterable: Iterator, total: int, enabled: bool) -> Iterator:
+def _progress(iterable: Iterable[T], total: int, enabled: bool) -> Iterable[T]:
     if not enabled:
         return iterable
     from tqdm.auto import tqdm
@@ -118,7 +121,7 @@ def _run(
     detector: Detector | None,
     sensor_ranges: Mapping[SeriesKey, tuple[float, float]] | None,
     n_jobs: int,
-    client: Any,
+    client: Client | None,
     progress: bool,
     mode: str,
 ) -> FleetRun:
@@ -167,7 +170,7 @@ def score_many(
     *,
     sensor_ranges: Mapping[SeriesKey, tuple[float, float]] | None = None,
     n_jobs: int = 1,
-    client: Any = None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> FleetRun:
     """Fit and score many series in parallel: every reading's scores, and the failures.
@@ -184,7 +187,7 @@ def episodes_many(
     *,
     sensor_ranges: Mapping[SeriesKey, tuple[float, float]] | None = None,
     n_jobs: int = 1,
-    client: Any = None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> FleetRun:
     """Fit many series in parallel: their anomaly episodes (one row each, as
@@ -201,7 +204,7 @@ def detect_many(*args: Any, **kwargs: Any) -> pd.DataFrame:
 
 
 def read_anomalies(
-    store: Any,
+    store: Store,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
     device_id: str | None = None,
@@ -222,7 +225,7 @@ def detect_anomalies(
     devices: str | Sequence[str] | None = None,
     detector: Detector | None = None,
     n_jobs: int = 1,
-    client: Any = None,
+    client: Client | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Detect anomalies of every (device, sensor) in ``[start, end)`` and store them.
@@ -244,19 +247,22 @@ def detect_anomalies(
     ranges: dict[SeriesKey, tuple[float, float]] = {}
     for device_id, own in sensors.groupby("device_id", sort=True):
         try:
-            readings = read_readings(store, device_id, start=lo, end=hi)
+            readings = read_readings(store, str(device_id), start=lo, end=hi)
         except NotFoundError:  # a sensor without readings: reported as a failure below
             readings = pd.DataFrame()
-        by_sensor = dict(iter(readings.groupby("sensor_id"))) if len(readings) else {}
+        by_sensor: dict[Hashable, pd.DataFrame] = (
+            dict(iter(readings.groupby("sensor_id"))) if len(readings) else {}
+        )
         for row in own.itertuples(index=False):
-            key = (row.device_id, row.sensor_id)
+            key = (str(row.device_id), str(row.sensor_id))
             data = by_sensor.get(row.sensor_id)
             series[key] = (
                 data[["ts", "value"]]
                 if data is not None
                 else pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ms, UTC]"), "value": []})
             )
-            ranges[key] = (row.min_value, row.max_value)
+            # Floats, NaN where undeclared (_configured then keeps the detector's own range).
+            ranges[key] = cast("tuple[float, float]", (row.min_value, row.max_value))
     events, failures = episodes_many(
         series, detector, sensor_ranges=ranges, n_jobs=n_jobs, client=client, progress=progress
     )

@@ -31,22 +31,22 @@ Refits in :meth:`score_online` start from the previous fit's parameters (Prophet
 from __future__ import annotations
 
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 
 import numpy as np
 import pandas as pd
 
-from iotlab.detect._quiet import fit_quietly, import_prophet, prophet_warnings_silenced
-from iotlab.detect.base import Detector, Forecast, ShortHistoryWarning
+from iotlab.detect._quiet import fit_quietly, import_prophet
+from iotlab.detect.base import Detector, DetectorOptions, Forecast, ShortHistoryWarning
 from iotlab.detect.baselines import RollingZScoreDetector
 from iotlab.detect.calibration import gaussian_log10_p, robust_scale
 from iotlab.detect.profile import DayProfile, ts_ns
-from iotlab.detect.reference import References, TailReference
+from iotlab.detect.prophet_curve import ProphetCurve
+from iotlab.detect.reference import TailReference
 
 __all__ = ["ProphetResidualDetector"]
 
 _MIN_TRAIN_POINTS = 10
-_MIN_OOS_RESIDUALS = 50
 _REFIT_MASK_Z = 3.0
 #: How far past its training data a forecast's trend is extrapolated before it is held.
 _TREND_HORIZON = pd.Timedelta("1D")
@@ -107,6 +107,8 @@ def _staleness(
         return factor
     rows = np.flatnonzero(valid)
     gap = np.diff(t_ns[rows], prepend=t_ns[rows[0]])
+    if not (gap > window.value).any():
+        return factor  # no silence: the usual case, and a live batch's
     after = gap > window.value
     last = np.maximum.accumulate(np.where(after, np.arange(rows.size), -1))
     fresh = (last >= 0) & (np.arange(rows.size) - last < readings)
@@ -192,7 +194,7 @@ class ProphetResidualDetector(Detector):
         profile_bin: str | pd.Timedelta = "5min",
         profile_min_days: int = 2,
         max_iter: int = 2000,
-        **kwargs: object,
+        **kwargs: Unpack[DetectorOptions],
     ) -> None:
         super().__init__(**kwargs)
         if not 0.0 < holdout < 0.5:
@@ -265,24 +267,19 @@ class ProphetResidualDetector(Detector):
         return fit_quietly(model, history, **fit_args), design
 
     @staticmethod
-    def _forecast(model: Any, ts: pd.Series) -> np.ndarray:
-        """Prophet's forecast at ``ts``, its trend held flat beyond ``_TREND_HORIZON``
+    def _curve(model: Any) -> ProphetCurve:
+        """The fitted model's forecast, its trend held flat beyond ``_TREND_HORIZON``
         after the training data.
 
         A linear trend extrapolated across a gap of days (a sensor offline for a week)
         ends far from where the sensor comes back; its seasonality still holds.
         """
-        # Sorted: Prophet returns its predictions in time order, whatever the input order.
-        unique = pd.DatetimeIndex(ts.unique()).tz_localize(None).sort_values()
-        limit = model.history["ds"].max() + _TREND_HORIZON
-        with prophet_warnings_silenced():
-            predicted = model.predict(pd.DataFrame({"ds": unique}))
-            yhat = predicted["yhat"].to_numpy().copy()
-            beyond = unique > limit
-            if beyond.any():
-                held = model.predict(pd.DataFrame({"ds": [limit]}))["trend"].to_numpy()[0]
-                yhat[beyond] += held - predicted["trend"].to_numpy()[beyond]
-        return yhat[unique.get_indexer(pd.DatetimeIndex(ts).tz_localize(None))]
+        return ProphetCurve.from_model(model, hold_after=_TREND_HORIZON)
+
+    @classmethod
+    def _forecast(cls, model: Any, ts: pd.Series) -> np.ndarray:
+        """Prophet's forecast at ``ts`` (see :meth:`_curve`)."""
+        return cls._curve(model).at(ts_ns(ts))
 
     def _learn(
         self, train: pd.DataFrame, ts: pd.Series, previous: _Fitted | None
@@ -397,59 +394,17 @@ class ProphetResidualDetector(Detector):
             fallback = self._too_short(span)
             fallback._fitted = True
             return fallback._predict_online(frame, refit_every, window, None)
-        n = len(frame)
-        expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-        flagged = np.zeros(n, dtype=bool)
-        local_window = self._local_window(ts[valid])
-        lookback = local_window.value if local_window is not None else 0
-        oos: list[tuple[pd.Timestamp, np.ndarray, np.ndarray]] = []  # (refit, residuals, z)
-        codes = np.full(n, -1, dtype=np.int64)
-        tables: list[TailReference | None] = []
-        t_ns = ts_ns(ts)
-        stale = _staleness(t_ns, valid, local_window)
-        first = ts[valid].iloc[0] + min_history
-        segment = np.floor_divide(t_ns - first.as_unit("ns").value, refit_every.value)
-        previous: _Fitted | None = None
-        for k in np.unique(segment[segment >= 0]):
-            refit_at = first + k * refit_every
-            rows = np.flatnonzero(segment == k)
-            in_window = valid & ~flagged & (t_ns >= (refit_at - window).value)
-            in_window &= t_ns < refit_at.value
-            train = frame[in_window].reset_index(drop=True)
-            if len(train) < _MIN_TRAIN_POINTS:
-                continue  # a long outage: nothing to forecast from, readings stay unscored
-            train_values = train["value"].to_numpy()
-            floor = self._floor(train_values)
-            recent = [(res, z) for at, res, z in oos if at >= refit_at - window]
-            recent_residuals = np.concatenate([r for r, _ in recent] or [np.empty(0)])
-            # Readings are judged against the errors this detector made on readings it
-            # had not seen: the later segments' (or, until there are enough, held-out).
-            reference_z = [z for _, z in recent]
-            if recent_residuals.size >= _MIN_OOS_RESIDUALS:
-                previous, _ = self._learn(train, ts.iloc[:0], previous)
-                seg_scale = max(robust_scale(recent_residuals), floor)
-            else:
-                previous, seg_scale, held_z = self._fit_with_holdout(train, floor, previous)
-                reference_z.append(held_z)
-            table = TailReference.learn(np.concatenate(reference_z))
-            codes[rows] = len(tables)
-            tables.append(table)
-            # The local correction looks back over earlier readings, whose residuals are
-            # taken against this model too (another model's level would leak in).
-            context = int(np.searchsorted(t_ns, t_ns[rows[0]] - lookback, side="left"))
-            span_rows = np.arange(context, rows[-1] + 1)
-            span_ts = ts.iloc[span_rows]
-            own = rows - context
-            expected[rows] = self._expected(
-                span_ts, values[span_rows], self._base(previous, span_ts), causal=True
-            )[own]
-            residual = values[rows] - expected[rows]
-            scale[rows], width[rows] = seg_scale * stale[rows], self._width(train_values)
-            finite = np.isfinite(residual)
-            z = residual[finite] / scale[rows][finite]
-            oos.append((refit_at, residual[finite], z))
-            flagged[rows[finite]] = self._is_anomaly(z, table)
-        return Forecast(expected, scale, width, References(codes, tuple(tables)))
+        from iotlab.detect.online import OnlineProphet
+
+        engine = OnlineProphet(
+            self,
+            refit_every=refit_every,
+            window=window,
+            min_history=min_history,
+            first_ns=int(ts_ns(ts[valid])[0]),
+        )
+        judged = engine.judge(ts_ns(ts), values)
+        return Forecast(judged.expected, judged.scale, judged.width, engine.references(judged))
 
     def _is_anomaly(self, z: np.ndarray, table: TailReference | None) -> np.ndarray:
         """The flag rule of :meth:`Detector.score`, for z-scores judged by ``table``."""

@@ -59,7 +59,7 @@ class SeverityRule:
         confidence: np.ndarray,
         is_anomaly: np.ndarray,
         out_of_range: np.ndarray | None = None,
-    ) -> pd.Categorical:
+    ) -> pd.Categorical[str]:
         """Severity per row; missing (NaN) where ``is_anomaly`` is false."""
         share = np.nan_to_num(np.asarray(deviation_share, dtype=float), nan=0.0)
         level = np.searchsorted([self.medium, self.high, self.critical], share, side="right")
@@ -68,7 +68,7 @@ class SeverityRule:
         if out_of_range is not None:
             level = np.where(out_of_range, len(SEVERITIES) - 1, level)
         codes = np.where(np.asarray(is_anomaly, dtype=bool), level, -1)
-        return pd.Categorical.from_codes(codes, categories=SEVERITIES, ordered=True)
+        return pd.Categorical.from_codes(codes, categories=pd.Index(SEVERITIES), ordered=True)
 
 
 def __getattr__(name: str) -> object:

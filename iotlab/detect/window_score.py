@@ -110,7 +110,7 @@ class _Series:
         n = len(t)
         probation = min(int(math.floor(0.15 * n)), _MAX_PROBATION)
         self.window_of = np.full(n, -1)
-        bounds = []
+        bounds: list[tuple[int, int]] = []
         for start, end in zip(windows["start"], windows["end"]):
             s = int(np.searchsorted(t, pd.Timestamp(start).as_unit("ns").value, side="left"))
             e = int(np.searchsorted(t, pd.Timestamp(end).as_unit("ns").value, side="right")) - 1

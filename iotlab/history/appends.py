@@ -3,7 +3,8 @@
 On Cassandra each append is a lightweight transaction (a Paxos round trip of ~10-20 ms),
 so appending device streams one after another leaves the client idle most of the time;
 a few threads keep many rounds in flight on the (thread-safe) session. The SQLite store
-serialises appends behind one lock, so there the default is one append at a time.
+serialises appends behind one lock (``capabilities.concurrent_writers`` is false), so
+there the default is one append at a time.
 
 Every device's outcome is recorded, so the caller can write projections for exactly the
 streams that were appended, even if it is interrupted. A ``ConcurrencyError`` concerns
@@ -43,11 +44,12 @@ DEFAULT_WORKERS = 16
 
 
 def default_workers(store: Store) -> int:
-    """``DEFAULT_WORKERS``, or 1 for SQLite, whose appends wait for one lock anyway.
+    """``DEFAULT_WORKERS``, or 1 where one lock serialises writes anyway (SQLite).
 
-    (Measured: threads make SQLite provisioning 10-30% slower, from thread switching.)
+    Asks ``store.capabilities.concurrent_writers``. (Measured: threads make SQLite
+    provisioning 10-30% slower, from thread switching.)
     """
-    return 1 if getattr(store, "scheme", None) == "sqlite" else DEFAULT_WORKERS
+    return DEFAULT_WORKERS if store.capabilities.concurrent_writers else 1
 
 
 def _append(store: Store, device: Device) -> Exception | None:
@@ -122,6 +124,7 @@ def failure(devices: Sequence[Device], outcomes: dict[int, Exception | None]) ->
     if not failed:
         return None
     first = failed[0][1]
+    assert first is not None  # ``failed`` holds the outcomes that are errors
     saved = sum(1 for outcome in outcomes.values() if outcome is None)
     skipped = len(devices) - len(outcomes)
     if len(failed) > 1:

@@ -93,7 +93,7 @@ def update_connectivity(
             before = (
                 _times(read_heartbeats(store, device_id, start=start, end=end))
                 if start < end
-                else []
+                else pd.DatetimeIndex([], tz="UTC")
             )
             seen = before[-1] if len(before) else (None if pd.isna(last_seen) else last_seen)
             device = repo.load(device_id)

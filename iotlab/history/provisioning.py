@@ -88,7 +88,7 @@ def provision_device(
 
 
 def provision(
-    repository: DeviceRepository, fleet_or_simulation: Any, *, at: TimeLike | None = None
+    repository: DeviceRepository, fleet_or_simulation: object, *, at: TimeLike | None = None
 ) -> list[str]:
     """Provision a simulator ``Fleet`` (provisioned and activated ``at``, default now) or
     replay a ``Simulation``'s lifecycle events with their original times.

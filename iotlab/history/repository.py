@@ -161,7 +161,9 @@ class DeviceRepository:
             "events_by_day", events_by_day_frame([e for _, _, b in saved for e in b])
         )
 
-    def _write_projections(self, states: Sequence[DeviceState], reset_sensors: Sequence[str]):
+    def _write_projections(
+        self, states: Sequence[DeviceState], reset_sensors: Sequence[str]
+    ) -> None:
         devices = devices_frame(states)
         if len(devices):
             # Heartbeats move last_seen forward between lifecycle events (see
@@ -171,8 +173,8 @@ class DeviceRepository:
                 {"device_id": devices["device_id"].tolist()},
                 columns=["device_id", "last_seen"],
             ).set_index("device_id")["last_seen"]
-            before = stored.reindex(devices["device_id"]).to_numpy()
-            before = pd.to_datetime(pd.Series(before, index=devices.index), utc=True)
+            stored_before = stored.reindex(devices["device_id"]).to_numpy()
+            before = pd.to_datetime(pd.Series(stored_before, index=devices.index), utc=True)
             newer = before.notna() & (
                 devices["last_seen"].isna() | (before > devices["last_seen"])
             )

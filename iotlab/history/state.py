@@ -211,12 +211,14 @@ def state_from_json(text: str) -> DeviceState | None:
         return None
     sensors = []
     for item in data.pop("sensors"):
-        added_at = _parse_ts(item.pop("added_at"))
+        added_at = pd.Timestamp(item.pop("added_at")).tz_convert("UTC")  # always set
         sensors.append(InstalledSensor(SensorSpec(**item), added_at))
     location = data.pop("location")
     return DeviceState(
         **{k: v for k, v in data.items() if k not in _TIMES},
         location=None if location is None else Location(location),
         sensors=tuple(sensors),
-        **{k: _parse_ts(data[k]) for k in _TIMES},
+        created_at=_parse_ts(data["created_at"]),
+        updated_at=_parse_ts(data["updated_at"]),
+        last_seen=_parse_ts(data["last_seen"]),
     )

@@ -29,7 +29,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from iotlab._limits import (
     MAX_ABS_VALUE,
@@ -73,7 +73,7 @@ class Parsed(NamedTuple):
     """
 
     kind: str
-    row: tuple
+    row: tuple[object, ...]
     reason: str = ""
 
 
@@ -132,7 +132,7 @@ def _epoch_ms(value: object) -> int | str:
     return int(ms)
 
 
-def _number(payload: dict, name: str, *, required: bool) -> float | str:
+def _number(payload: dict[str, Any], name: str, *, required: bool) -> float | str:
     value = payload.get(name)
     if value is None:
         return f"{name}: is missing" if required else math.nan

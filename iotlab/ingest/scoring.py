@@ -39,26 +39,42 @@ import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
+from iotlab._compat import legacy_call_forms
 from iotlab._keys import sensor_pairs
 from iotlab._time import TimeLike, utc_timestamp
-from iotlab.detect.base import robust_width
+from iotlab.detect.base import Detector, robust_width
 from iotlab.detect.baselines import RollingZScoreDetector, trailing_forecasts
+from iotlab.detect.prophet import ProphetResidualDetector
 from iotlab.errors import IotlabError, ValidationError
+from iotlab.ingest.live_prophet import LiveProphet
 from iotlab.ingest.recent import RecentReadings
 from iotlab.store.base import Store
 
-__all__ = ["SCORE_FIELDS", "ForecastCache"]
+__all__ = ["DETECTORS", "SCORE_FIELDS", "ForecastCache"]
 
 logger = logging.getLogger(__name__)
 
-#: Columns :meth:`ForecastCache.score` adds to a batch.
-SCORE_FIELDS = ("expected", "lower", "upper", "score", "confidence", "is_anomaly", "severity")
+#: Columns :meth:`ForecastCache.score` adds to a batch (``detector``: the model that
+#: scored the row, a fallback named as itself).
+SCORE_FIELDS = (
+    "expected",
+    "lower",
+    "upper",
+    "score",
+    "confidence",
+    "is_anomaly",
+    "severity",
+    "detector",
+)
+#: What ``ForecastCache(detector=...)`` and ``iotlab serve --detector`` accept by name.
+DETECTORS = ("prophet", "zscore")
 
-DetectorFactory = Callable[[str, str, "tuple[float, float] | None"], object]
+DetectorFactory = Callable[[str, str, "tuple[float, float] | None"], Detector]
 #: A batch being scored: its sensor keys, each row's key code, epoch ms and value.
 _Batch = tuple[list[tuple[str, str]], np.ndarray, np.ndarray, np.ndarray]
 
@@ -70,7 +86,7 @@ ZSCORE_MIN_PERIODS = 10
 
 def rolling_zscore_factory(
     device_id: str, sensor_id: str, sensor_range: tuple[float, float] | None
-) -> object:
+) -> Detector:
     """The default model: a 2-hour rolling robust z-score with the sensor's range.
 
     Its forecast tables are computed for all due sensors at once
@@ -113,40 +129,78 @@ class ForecastCache:
     ----------
     store
         Where each sensor's history is read from at refit time.
-    detector_factory
-        ``factory(device_id, sensor_id, sensor_range) -> Detector`` makes an unfitted
-        detector (default: 2 h rolling robust z-score). All detectors must share one
-        ``threshold``, ``calibration`` and ``severity`` rule.
+    detector
+        Which model scores readings (see :data:`DETECTORS`): ``"prophet"`` (the
+        default; a :class:`~iotlab.detect.ProphetResidualDetector` instance to choose its
+        options) scores each reading as :meth:`~iotlab.detect.base.Detector.score_online`
+        does, with the rolling z-score for sensors with too little history (their rows
+        say so in ``detector``); ``"zscore"`` a 2 h rolling robust z-score for every
+        sensor; or a factory ``factory(device_id, sensor_id, sensor_range) -> Detector``
+        whose detectors are fitted on ``history`` and forecast a table of future
+        readings (all must share one ``threshold``, ``calibration`` and ``severity``);
+        ``None``: the rolling z-score (the default before Prophet was).
     refit_every
-        Data time between refits of one sensor.
+        Data time between refits of one sensor (Prophet: ``1D``, else ``30min``).
     history
-        How much stored history a refit reads (default: the default model's 2-hour
-        window, all it uses; one day for other detectors).
+        How much stored history a refit reads (Prophet: its training window, ``14D``,
+        held in memory per sensor; the z-score: its 2-hour window; one day for other
+        detectors).
     horizon
-        How far ahead a forecast table reaches (default ``2 * refit_every``, so a sensor
-        waiting for its turn to refit still has a forecast).
+        How far ahead a factory's forecast table reaches (default ``2 * refit_every``,
+        so a sensor waiting for its turn to refit still has a forecast).
     max_refits
-        Most sensors refitted per batch (default: 2,000 for the default model, whose
-        fits are computed together, 50 for other detectors, fitted one by one).
+        Most sensors refitted per batch (default: 8 for Prophet, 2,000 for the z-score,
+        whose fits are computed together, 50 for other detectors).
+    min_history
+        Prophet only: history a sensor needs before Prophet scores it (default: the
+        detector's ``max(min_span, 2D)``, as ``score_online``).
     """
 
+    @legacy_call_forms(positional=("detector",), renamed={"detector_factory": "detector"})
     def __init__(
         self,
         store: Store,
-        detector_factory: DetectorFactory | None = None,
         *,
-        refit_every: str | pd.Timedelta = "30min",
+        detector: str | ProphetResidualDetector | DetectorFactory | None = "prophet",
+        refit_every: str | pd.Timedelta | None = None,
         history: str | pd.Timedelta | None = None,
         horizon: str | pd.Timedelta | None = None,
         max_refits: int | None = None,
+        min_history: str | pd.Timedelta | None = None,
     ) -> None:
         self.store = store
-        self.factory = detector_factory or rolling_zscore_factory
-        self.refit_every = pd.Timedelta(refit_every)
+        template = _prophet_template(detector)
+        self._live: LiveProphet | None = None
+        self._fallback: ForecastCache | None = None
+        if template is not None:
+            # The rolling z-score scores every row first: the fallback of sensors without
+            # a Prophet model, and its memory of recent readings stays complete.
+            self._fallback = ForecastCache(store, detector="zscore")
+            self._live = LiveProphet(
+                store,
+                template,
+                self._sensor_range,
+                refit_every=pd.Timedelta(refit_every or "1D"),
+                window=pd.Timedelta(history or "14D"),
+                min_history=pd.Timedelta(min_history) if min_history is not None else None,
+                max_refits=max_refits if max_refits is not None else 8,
+            )
+            detector = "zscore"
+        elif isinstance(detector, str) and detector not in DETECTORS:
+            raise ValidationError(
+                f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}",
+                field="detector",
+            )
+        self.factory: DetectorFactory = (
+            rolling_zscore_factory
+            if detector in ("zscore", None)
+            else cast("DetectorFactory", detector)  # not "prophet" and not an instance here
+        )
+        self.refit_every = pd.Timedelta(refit_every or "30min")
         self._refit_ms = self.refit_every // pd.Timedelta(milliseconds=1)
         if self._refit_ms < 1:
             raise ValidationError(f"must be at least 1 ms, got {refit_every}", field="refit_every")
-        default = detector_factory in (None, rolling_zscore_factory)
+        default = self.factory is rolling_zscore_factory
         self.history = pd.Timedelta(history or (ZSCORE_WINDOW if default else "1D"))
         self.horizon = pd.Timedelta(horizon) if horizon is not None else 2 * self.refit_every
         self.max_refits = max_refits if max_refits is not None else (2000 if default else 50)
@@ -156,10 +210,21 @@ class ForecastCache:
         self._recent = RecentReadings()
         self._newest_ms: int | None = None  # newest reading scored so far
         self._prototype = self.factory("", "", None)
-        self.name = str(getattr(self._prototype, "name", type(self._prototype).__name__))
-        self.refits = 0
+        self._table_name = str(getattr(self._prototype, "name", type(self._prototype).__name__))
+        #: The detector named in the rows this cache scores (a fallback's rows name theirs).
+        self.name = template.name if template is not None else self._table_name
+        self._refits = 0
+
+    @property
+    def refits(self) -> int:
+        """How many sensor models were fitted so far."""
+        live = self._live.refits if self._live is not None else 0
+        fallback = self._fallback.refits if self._fallback is not None else 0
+        return self._refits + live + fallback
 
     def __len__(self) -> int:
+        if self._live is not None:
+            return len(self._live.engines)
         return len(self._entries)
 
     # -- refits ------------------------------------------------------------------------------
@@ -278,13 +343,14 @@ class ForecastCache:
             plans.append(_Plan(key, point, i, slice(lo, hi), step_ms, grid, limits, width))
         if not plans:
             return entries
+        tables: list[tuple[np.ndarray, np.ndarray] | None]
         if self.factory is rolling_zscore_factory:
-            tables = self._default_tables(plans, history, len(due))
+            tables = list(self._default_tables(plans, history, len(due)))
         else:
             tables = [self._detector_table(plan, history) for plan in plans]
         for plan, table in zip(plans, tables):
             if table is not None:
-                self.refits += 1
+                self._refits += 1
                 entries[(plan.key, plan.point)] = _Entry(
                     plan.point,
                     plan.grid,
@@ -328,12 +394,12 @@ class ForecastCache:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # short-history fallbacks are expected here
-                detector.fit(series)  # type: ignore[attr-defined]
-                forecast = detector.score(probe)  # type: ignore[attr-defined]
+                detector.fit(series)
+                forecast = detector.score(probe)
         except IotlabError as exc:
             logger.warning("cannot fit %s/%s: %s", plan.key[0], plan.key[1], exc)
             return None
-        z = detector.calibration.z_threshold(detector.threshold)  # type: ignore[attr-defined]
+        z = detector.calibration.z_threshold(detector.threshold)
         expected = forecast["expected"].to_numpy(dtype=float)
         return expected, (forecast["upper"].to_numpy(dtype=float) - expected) / z
 
@@ -350,7 +416,7 @@ class ForecastCache:
         reading's time, not on where a stream happened to be cut into batches. Past the
         budget a sensor keeps its older forecast; its horizon covers the wait.
         """
-        due = []
+        due: list[tuple[tuple[str, str], int]] = []
         for key, point in wanted:
             entry = self._entries.get(key)
             if (entry is None or entry.fitted_at < point) and len(due) < self.max_refits:
@@ -377,13 +443,21 @@ class ForecastCache:
         from iotlab.store.validate import provisioned_keys
 
         at_ms = utc_timestamp(at, field="at").value // 1_000_000
-        point = int(self._grid_ms(np.array([at_ms]))[0])
         sensors = provisioned_keys(self.store, "readings")
         keys = list(zip(sensors["device_id"].tolist(), sensors["sensor_id"].tolist()))
+        if self._live is not None and self._fallback is not None:
+            self._fallback.warm(at)
+            # Each sensor's Prophet model, else its z-score table, is its forecast.
+            fitted = self._live.warm(keys, at_ms * 1_000_000)
+            tables = {k for k, e in self._fallback._entries.items() if len(e.grid_ms)}
+            return len(fitted | tables)
+        point = int(self._grid_ms(np.array([at_ms]))[0])
         forecasts = 0
         for lo in range(0, len(keys), self.max_refits):
-            fitted = self._refit([(key, point) for key in keys[lo : lo + self.max_refits]], at_ms)
-            for (key, _), entry in fitted.items():
+            refitted = self._refit(
+                [(key, point) for key in keys[lo : lo + self.max_refits]], at_ms
+            )
+            for (key, _), entry in refitted.items():
                 self._entries[key] = entry
                 forecasts += len(entry.grid_ms) > 0
         return forecasts
@@ -394,8 +468,16 @@ class ForecastCache:
 
         Each reading is looked up in the forecast its sensor was fitted for at the last
         grid point of that sensor at or before it (see :meth:`grid_points`); missing fits
-        are made first, at most ``max_refits`` per call.
+        are made first, at most ``max_refits`` per call. Prophet: see
+        :mod:`iotlab.ingest.live_prophet`. The ``detector`` column names the model that
+        scored each row.
         """
+        if self._live is not None and self._fallback is not None:
+            scored = self._fallback.score(readings)
+            if not len(scored):
+                return scored
+            pair, devices, sensors = sensor_pairs(scored["device_id"], scored["sensor_id"])
+            return self._live.overlay(scored, list(zip(devices.tolist(), sensors.tolist())), pair)
         out = readings.reset_index(drop=True)
         n = len(out)
         if not n:
@@ -479,20 +561,21 @@ class ForecastCache:
         residual = value - expected
         with np.errstate(divide="ignore", invalid="ignore"):
             z = residual / scale
-        confidence = proto.calibration.confidence(z)  # type: ignore[attr-defined]
-        is_anomaly = np.nan_to_num(confidence, nan=0.0) > proto.threshold  # type: ignore[attr-defined]
-        half = proto.calibration.z_threshold(proto.threshold) * scale  # type: ignore[attr-defined]
+        confidence = proto.calibration.confidence(z)
+        is_anomaly = np.nan_to_num(confidence, nan=0.0) > proto.threshold
+        half = proto.calibration.z_threshold(proto.threshold) * scale
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.abs(residual) / width
-        severity = proto.severity.assign(share, confidence, is_anomaly, out_of_range)  # type: ignore[attr-defined]
+        severity = proto.severity.assign(share, confidence, is_anomaly, out_of_range)
         return out.assign(
             expected=expected,
             lower=expected - half,
             upper=expected + half,
-            score=proto.calibration.score(z),  # type: ignore[attr-defined]
+            score=proto.calibration.score(z),
             confidence=confidence,
             is_anomaly=is_anomaly,
             severity=severity,
+            detector=self._table_name,
         )
 
     def _out_of_range(
@@ -504,12 +587,26 @@ class ForecastCache:
         return (value < limits[pair, 0]) | (value > limits[pair, 1])
 
     def forget_history(self) -> None:
-        """Drop the memory of recent readings: the next refits read the store again."""
+        """Drop the memory of recent readings: the next refits read the store again
+        (Prophet's training windows, which are its state, are kept)."""
         self._recent.forget()
+        if self._fallback is not None:
+            self._fallback.forget_history()
 
     def forget_sensor_ranges(self) -> None:
         """Re-read sensor ranges from the store at the next use (after new provisioning)."""
         self._ranges = None
+        if self._fallback is not None:
+            self._fallback.forget_sensor_ranges()
+
+
+def _prophet_template(detector: object) -> ProphetResidualDetector | None:
+    """The Prophet detector ``detector`` asks for, or ``None`` for another model."""
+    if isinstance(detector, ProphetResidualDetector):
+        return detector
+    if detector == "prophet":
+        return ProphetResidualDetector()
+    return None
 
 
 def _look_up(

@@ -67,7 +67,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -112,8 +112,9 @@ class IngestionService:
     max_delay
         ... or this many seconds after its first row arrived.
     scoring
-        The forecast cache to score against (default: a rolling z-score
-        :class:`ForecastCache`); ``None`` disables scoring.
+        The forecast cache to score against (default: a :class:`ForecastCache` with the
+        Prophet detector, which scores as ``score_online`` does and names a rolling
+        z-score fallback in the rows it scores); ``None`` disables scoring.
     alert_gap
         Flagged readings of one sensor closer than this belong to one episode: one alert.
     require_provisioned
@@ -145,7 +146,7 @@ class IngestionService:
         repository: DeviceRepository | None = None,
         batch_size: int = 5000,
         max_delay: float = 0.5,
-        scoring: ForecastCache | None | str = "default",
+        scoring: ForecastCache | None | Literal["default"] = "default",
         alert_gap: str | pd.Timedelta = "30min",
         require_provisioned: bool = True,
         heartbeat_timeout: str | pd.Timedelta = "10min",
@@ -191,7 +192,11 @@ class IngestionService:
         self.repository = repository if repository is not None else DeviceRepository(store)
         self.batch_size = batch_size
         self.max_delay = max_delay
-        self.scoring = ForecastCache(self.store) if scoring == "default" else scoring
+        if isinstance(scoring, str) and scoring != "default":
+            raise ValidationError(
+                f"must be a ForecastCache, None or 'default', got {scoring!r}", field="scoring"
+            )
+        self.scoring = ForecastCache(self.store) if isinstance(scoring, str) else scoring
         self.alert_gap = pd.Timedelta(alert_gap)
         self.require_provisioned = require_provisioned
         self.heartbeat_timeout = pd.Timedelta(heartbeat_timeout)
@@ -492,7 +497,8 @@ class IngestionService:
         letters = pd.DataFrame()
         if dead:
             received = pd.Timestamp.now(tz="UTC").floor("ms")
-            letters = dead_letter_rows(*zip(*dead), received)
+            sources, topics, payloads, reasons = zip(*dead)
+            letters = dead_letter_rows(sources, topics, payloads, reasons, received)
         # Scored before it is written, so that everything the batch stores goes out
         # together: one wait for the store, not one per table.
         scored = (
@@ -630,7 +636,14 @@ class IngestionService:
                 },
                 "severity": flagged["severity"].astype(str).to_numpy(dtype=object),
                 "status": "open",
-                "detector": self.scoring.name if self.scoring is not None else "",
+                # The model that scored each row: a fallback is named as itself.
+                "detector": (
+                    flagged["detector"].to_numpy(dtype=object)
+                    if "detector" in flagged.columns
+                    else self.scoring.name
+                    if self.scoring is not None
+                    else ""
+                ),
             }
         )
         rows["ts"] = flagged["ts"].to_numpy()
@@ -642,6 +655,7 @@ class IngestionService:
         episode, flagged again within ``alert_gap``, raises none)."""
         self.stats.anomalies += len(rows)
         alerts = []
+        record: Any  # a row of ``rows``: its fields are typed by the columns, not statically
         for record in rows.itertuples(index=False):
             key = (record.device_id, record.sensor_id)
             last = self._last_flagged.get(key)

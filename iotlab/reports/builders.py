@@ -9,7 +9,7 @@ gives a report with empty tables and figures that say so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -34,6 +34,8 @@ from iotlab.store.lifecycle import read_anomalies
 from iotlab.store.queries import read_heartbeats, read_readings
 
 if TYPE_CHECKING:
+    from pandas._typing import Dtype
+
     from iotlab.store.base import Store
 
 __all__ = [
@@ -69,7 +71,7 @@ _HEALTH_COLUMNS = [
     "last_heartbeat",
     "offline",
 ]
-_DEVICE_COLUMNS = {
+_DEVICE_COLUMNS: dict[str, Dtype] = {
     "device_id": str,
     "device_type": str,
     "status": str,
@@ -99,7 +101,7 @@ def _window(
 
 def _parameters(
     start: pd.Timestamp, end: pd.Timestamp, devices: str | Sequence[str] | None
-) -> dict:
+) -> dict[str, object]:
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -149,13 +151,13 @@ def _health_tables(health: FleetHealth) -> dict[str, pd.DataFrame]:
     return {"device_health": table, "data_quality": health.quality}
 
 
-def _latest(projected: object, seen: pd.Timestamp | None) -> pd.Timestamp | None:
+def _latest(projected: pd.Timestamp | None, seen: pd.Timestamp | None) -> pd.Timestamp | None:
     """The later of the projection's ``last_seen`` and the last heartbeat in the window."""
     candidates = [t for t in (projected, seen) if t is not None and pd.notna(t)]
     return max(candidates) if candidates else None
 
 
-def _typed(rows: list[dict[str, object]], columns: dict[str, object]) -> pd.DataFrame:
+def _typed(rows: Sequence[Mapping[str, object]], columns: Mapping[str, Dtype]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(columns))
     if "last_seen" in frame:
         frame["last_seen"] = pd.to_datetime(frame["last_seen"], utc=True)
@@ -187,16 +189,19 @@ def device_performance(
         beats = read_heartbeats(store, device_id, start=low, end=high)
         metrics = metrics_from_frames(device, beats, readings, mine, low, high)
         summary = metrics.summary()
-        interval = summary.pop("heartbeat_interval")
+        interval = metrics.heartbeat_interval
+        del summary["heartbeat_interval"]
         summary["heartbeat_interval_s"] = interval.total_seconds() if interval else float("nan")
         rows.append({**summary, "device_type": device["device_type"]})
         sensors.append(metrics.to_frame())
         if device_id in plotted:
             figures[device_id] = readings_figure(readings, mine, f"Device {device_id}")
-    sensor_columns = {"device_id": str, "sensor_id": str, "count": "int64"}
+    sensor_columns: dict[str, Dtype] = {"device_id": str, "sensor_id": str, "count": "int64"}
     sensor_columns.update({c: "float64" for c in STAT_COLUMNS if c != "count"})
     sensor_table = (
-        pd.concat(sensors, ignore_index=True) if sensors else pd.DataFrame(columns=sensor_columns)
+        pd.concat(sensors, ignore_index=True)
+        if sensors
+        else pd.DataFrame(columns=list(sensor_columns))
     )
     notes = []
     if len(fleet) > len(figures):

@@ -7,12 +7,17 @@ Timestamps are plotted as naive UTC, labelled as such.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
 import pandas as pd
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from iotlab.analytics._display import SEVERITIES, SEVERITY_COLORS, plain_text
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["anomaly_timeline_figure", "readings_figure", "uptime_figure"]
 
@@ -36,7 +41,7 @@ def _break_gaps(ts: pd.Series, values: pd.Series) -> tuple[np.ndarray, np.ndarra
     )
 
 
-def _shade_gaps(ax: object, ts: pd.Series) -> int:
+def _shade_gaps(ax: Axes, ts: pd.Series) -> int:
     """Shade every silence over 3x the median spacing (offline, dropout); return how many."""
     times = np.sort(_naive_utc(ts))
     if len(times) < 3:
@@ -95,9 +100,13 @@ def readings_figure(readings: pd.DataFrame, anomalies: pd.DataFrame, title: str)
         ax.plot(*_break_gaps(rows["ts"], rows["value"]), lw=0.7, color="#3a6ea5")
         if _shade_gaps(ax, rows["ts"]):
             ax.fill_between([], [], color="#bbbbbb", alpha=0.35, label="no data")
-        marks = anomalies[anomalies["sensor_id"].astype(str) == sensor] if len(anomalies) else []
+        marks = (
+            anomalies[anomalies["sensor_id"].astype(str) == sensor]
+            if len(anomalies)
+            else anomalies
+        )
         for severity in SEVERITIES:
-            hits = marks[marks["severity"] == severity] if len(marks) else []
+            hits = marks[marks["severity"] == severity] if len(marks) else marks
             if len(hits):
                 ax.scatter(
                     _naive_utc(hits["ts"]),
@@ -162,7 +171,7 @@ def anomaly_timeline_figure(
 ) -> Figure:
     """Anomalies per day (per hour for windows up to two days), stacked by severity."""
     figure = Figure(figsize=(9, 3.4), layout="constrained")
-    freq = "h" if end - start <= pd.Timedelta("2D") else "D"
+    freq: Literal["h", "D"] = "h" if end - start <= pd.Timedelta("2D") else "D"
     figure.suptitle(f"Anomalies by severity per {'hour' if freq == 'h' else 'day'}")
     ax = figure.add_subplot()
     edges = pd.date_range(start.floor(freq), end.ceil(freq), freq=freq)
@@ -173,12 +182,15 @@ def anomaly_timeline_figure(
     bottom = np.zeros(len(edges) - 1)
     for severity in SEVERITIES:
         rows = anomalies[anomalies["severity"] == severity] if len(anomalies) else anomalies
-        stamps = pd.DatetimeIndex(rows["ts"]).as_unit("ns").asi8 if len(rows) else []
+        stamps = (
+            pd.DatetimeIndex(rows["ts"]).as_unit("ns").asi8 if len(rows) else np.empty(0, np.int64)
+        )
         counts, _ = np.histogram(stamps, bins=edges.as_unit("ns").asi8)
         ax.bar(
             lefts,
             counts,
-            width=width,
+            # matplotlib converts a Timedelta on a date axis; its stubs expect a float.
+            width=width,  # type: ignore[arg-type]
             bottom=bottom,
             align="edge",
             color=SEVERITY_COLORS[severity],

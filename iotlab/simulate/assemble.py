@@ -6,6 +6,9 @@ Arrays come per device type; rows must come out sorted by ``device_id``, so bloc
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, cast
+
 import numpy as np
 import pandas as pd
 
@@ -156,7 +159,7 @@ def labels_frame(
 ) -> pd.DataFrame:
     """Labels from ``(device_id, sensor_id, start_ms, end_ms, kind)`` tuples."""
     rows = sorted(rows, key=lambda r: (r[0], r[2]))
-    columns = list(zip(*rows)) if rows else [[], [], [], [], []]
+    columns: list[tuple[object, ...]] = list(zip(*rows)) if rows else [(), (), (), (), ()]
     return pd.DataFrame(
         {
             "device_id": text(list(columns[0])),
@@ -184,14 +187,14 @@ def plan_labels(
 
 
 def plan_events(
-    device: dict[str, object], sensors: list[dict[str, object]], plan: DevicePlan,
-    window: Window,
+    device: Mapping[Hashable, Any], sensors: Sequence[Mapping[Hashable, Any]],
+    plan: DevicePlan, window: Window,
 ) -> list[tuple[int, str, str, dict[str, object]]]:  # fmt: skip
     """All lifecycle events of one device as ``(ms, device_id, event_type, data)``."""
     device_id = str(device["device_id"])
     provisioned = {
         "device_type": device["device_type"],
-        "location": dict(device["location"]),  # type: ignore[call-overload]
+        "location": dict(device["location"]),
         "manufacturer": device["manufacturer"],
         "model": device["model"],
         "firmware_version": device["firmware_version"],
@@ -200,9 +203,9 @@ def plan_events(
                 "sensor_id": s["sensor_id"],
                 "sensor_type": s["sensor_type"],
                 "unit": s["unit"],
-                "min_value": float(s["min_value"]),  # type: ignore[arg-type]
-                "max_value": float(s["max_value"]),  # type: ignore[arg-type]
-                "calibration_date": pd.Timestamp(s["calibration_date"]).isoformat(),  # type: ignore[arg-type]
+                "min_value": float(cast(float, s["min_value"])),
+                "max_value": float(cast(float, s["max_value"])),
+                "calibration_date": pd.Timestamp(cast(Any, s["calibration_date"])).isoformat(),
             }
             for s in sensors
         ],
@@ -214,7 +217,7 @@ def plan_events(
     for k0, k1, reason in plan.maintenance:
         events.append((window.time(k0), device_id, "MaintenanceStarted", {"reason": reason}))
         events.append((window.time(k1), device_id, "MaintenanceEnded", {}))
-    location = dict(device["location"])  # type: ignore[call-overload]
+    location = dict(device["location"])
     for k, where in plan.relocations:
         events.append(
             (window.time(k), device_id, "DeviceLocationUpdated",
@@ -237,7 +240,7 @@ def plan_events(
 def events_frame(events: list[tuple[int, str, str, dict[str, object]]]) -> pd.DataFrame:
     """Events sorted by time, then device id (a device never has two at the same time)."""
     events = sorted(events, key=lambda e: (e[0], e[1]))
-    columns = list(zip(*events)) if events else [[], [], [], []]
+    columns: list[tuple[object, ...]] = list(zip(*events)) if events else [(), (), (), ()]
     return pd.DataFrame(
         {
             "device_id": text(list(columns[1])),

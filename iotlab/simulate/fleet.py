@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -48,10 +49,10 @@ def _positive_int(value: object, field: str) -> int:
 
 def _duration_ms(value: object, field: str) -> int:
     try:
-        delta = pd.Timedelta(value)  # type: ignore[arg-type]
+        delta = pd.Timedelta(cast(Any, value))  # anything: pandas says what it cannot parse
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"cannot parse {value!r} as a duration", field=field) from exc
-    if delta is pd.NaT or delta <= pd.Timedelta(0):
+    if pd.isna(delta) or delta <= pd.Timedelta(0):
         raise ValidationError(f"must be a positive duration, got {value!r}", field=field)
     if delta % pd.Timedelta("1ms"):
         raise ValidationError(
@@ -118,18 +119,21 @@ class Fleet:
         device_types: Iterable[str | DeviceType] | None = None,
         faults: FaultConfig | None = None,
     ) -> None:
-        self.n_devices = _positive_int(n_devices, "n_devices")
+        self.n_devices: int = _positive_int(n_devices, "n_devices")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValidationError(f"must be an integer >= 0, got {seed!r}", field="seed")
-        self.seed = int(seed)
-        self.device_types = _resolve_types(device_types)
+        self.seed: int = int(seed)
+        self.device_types: tuple[DeviceType, ...] = _resolve_types(device_types)
         if faults is not None and not isinstance(faults, FaultConfig):
             raise ValidationError("must be a FaultConfig or None", field="faults")
-        self.faults = faults if faults is not None else FaultConfig()
+        self.faults: FaultConfig = faults if faults is not None else FaultConfig()
+        self.devices: pd.DataFrame
+        self.sensors: pd.DataFrame
+        self._groups: list[TypeGroup]
         self.devices, self.sensors, self._groups = build_fleet(
             self.n_devices, self.seed, self.device_types
         )
-        self._device_ids = self.devices["device_id"].to_numpy(dtype=object)
+        self._device_ids: np.ndarray = self.devices["device_id"].to_numpy(dtype=object)
 
     def __repr__(self) -> str:
         counts = self.devices["device_type"].value_counts().sort_index()
@@ -155,7 +159,7 @@ class Fleet:
                 raise ValidationError(f"must be a number > 0, got {days!r}", field="days")
             finish = begin + pd.Timedelta(days=float(days))
         else:
-            finish = utc_timestamp(end, field="end")  # type: ignore[arg-type]
+            finish = utc_timestamp(cast(TimeLike, end), field="end")  # not None: checked above
             if finish <= begin:
                 raise ValidationError(f"{finish} is not after start {begin}", field="end")
         to_ms = pd.Timedelta("1ms")
@@ -181,7 +185,9 @@ class Fleet:
                         one.noise_sd[sensor] + 1.3 * smooth.std() + 0.5 * weather_weight * hours
                     )
 
-                def value_at(sensor: int, k: int, one: TypeGroup = one, di: int = device_index):
+                def value_at(
+                    sensor: int, k: int, one: TypeGroup = one, di: int = device_index
+                ) -> float:
                     t = np.array([window.start_ms + k * window.step_ms])
                     day = int(t[0] // DAY_MS)
                     knots = np.concatenate(
@@ -232,7 +238,7 @@ class Fleet:
         t_ms = window.start_ms + np.arange(k_lo, k_hi, dtype=np.int64) * window.step_ms
         labels, events = [], []
         sensor_records = self.sensors[self.sensors["device_id"].isin(self._device_ids[positions])]
-        by_device: dict[str, list[dict[str, object]]] = {}
+        by_device: dict[str, list[dict[Hashable, Any]]] = {}
         for record in sensor_records.to_dict("records"):
             by_device.setdefault(str(record["device_id"]), []).append(record)
         device_records = self.devices.iloc[np.sort(positions)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -93,7 +94,7 @@ def build_fleet(
     """Draw ``n_devices`` devices: the devices and sensors frames and the type groups."""
     rows: list[dict[str, object]] = []
     sensor_rows: list[dict[str, object]] = []
-    params: list[dict[str, object]] = []
+    params: list[dict[str, Any]] = []  # per device: its DeviceType and drawn numbers
     for i in range(n_devices):
         rng = np.random.default_rng([seed, STREAM_DEVICE, i])
         device_id = _uuid(rng)
@@ -166,19 +167,19 @@ def build_fleet(
     return devices, sensors, _groups(params, order)
 
 
-def _groups(params: list[dict[str, object]], order: np.ndarray) -> list[TypeGroup]:
+def _groups(params: list[dict[str, Any]], order: np.ndarray) -> list[TypeGroup]:
     groups = []
-    names = sorted({p["type"].name for p in params})  # type: ignore[union-attr]
+    kinds = [cast(DeviceType, p["type"]) for p in params]
+    names = sorted({k.name for k in kinds})
     for name in names:
         positions = np.array(
-            [pos for pos, i in enumerate(order) if params[i]["type"].name == name],  # type: ignore[union-attr]
-            dtype=np.int64,
+            [pos for pos, i in enumerate(order) if kinds[i].name == name], dtype=np.int64
         )
         members = [params[order[pos]] for pos in positions]
-        kind: DeviceType = members[0]["type"]  # type: ignore[assignment]
+        kind = kinds[order[positions[0]]]
         models = [kind.sensors[s] for s in kind.sensor_ids]
 
-        def column(key: str, members: list[dict[str, object]] = members) -> np.ndarray:
+        def column(key: str, members: list[dict[str, Any]] = members) -> np.ndarray:
             return np.array([m[key] for m in members], dtype=np.float64)
 
         bounds = np.array([SENSOR_PREFIXES[sensor_prefix(s)][2:] for s in kind.sensor_ids])

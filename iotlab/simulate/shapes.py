@@ -71,7 +71,7 @@ def shape_series(
 
     at = int(n * 0.55) + int(rng.integers(0, max(1, int(n * 0.35))))
     if kind in ("on_off", "on_off_missed"):
-        at = int(np.searchsorted(ts, ts[at].normalize() + pd.Timedelta("9h")))
+        at = int(ts.searchsorted(ts[at].normalize() + pd.Timedelta("9h")))
         length = rows("9h")
     else:
         length = {
@@ -81,6 +81,7 @@ def shape_series(
             "variance_burst": rows("6h"),
         }.get(kind, n - at)
     end = min(n, at + length)
+    value: np.ndarray
     if kind == "on_off":
         value = np.where(on, 80.0, 20.0) + rng.normal(0, 2, n)
         if anomaly:

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["Simulation"]
 
@@ -72,7 +76,7 @@ class Simulation:
             raise ValueError("nothing to concatenate")
 
         def join(name: str, keys: list[str]) -> pd.DataFrame:
-            frame = pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+            frame: pd.DataFrame = pd.concat([getattr(p, name) for p in parts], ignore_index=True)
             return frame.sort_values(keys, kind="stable", ignore_index=True)
 
         devices = join("devices", ["device_id"]).drop_duplicates("device_id", ignore_index=True)
@@ -90,7 +94,7 @@ class Simulation:
             end=max(p.end for p in parts),
         )
 
-    def to_xarray(self):  # -> xarray.Dataset (imported lazily: xarray is slow to import)
+    def to_xarray(self) -> xr.Dataset:  # xarray is imported lazily: it is slow to import
         """Readings as an ``xarray.Dataset`` with dims ``(device, time)``.
 
         One data variable per sensor id, NaN where a device has no such sensor or no

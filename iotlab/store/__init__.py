@@ -1,5 +1,9 @@
 """Storage backends, chosen by URL scheme and imported lazily.
 
+Which class serves which scheme is kept by :mod:`iotlab.store.registry`; a new backend
+registers there (or through the ``iotlab.backends`` entry-point group) and passes the
+contract suite of :mod:`iotlab.testing`.
+
 Examples
 --------
 >>> from iotlab.store import open_store
@@ -11,18 +15,22 @@ Examples
 
 from __future__ import annotations
 
-import importlib
+import warnings
+from typing import Any
 
-from iotlab.store.base import Store
+from iotlab.store.base import Capabilities, Store
+from iotlab.store.registry import backend_class, known_backends, register_backend
 from iotlab.store.url import StoreURL, parse_store_url
 
-__all__ = ["BACKENDS", "Store", "StoreURL", "open_store", "parse_store_url"]
-
-#: scheme -> "module:Class"; imported only when a URL of that scheme is opened.
-BACKENDS = {
-    "sqlite": "iotlab.store.sqlite:SQLiteStore",
-    "cassandra": "iotlab.store.cassandra:CassandraStore",
-}
+__all__ = [
+    "Capabilities",
+    "Store",
+    "StoreURL",
+    "known_backends",
+    "open_store",
+    "parse_store_url",
+    "register_backend",
+]
 
 
 def open_store(url: str | StoreURL, *, create: bool = True) -> Store:
@@ -33,9 +41,7 @@ def open_store(url: str | StoreURL, *, create: bool = True) -> Store:
     ``StoreConnectionError`` if the server cannot be reached.
     """
     parsed = url if isinstance(url, StoreURL) else parse_store_url(url)
-    module_name, class_name = BACKENDS[parsed.scheme].split(":")
-    backend = getattr(importlib.import_module(module_name), class_name)
-    store = backend(parsed)
+    store = backend_class(parsed.scheme)(parsed)
     if create:
         try:
             store.create_schema()
@@ -43,3 +49,16 @@ def open_store(url: str | StoreURL, *, create: bool = True) -> Store:
             store.close()
             raise
     return store
+
+
+def __getattr__(name: str) -> Any:
+    # The scheme -> "module:Class" table before the registry; kept one release.
+    if name == "BACKENDS":
+        warnings.warn(
+            "iotlab.store.BACKENDS is deprecated: use iotlab.store.known_backends() to "
+            "list backends and iotlab.store.register_backend() to add one",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return known_backends()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

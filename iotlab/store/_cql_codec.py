@@ -23,6 +23,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,7 +84,7 @@ def encode_column(series: pd.Series, logical: str, field: str) -> list:
     raise ValueError(f"unknown logical type {logical!r}")
 
 
-def python_value(value: object, logical: str) -> object:
+def python_value(value: Any, logical: str) -> object:
     """One value as the driver binds it (timestamps as epoch ms); for small writes."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None

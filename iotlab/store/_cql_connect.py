@@ -23,14 +23,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from iotlab.errors import (
     InvalidURLError,
     MissingDependencyError,
     StoreConnectionError,
     StoreUnavailableError,
 )
+from iotlab.store._cql_numpy_fix import patch_numpy_parser
 from iotlab.store.url import StoreURL
 
 __all__ = ["Connection", "connect_cluster", "import_driver", "retry_policy"]
@@ -45,13 +44,14 @@ RETRIES = 5
 
 
 def import_driver() -> Any:
-    """Import ``cassandra`` or raise ``MissingDependencyError`` naming the extra."""
+    """Import ``cassandra`` or raise ``MissingDependencyError`` naming the package."""
     try:
         import cassandra
         import cassandra.cluster
         import cassandra.policies
     except ImportError as exc:  # pragma: no cover - the dev env has the driver
-        raise MissingDependencyError("cassandra-driver", "cassandra") from exc
+        # A core dependency (no extra brings it): only a broken environment lacks it.
+        raise MissingDependencyError("cassandra-driver") from exc
     return cassandra
 
 
@@ -127,35 +127,11 @@ def _tls_file(option: str, path: str) -> Iterator[None]:
         raise InvalidURLError(f"{option}: cannot load {path!r}: {reason}") from exc
 
 
-def _fix_numpy_parser() -> None:
-    """Make the driver's NumPy result parser work on NumPy 2.
-
-    cassandra-driver 3.30's ``numpy_parser.make_native_byteorder`` calls
-    ``ndarray.newbyteorder()``, removed in NumPy 2.0; the Cython parser then fails
-    silently and every numeric page comes back empty. The parser looks the helper up
-    in its module globals, so replacing it there is enough. Idempotent.
-    """
-    if hasattr(np.ndarray, "newbyteorder"):
-        return
-    import cassandra.numpy_parser as numpy_parser
-
-    if getattr(numpy_parser.make_native_byteorder, "_iotlab_fixed", False):
-        return
-
-    def make_native_byteorder(arr: np.ndarray) -> np.ndarray:
-        if arr.dtype.kind == "O" or arr.dtype.isnative:
-            return arr
-        return arr.astype(arr.dtype.newbyteorder("="))  # keeps a masked array's mask
-
-    make_native_byteorder._iotlab_fixed = True  # type: ignore[attr-defined]
-    numpy_parser.make_native_byteorder = make_native_byteorder
-
-
 def _numpy_handler() -> Any | None:
     from cassandra.protocol import NumpyProtocolHandler
 
     if NumpyProtocolHandler is not None:
-        _fix_numpy_parser()
+        patch_numpy_parser()
     return NumpyProtocolHandler
 
 

@@ -292,7 +292,7 @@ def write_frame(
     plan: WritePlan,
     rows: pd.DataFrame,
     *,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> int:
     """Upsert ``rows`` (contract columns, bucket derived here); return rows written."""
     return write_frames(session, [(plan, rows)], on_progress=on_progress)[0]
@@ -302,7 +302,7 @@ def write_frames(
     session: Any,
     writes: Sequence[tuple[WritePlan, pd.DataFrame]],
     *,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> list[int]:
     """Upsert several tables' rows together; return the rows written to each.
 
@@ -317,7 +317,7 @@ def write_frames(
 def _write_frames(
     session: Any,
     writes: Sequence[tuple[WritePlan, pd.DataFrame]],
-    on_progress: Callable[[int], None] | None,
+    on_progress: Callable[[int], object] | None,
 ) -> list[int]:
     written = [0] * len(writes)
     for lo in range(0, max((len(rows) for _, rows in writes), default=0), CHUNK_ROWS):
@@ -359,7 +359,7 @@ def _prepared_chunk(plan: WritePlan, chunk: pd.DataFrame) -> _PreparedChunk:
     fresh: list[tuple] = []
     if bucket is not None:
         source_ms, _ = epoch_ms(chunk[spec.bucket_source], spec.bucket_source)
-        width = spec.bucket_seconds * 1000
+        width = spec.bucket_ms
         bucket_ms = source_ms // width * width
         chunk = chunk.assign(
             **{bucket: pd.DatetimeIndex(bucket_ms.astype("datetime64[ms]")).tz_localize("UTC")}

@@ -41,7 +41,7 @@ READ_ATTEMPTS = 6
 READ_BACKOFF = 0.5
 
 
-def key_tuples(spec: TableSpec, key: Mapping[str, object] | None) -> list[tuple]:
+def key_tuples(spec: TableSpec, key: Mapping[str, Any] | None) -> list[tuple]:
     """Sorted partition keys (bucket excluded) that ``key`` names; lists expand.
 
     Examples

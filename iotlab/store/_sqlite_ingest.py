@@ -29,25 +29,41 @@ so an interrupted ingest never leaves roll-ups that disagree with the raw rows.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
 from iotlab._keys import sensor_pairs
 from iotlab.errors import ValidationError
+from iotlab.store._sqlite_values import insert_many, to_sql_values
+from iotlab.store.schema import TableSpec
 
-if TYPE_CHECKING:
-    from iotlab.store.sqlite import SQLiteStore
-
-__all__ = ["insert_many", "write_readings_with_rollups"]
+__all__ = ["SQLiteDatabase", "write_readings_with_rollups"]
 
 _MINUTE_MS = 60_000
 _HOUR_MS = 3_600_000
-_ROWS_PER_STATEMENT = 500  # measured: 200 to 1,000 rows a statement are equally fast
 _PAIRS = "temp._iotlab_pairs"
 _STAGE = "temp._iotlab_stage"
 _BUCKETS = "temp._iotlab_buckets"
+
+
+class SQLiteDatabase(Protocol):
+    """What this bulk path needs of :class:`iotlab.store.sqlite.SQLiteStore`.
+
+    Named here, not imported, so this module does not depend on the store that uses it.
+    """
+
+    def _now_ms(self) -> int: ...
+
+    def _spec(self, table: str) -> TableSpec: ...
+
+    def _transaction(self, begin: str = ...) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def _alive_clause(self, spec: TableSpec) -> tuple[str, list[object]]: ...
+
+
 _TEMP_TABLES = (
     f"CREATE TABLE IF NOT EXISTS {_PAIRS} (pair INTEGER PRIMARY KEY, device_id TEXT, "
     "sensor_id TEXT, lo INTEGER, hi INTEGER)",
@@ -58,29 +74,8 @@ _TEMP_TABLES = (
 )
 
 
-def insert_many(conn: sqlite3.Connection, head: str, columns: list[list[object]]) -> None:
-    """Run ``head`` (``INSERT ... VALUES``) for the rows given as column lists.
-
-    Rows go in order, a few hundred per statement, so with ``INSERT OR REPLACE`` a later
-    duplicate still wins.
-    """
-    n_params = len(columns)
-    n_rows = len(columns[0]) if columns else 0
-    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per_statement = max(1, min(_ROWS_PER_STATEMENT, limit // max(n_params, 1)))
-    flat: list[object] = [None] * (n_params * n_rows)
-    for i, column in enumerate(columns):
-        flat[i::n_params] = column
-    row = f"({', '.join('?' * n_params)})"
-    full = head + ", ".join([row] * per_statement)
-    for first in range(0, n_rows, per_statement):
-        params = flat[n_params * first : n_params * (first + per_statement)]
-        count = len(params) // n_params
-        conn.execute(full if count == per_statement else head + ", ".join([row] * count), params)
-
-
 def write_readings_with_rollups(
-    store: SQLiteStore, rows: pd.DataFrame, *, write_raw: bool = True
+    store: SQLiteDatabase, rows: pd.DataFrame, *, write_raw: bool = True
 ) -> tuple[int, int]:
     """Write ``rows`` to ``readings`` (unless ``write_raw=False``) and refresh their roll-ups.
 
@@ -119,7 +114,7 @@ def write_readings_with_rollups(
 
 
 def _stage(
-    conn: sqlite3.Connection, batch: _Batch, copy: np.ndarray, store: SQLiteStore, now: int
+    conn: sqlite3.Connection, batch: _Batch, copy: np.ndarray, store: SQLiteDatabase, now: int
 ) -> None:
     """Stage the batch, then write its raw rows and its copied minutes from the stage.
 
@@ -169,9 +164,7 @@ class _Batch:
         self.minute = ms // _MINUTE_MS * _MINUTE_MS
 
     @classmethod
-    def of(cls, store: SQLiteStore, rows: pd.DataFrame, *, full: bool) -> _Batch:
-        from iotlab.store.sqlite import _to_sql_values
-
+    def of(cls, store: SQLiteDatabase, rows: pd.DataFrame, *, full: bool) -> _Batch:
         spec = store._spec("readings")
         needed = [
             "device_id",
@@ -188,16 +181,15 @@ class _Batch:
             empty = np.flatnonzero(rows[column].isna().to_numpy())
             if len(empty):
                 raise ValidationError("key column is missing", field=column, rows=empty)
-        ms = _to_sql_values(rows["ts"], "timestamp", "ts")
+        ms = to_sql_values(rows["ts"], "timestamp", "ts")
         pair, devices, sensors = sensor_pairs(
             rows["device_id"].astype(str).to_numpy(object),
             rows["sensor_id"].astype(str).to_numpy(object),
         )
-        order = np.lexsort((ms, pair))  # stable: among equal keys the later row stays last
-        if not (np.diff(order) == 1).all():
+        by_key = np.lexsort((ms, pair))  # stable: among equal keys the later row stays last
+        order = None if (np.diff(by_key) == 1).all() else by_key
+        if order is not None:
             pair, ms = pair[order], ms[order]
-        else:
-            order = None
         last = np.ones(len(pair), dtype=bool)  # the last row of each (pair, ts) wins
         last[:-1] = (pair[1:] != pair[:-1]) | (ms[1:] != ms[:-1])
         keep = None if last.all() else last
@@ -206,7 +198,7 @@ class _Batch:
         columns: dict[str, np.ndarray] = {}
         if full:
             for name in ("value", "quality", "status"):
-                values = _to_sql_values(rows[name], spec.columns[name], name)
+                values = to_sql_values(rows[name], spec.columns[name], name)
                 if order is not None:
                     values = values[order]
                 if keep is not None:
@@ -247,7 +239,7 @@ class _Batch:
         return pair[new].tolist(), start[new].tolist()
 
 
-def _stored_spans(store: SQLiteStore, conn: sqlite3.Connection) -> dict[int, tuple[int, int]]:
+def _stored_spans(store: SQLiteDatabase, conn: sqlite3.Connection) -> dict[int, tuple[int, int]]:
     """Per pair, first and last ``ts`` already stored (and alive) in its batch range."""
     alive, params = store._alive_clause(store._spec("readings"))
     alive = f" AND r.{alive}" if alive else ""
@@ -275,9 +267,9 @@ def _floor(expr: str, width: int, *, signed: bool = True) -> str:
 
 
 def _raw_from_stage_sql(
-    store: SQLiteStore, now: int, quality: str, status: str, signed: bool
+    store: SQLiteDatabase, now: int, quality: str, status: str, signed: bool
 ) -> str:
-    bucket = _floor("s.ts", store._spec("readings").bucket_seconds * 1000, signed=signed)
+    bucket = _floor("s.ts", store._spec("readings").bucket_ms, signed=signed)
     # CROSS JOIN keeps the stage (in key order) as the outer loop: the b-tree appends.
     return (
         'INSERT OR REPLACE INTO readings ("device_id", "sensor_id", "bucket", "ts", "value", '
@@ -287,10 +279,12 @@ def _raw_from_stage_sql(
     )
 
 
-def _minutes_from_stage_sql(store: SQLiteStore, now: int, signed: bool, *, filtered: bool) -> str:
+def _minutes_from_stage_sql(
+    store: SQLiteDatabase, now: int, signed: bool, *, filtered: bool
+) -> str:
     """Copy the staged minutes (only those flagged ``copy_minute`` if ``filtered``)."""
     minute = _floor("s.ts", _MINUTE_MS, signed=signed)
-    bucket = _floor(minute, store._spec("rollups_minute").bucket_seconds * 1000, signed=signed)
+    bucket = _floor(minute, store._spec("rollups_minute").bucket_ms, signed=signed)
     only = "s.copy_minute AND " if filtered else ""
     return (
         f"{_rollup_insert('rollups_minute')} "
@@ -307,7 +301,7 @@ def _rollup_insert(target: str) -> str:
 
 
 def _recompute(
-    store: SQLiteStore,
+    store: SQLiteDatabase,
     conn: sqlite3.Connection,
     source: str,
     target: str,
@@ -328,7 +322,7 @@ def _recompute(
         aggregates = 'SUM(r."count"), SUM(r."sum"), MIN(r."min"), MAX(r."max")'
     alive, params = store._alive_clause(src)
     alive = f" AND r.{alive}" if alive else ""
-    dst_width = dst.bucket_seconds * 1000
+    dst_width = dst.bucket_ms
     # CROSS JOIN fixes the loop order: buckets (in key order) outside, so the GROUP BY
     # follows the loop and SQLite needs no sort; each bucket is one primary-key seek.
     sql = (

@@ -13,21 +13,61 @@ Data contract at this boundary
 - ``timestamp`` columns are ``datetime64[ms, UTC]`` (tz-aware) both ways;
   ``double`` is float64, ``int`` int64, ``text`` str (object or string dtype).
 - Rows are upserted by primary key: writing the same row twice leaves one row.
+
+A new backend
+-------------
+Subclass :class:`Store`, implement the abstract methods and :meth:`Store.parse_url` for
+its URLs, state its :class:`Capabilities`, register it for a URL scheme
+(:mod:`iotlab.store.registry`) and run the contract suite of :mod:`iotlab.testing`
+against it. Code above the store asks a store what it can do (``store.capabilities``,
+``store.url.is_local_file``), never which class it is.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, cast
 
 import pandas as pd
 
-from iotlab._time import utc_timestamp
-from iotlab.errors import ValidationError
+from iotlab._time import TimeLike, utc_timestamp
+from iotlab.errors import InvalidURLError, ValidationError
 from iotlab.store.schema import TABLES, TableSpec, bucket_column
-from iotlab.store.url import StoreURL
+from iotlab.store.url import StoreURL, URLParts, check_options
 
-__all__ = ["Store", "range_bounds", "selected_columns"]
+__all__ = ["Capabilities", "Store", "range_bounds", "selected_columns"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend does beyond the protocol's required methods.
+
+    Backend-neutral code (roll-ups, ingest, history) reads these instead of testing a
+    store's class, so a new backend changes behaviour above it by stating its facts.
+
+    Attributes
+    ----------
+    concurrent_writers
+        Writes from several threads proceed in parallel (Cassandra: each event append
+        is its own Paxos round, so keeping many in flight hides their latency). ``False``
+        where one lock serialises writes (SQLite): threads then only add switching.
+    rollups_in_store
+        The backend aggregates roll-ups inside the database: it implements
+        :meth:`Store.write_readings_with_rollups` and :meth:`Store.refresh_rollups_of`,
+        which ingest and :func:`iotlab.store.rollups.refresh_rollups` then use instead of
+        the backend-neutral read, aggregate and write path.
+    single_reading_minutes
+        ``rollups_minute`` holds a row for a minute with a single reading. Where it does
+        not (Cassandra: at one reading a minute such rows doubled the rows written), that
+        minute's roll-up is its raw reading, merged in at read time
+        (:func:`iotlab.store.rollups.read_minute_rollups`).
+    """
+
+    concurrent_writers: bool = True
+    rollups_in_store: bool = False
+    single_reading_minutes: bool = True
 
 
 def selected_columns(spec: TableSpec, columns: Sequence[str] | None) -> list[str]:
@@ -44,7 +84,7 @@ def selected_columns(spec: TableSpec, columns: Sequence[str] | None) -> list[str
 
 
 def range_bounds(
-    spec: TableSpec, start: object, end: object
+    spec: TableSpec, start: TimeLike | None, end: TimeLike | None
 ) -> tuple[str | None, int | None, int | None]:
     """``(column, low, high)``: what ``start``/``end`` of a read bound, as integers.
 
@@ -66,7 +106,9 @@ def range_bounds(
             f"table {spec.name} has no time or version clustering column", field="start"
         )
     if spec.columns[first] == "int":
-        return first, *(None if b is None else int(b) for b in (start, end))
+        # A version range: bounds are numbers (or their text), not times.
+        low, high = (None if b is None else int(cast("int | str", b)) for b in (start, end))
+        return first, low, high
     low, high = (
         None if b is None else utc_timestamp(b, field=f).value // 1_000_000
         for b, f in ((start, "start"), (end, "end"))
@@ -79,11 +121,27 @@ class Store(ABC):
 
     #: URL scheme this backend serves, e.g. ``"sqlite"``.
     scheme: str = ""
-    #: Whether ``rollups_minute`` holds a row for a minute with a single reading. Where it
-    #: does not (Cassandra: at one reading a minute such rows doubled the rows written),
-    #: that minute's roll-up is its raw reading, merged in at read time
-    #: (:func:`iotlab.store.rollups.read_minute_rollups`).
-    stores_single_reading_minutes: bool = True
+    #: What this backend does beyond the required methods (see :class:`Capabilities`).
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: Query options its URLs accept: name -> what it means.
+    url_options: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def parse_url(cls, parts: URLParts) -> StoreURL:
+        """Check a split URL of this backend's scheme and return it parsed; no I/O.
+
+        Raise ``InvalidURLError`` (or ``InvalidIdentifierError``) naming the part at
+        fault. This default accepts ``scheme://`` with the options in
+        :attr:`url_options` and nothing else; backends with an address or a file
+        override it.
+        """
+        check_options(parts, cls.url_options)
+        if parts.netloc or parts.path or parts.username:
+            raise InvalidURLError(
+                f"{parts.scheme} URLs take no host, path or user: "
+                f"'{parts.scheme}://[?option=value]'"
+            )
+        return StoreURL(parts.scheme, options=parts.options)
 
     def __init__(self, url: StoreURL, tables: Mapping[str, TableSpec] | None = None) -> None:
         self.url = url
@@ -129,8 +187,8 @@ class Store(ABC):
         table: str,
         key: Mapping[str, object] | None = None,
         *,
-        start: pd.Timestamp | None = None,
-        end: pd.Timestamp | None = None,
+        start: pd.Timestamp | int | None = None,
+        end: pd.Timestamp | int | None = None,
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """Rows of ``table`` whose partition-key columns equal ``key``.
@@ -165,6 +223,31 @@ class Store(ABC):
     @abstractmethod
     def delete_rows(self, table: str, key: Mapping[str, object]) -> int:
         """Delete whole partitions of ``table`` (projections rebuild); return rows deleted."""
+
+    # -- optional fast paths (see Capabilities.rollups_in_store) ----------------------------
+    def write_readings_with_rollups(self, rows: pd.DataFrame) -> int:
+        """Write ``readings`` rows and refresh their minute and hour roll-ups, atomically.
+
+        Only for backends with ``capabilities.rollups_in_store``; the result must equal
+        :meth:`write_rows` followed by :func:`iotlab.store.rollups.refresh_rollups`.
+        Returns the number of rows written.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not aggregate roll-ups in the store "
+            "(capabilities.rollups_in_store is False)"
+        )
+
+    def refresh_rollups_of(self, written: pd.DataFrame) -> int:
+        """Recompute, inside the store, the roll-ups of stored readings ``written`` touched.
+
+        Only for backends with ``capabilities.rollups_in_store``. Columns
+        ``device_id, sensor_id, ts`` are enough. Returns the number of hour roll-ups
+        recomputed.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not aggregate roll-ups in the store "
+            "(capabilities.rollups_in_store is False)"
+        )
 
     # -- events -----------------------------------------------------------------------------
     @abstractmethod

@@ -43,9 +43,10 @@ from iotlab.store._cql_schema import (
     plan_migration,
     quote,
 )
-from iotlab.store.base import Store, range_bounds, selected_columns
+from iotlab.store._cql_url import CASSANDRA_OPTIONS, parse_cassandra_url
+from iotlab.store.base import Capabilities, Store, range_bounds, selected_columns
 from iotlab.store.schema import TableSpec, bucket_column
-from iotlab.store.url import StoreURL, validate_identifier
+from iotlab.store.url import StoreURL, URLParts, validate_identifier
 
 __all__ = ["CassandraStore"]
 
@@ -81,7 +82,14 @@ class CassandraStore(Store):
     """
 
     scheme = "cassandra"
-    stores_single_reading_minutes = False
+    # A minute with one reading has no roll-up row: its raw row is that roll-up.
+    capabilities = Capabilities(single_reading_minutes=False)
+    url_options = CASSANDRA_OPTIONS
+
+    @classmethod
+    def parse_url(cls, parts: URLParts) -> StoreURL:
+        """``cassandra://[user[:password]@]host1[,host2...][:port]/keyspace[?options]``."""
+        return parse_cassandra_url(parts)
 
     def __init__(
         self,
@@ -312,7 +320,7 @@ class CassandraStore(Store):
     def _buckets(
         self, spec: TableSpec, keys: list[tuple], start: int | None, end: int | None
     ) -> list[list[int]]:
-        width = spec.bucket_seconds * 1000
+        width = spec.bucket_ms
         if start is not None and end is not None and end <= start:
             return [[] for _ in keys]
         lo = None if start is None else start // width * width
@@ -327,8 +335,8 @@ class CassandraStore(Store):
         table: str,
         key: Mapping[str, object] | None = None,
         *,
-        start: pd.Timestamp | None = None,
-        end: pd.Timestamp | None = None,
+        start: pd.Timestamp | int | None = None,
+        end: pd.Timestamp | int | None = None,
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         spec = self._spec(table)
@@ -392,6 +400,7 @@ class CassandraStore(Store):
         ``budget`` partitions go into one query, all on the bulk session.
         """
         bucket = bucket_column(spec)
+        assert bucket is not None  # read() groups the partitions of bucketed tables only
         names = [c for c in spec.partition_key if c != bucket]
         choices = [sorted({k[i] for k in keys}) for i in range(len(names))]
         others = int(np.prod([len(c) for c in choices[1:]])) * max(len(buckets), 1)
@@ -599,7 +608,7 @@ class CassandraStore(Store):
         )
 
 
-def _dt_ms(value: object) -> int:
+def _dt_ms(value: Any) -> int:
     """Epoch ms of a naive-UTC ``datetime`` the driver returns for a timestamp."""
     return int(pd.Timestamp(value).tz_localize(None).value // 1_000_000)
 

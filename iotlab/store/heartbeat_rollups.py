@@ -156,7 +156,7 @@ def advance_last_seen(store: Store, written: pd.DataFrame) -> int:
     """
     newest = (
         pd.DataFrame({"device_id": written["device_id"].astype(str), "last_seen": written["ts"]})
-        .groupby("device_id", as_index=False)["last_seen"]
+        .groupby("device_id", as_index=False)[["last_seen"]]
         .max()
     )
     newest["last_seen"] = newest["last_seen"].astype("datetime64[ms, UTC]")
@@ -170,4 +170,4 @@ def _runs(hours: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _epoch_ms(ts: pd.Series) -> np.ndarray:
-    return np.asarray(pd.Series(ts).astype("datetime64[ms, UTC]").array.asi8)
+    return pd.DatetimeIndex(pd.Series(ts).astype("datetime64[ms, UTC]")).asi8

@@ -151,14 +151,15 @@ def _write_chunks(
     from tqdm.auto import tqdm
 
     show = progress and len(clean) >= _PROGRESS_MIN_ROWS
-    # SQLite writes a chunk's raw rows and its roll-ups in one transaction (and faster).
-    combined = getattr(store, "write_readings_with_rollups", None) if rollups else None
+    # A backend that aggregates in the store (SQLite) writes a chunk's raw rows and its
+    # roll-ups in one transaction (and faster).
+    combined = rollups and store.capabilities.rollups_in_store
     written = 0
     with tqdm(total=len(clean), unit="rows", desc=f"ingest {table}", disable=not show) as bar:
         for first in range(0, len(clean), chunk_rows):
             chunk = clean.iloc[first : first + chunk_rows]
-            if combined is not None:
-                written += combined(chunk)
+            if combined:
+                written += store.write_readings_with_rollups(chunk)
             else:
                 written += store.write_rows(table, chunk)
                 if rollups:

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from iotlab._compat import legacy_call_forms
-from iotlab._time import TimeLike, utc_timestamp_or_none
+from iotlab._time import TimeLike, utc_timestamp, utc_timestamp_or_none
 from iotlab._vocabulary import id_list
 from iotlab.errors import NotFoundError, ValidationError
 
@@ -90,7 +90,7 @@ def anomaly_id(device_id: str, sensor_id: str, detector: str, ts: TimeLike) -> s
     >>> anomaly_id("d1", "temp_01", "prophet", "2026-01-01 10:00")
     'd1/temp_01/prophet/2026-01-01T10:00:00.000Z'
     """
-    when = utc_timestamp_or_none(ts, field="ts")
+    when = utc_timestamp(ts, field="ts")
     return f"{device_id}/{sensor_id}/{detector}/{when.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
 
 

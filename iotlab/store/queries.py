@@ -135,7 +135,7 @@ def iter_readings(
         lo = hours["bucket_start"].min() if lo is None else lo
         hi = hours["bucket_start"].max() + pd.Timedelta("1h") if hi is None else hi
     try:
-        aligned = lo.floor(step)
+        aligned = lo.floor(step.freqstr)
     except ValueError:  # a calendar offset such as "MS": its period's start
         aligned = step.rollback(lo.normalize())
     edges = pd.date_range(aligned, hi, freq=step)
@@ -284,7 +284,8 @@ def rollup_source(interval: str) -> str:
         deprecated(f"interval={interval!r} is deprecated, use interval={alias!r}", stacklevel=4)
         return interval
     try:
-        width = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))
+        # Fixed-width offsets convert (Tick, and Day, no Tick in pandas 3); stubs: Tick only.
+        width = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         width = None
     if width not in _ROLLUP_SOURCES:
@@ -368,7 +369,9 @@ def _dataset_values(
         if source is None:
             raw = store.read_rows("readings", key, start=lo, end=hi)
             raw["time"] = raw["ts"].dt.floor(freq)
-            long = raw.groupby(["device_id", "sensor_id", "time"], as_index=False)["value"].mean()
+            long = raw.groupby(["device_id", "sensor_id", "time"], as_index=False)[
+                ["value"]
+            ].mean()
         else:
             # Exact from roll-ups: the mean of an interval is its total sum over total count.
             table = INTERVALS[source][0]
@@ -388,7 +391,9 @@ def _dataset_values(
 
 def _frequency(interval: str) -> pd.Timedelta:
     try:
-        freq = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))
+        # Any fixed-width offset converts (Tick, and Day, which pandas 3 no longer makes a
+        # Tick); the stubs accept Tick only.
+        freq = pd.Timedelta(pd.tseries.frequencies.to_offset(interval))  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"cannot read {interval!r} as a fixed interval such as '1min', '1h', '1D'",

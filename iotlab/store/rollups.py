@@ -25,8 +25,8 @@ How the raw rows are aggregated depends on the backend:
   An hour that already had rows (re-ingest, overlap, late rows, a chunk edge) is
   recomputed from its stored raw rows.
 
-Minute roll-ups of a single reading are the reading itself. A store that says so
-(:attr:`~iotlab.store.base.Store.stores_single_reading_minutes` false: Cassandra) keeps
+Minute roll-ups of a single reading are the reading itself. A store whose
+``capabilities.single_reading_minutes`` is false (Cassandra) keeps
 ``rollups_minute`` rows only for minutes with more than one reading, so one-a-minute data
 is not written twice; :func:`read_minute_rollups` merges the raw readings of the other
 minutes back in, and every reader of minute roll-ups goes through it.
@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,7 @@ from iotlab._keys import sensor_pairs
 
 if TYPE_CHECKING:
     from iotlab.store.base import Store
+    from iotlab.store.sqlite import SQLiteStore
 
 __all__ = [
     "INTERVALS",
@@ -219,7 +220,8 @@ def refresh_rollups(
         The readings just written (``device_id, sensor_id, ts, value``).
     native
         Aggregate inside the store where the backend can (SQLite); ``None`` (default)
-        decides by backend, ``False`` forces the read-based path (tests compare both).
+        asks ``store.capabilities.rollups_in_store``, ``False`` forces the read-based
+        path (tests compare both).
     memory
         What this writer's previous refreshes stored, to skip re-reading it (read-based
         path only; see :class:`RollupMemory`). Pass the same memory to every refresh of
@@ -232,12 +234,10 @@ def refresh_rollups(
     """
     if written.empty:
         return 0
-    from iotlab.store.sqlite import SQLiteStore
-
     if native is None:
-        native = isinstance(store, SQLiteStore)
+        native = store.capabilities.rollups_in_store
     if native:  # every touched minute from raw rows, then every touched hour from minutes
-        return store.refresh_rollups_of(written)
+        return cast("SQLiteStore", store).refresh_rollups_of(written)
     pair, devices, sensors = sensor_pairs(written["device_id"], written["sensor_id"])
     ms = _epoch_ms(written["ts"])
     batch = _aggregate(_raw_rows(pair, ms, written["value"].to_numpy("float64")), _MINUTE_MS)
@@ -259,7 +259,7 @@ def read_minute_rollups(
     order are those of ``store.read_rows("rollups_minute", ...)``.
     """
     rows = store.read_rows("rollups_minute", key, start=start, end=end)
-    if store.stores_single_reading_minutes:
+    if store.capabilities.single_reading_minutes:
         return rows
     # A minute starting in [start, end) holds readings up to the end's minute.
     lo = None if start is None else start.ceil("min")
@@ -330,7 +330,7 @@ def _refresh_from_reads(
     known = known.take(~np.isin(known.keys(), minutes.keys()))
     every = _Aggregates.concat([known, minutes])
     hours = _aggregate(every, _HOUR_MS)
-    if not store.stores_single_reading_minutes:
+    if not store.capabilities.single_reading_minutes:
         minutes = minutes.take(minutes.count > 1)
     # Both levels are computed by now, so they go out together: one wait on the store.
     store.write_tables(
@@ -454,7 +454,8 @@ def _read_aggregates(
     )
     for (device, start, end), group in by_range.groupby(["device", "lo", "hi"], sort=True):
         sensor_set = tuple(group["sensor"].tolist())
-        plans.setdefault((int(start), int(end), sensor_set), []).append(str(device))
+        lo_ms, hi_ms = cast("tuple[int, int]", (start, end))  # groupby keys are Hashable
+        plans.setdefault((int(lo_ms), int(hi_ms), sensor_set), []).append(str(device))
     frames = [
         store.read_rows(
             table,
@@ -496,4 +497,4 @@ def _pair_span(pair: np.ndarray, ms: np.ndarray, n_pairs: int) -> tuple[np.ndarr
 
 
 def _epoch_ms(ts: pd.Series) -> np.ndarray:
-    return np.asarray(ts.astype("datetime64[ms, UTC]").array.asi8, dtype=np.int64)
+    return pd.DatetimeIndex(ts.astype("datetime64[ms, UTC]")).asi8

@@ -74,6 +74,13 @@ class TableSpec:
     def primary_key(self) -> tuple[str, ...]:
         return self.partition_key + self.clustering
 
+    @property
+    def bucket_ms(self) -> int:
+        """Bucket width in ms, for tables with a ``bucket`` column (see :func:`bucket_column`)."""
+        if self.bucket_seconds is None:
+            raise ValueError(f"table {self.name} has no time bucket")
+        return self.bucket_seconds * 1000
+
     def with_settings(
         self, *, bucket_seconds: int | None = None, ttl_seconds: int | None = -1
     ) -> TableSpec:

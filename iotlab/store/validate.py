@@ -46,7 +46,7 @@ Examples
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -91,7 +91,7 @@ METRIC_COLUMNS = ("cpu", "memory", "battery", "signal")
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$", re.IGNORECASE)
 
 
-def empty_rejected(columns: Sequence[str] = ()) -> pd.DataFrame:
+def empty_rejected(columns: Iterable[str] = ()) -> pd.DataFrame:
     """An empty rejected frame: ``columns`` plus ``row`` and ``reason``.
 
     Examples
@@ -291,7 +291,7 @@ def _timestamps(
     outside = np.asarray((parsed < _TS_LOW) | (parsed > _TS_HIGH), dtype=bool)
     reasons.add(outside, _RANGE_REASON)
     if outside.any():
-        parsed = parsed.where(~outside, pd.NaT)
+        parsed = pd.DatetimeIndex(parsed.where(~outside))  # out of range: NaT
     if not_after is not None:
         reasons.add(np.asarray(parsed > not_after, dtype=bool), FUTURE_REASON)
     return parsed.as_unit("ms")

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from ipywidgets import Image
 
 from iotlab.analytics._display import SEVERITY_COLORS, plain_text
 
@@ -113,7 +117,7 @@ def figure_png(figure: Figure, *, dpi: int = RENDER_DPI) -> bytes:
     return buffer.getvalue()
 
 
-def show_figure(image: object, figure: Figure) -> None:
+def show_figure(image: Image, figure: Figure) -> None:
     """Put ``figure`` into an ``ipywidgets.Image`` at exactly its size in CSS pixels
     (``SHOWN_DPI`` per inch), so it is never stretched, whatever the PNG's density."""
     width, height = figure.get_size_inches()

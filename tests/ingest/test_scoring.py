@@ -71,7 +71,7 @@ def _stream(n_sensors: int = 6) -> pd.DataFrame:
 
 def _score_in_batches(factory, stream: pd.DataFrame, cuts: list[int]) -> pd.DataFrame:
     with open_store("sqlite://") as store:
-        cache = ForecastCache(store, factory, refit_every="30min", history="2h")
+        cache = ForecastCache(store, detector=factory, refit_every="30min", history="2h")
         scored = []
         for lo, hi in zip([0, *cuts], [*cuts, len(stream)]):
             batch = stream.iloc[lo:hi]
@@ -88,7 +88,7 @@ def test_default_model_scores_like_its_detector_fitted_per_sensor_in_any_batchin
     def same_model(device_id, sensor_id, sensor_range):  # not the default: one fit per sensor
         return RollingZScoreDetector(window="2h", min_periods=10, sensor_range=sensor_range)
 
-    fast = _score_in_batches(None, stream, [600, 1300, 1500])
+    fast = _score_in_batches("zscore", stream, [600, 1300, 1500])
     slow = _score_in_batches(same_model, stream, [97, 1000, 1800, 2222])
     assert fast["expected"].notna().mean() > 0.5  # most readings were scored
     for column in SCORE_FIELDS:
@@ -123,7 +123,7 @@ def test_refits_from_memory_score_like_refits_read_from_the_store(cuts):
         with open_store("sqlite://") as raw:
             raw.write_rows("readings", history)
             store = _CountingReads(raw)
-            cache = ForecastCache(store, refit_every="30min")
+            cache = ForecastCache(store, detector="zscore", refit_every="30min")
             scored = []
             for lo, hi in zip([0, *cuts], [*cuts, len(stream)]):
                 batch = stream.iloc[lo:hi]
@@ -153,7 +153,7 @@ def test_a_batch_correcting_stored_readings_scores_as_if_it_were_stored_first():
     for score_first in (True, False):
         with open_store("sqlite://") as store:
             store.write_rows("readings", pd.concat([history, stale]))
-            cache = ForecastCache(store, refit_every="30min")
+            cache = ForecastCache(store, detector="zscore", refit_every="30min")
             scored = []
             for lo, hi in zip([0, 600, 1300, 1500], [600, 1300, 1500, len(stream)]):
                 batch = stream.iloc[lo:hi]
@@ -186,7 +186,7 @@ def test_a_warmed_cache_scores_its_first_batch_without_fitting_or_reading():
                 "readings", pd.concat([history, stream[stream["ts"] < first["ts"].min()]])
             )
             store = _CountingReads(raw)
-            cache = ForecastCache(store, refit_every="30min")
+            cache = ForecastCache(store, detector="zscore", refit_every="30min")
             fitted = cache.warm(first["ts"].min()) if warm else 0
             reads_before, refits_before = store.reads, cache.refits
             scored = cache.score(first)

@@ -6,6 +6,8 @@ every backend with fixed batches.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -67,7 +69,7 @@ def test_read_based_refresh_equals_in_store_aggregation(batches, repeat):
     results = []
     for native, singles in ((True, True), (False, True), (False, False)):
         with open_store("sqlite://") as store:
-            store.stores_single_reading_minutes = singles
+            store.capabilities = replace(store.capabilities, single_reading_minutes=singles)
             for rows in batches + (batches[:1] if repeat else []):
                 clean = _clean(rows)
                 store.write_rows("readings", clean)
@@ -94,7 +96,7 @@ def test_a_writer_with_memory_keeps_rollups_exact_beside_other_writers(batches):
     for native, singles in ((True, True), (False, True), (False, False)):
         memory = RollupMemory()
         with open_store("sqlite://") as store:
-            store.stores_single_reading_minutes = singles
+            store.capabilities = replace(store.capabilities, single_reading_minutes=singles)
             for rows, by_the_other_writer in batches:
                 clean = _clean(rows)
                 store.write_rows("readings", clean)

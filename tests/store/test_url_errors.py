@@ -47,3 +47,15 @@ def test_memory_urls_and_password_hidden():
     assert parse_store_url("sqlite://").path is None
     assert parse_store_url("sqlite:///:memory:").path is None
     assert "s3cret" not in repr(parse_store_url("cassandra://u:s3cret@h:9042/iot"))
+
+
+def test_names_replaced_by_the_registry_still_work_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="known_backends"):
+        from iotlab.store import BACKENDS
+    assert BACKENDS["sqlite"] == "iotlab.store.sqlite:SQLiteStore"
+    assert BACKENDS["cassandra"] == "iotlab.store.cassandra:CassandraStore"
+    with pytest.warns(DeprecationWarning, match="url_options"):
+        from iotlab.store.url import CASSANDRA_OPTIONS
+    from iotlab.store.cassandra import CassandraStore
+
+    assert CassandraStore.url_options == CASSANDRA_OPTIONS and "dc" in CASSANDRA_OPTIONS

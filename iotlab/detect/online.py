@@ -1,0 +1,480 @@
+"""Causal Prophet scoring, one reading batch at a time: the engine behind both
+:meth:`ProphetResidualDetector.score_online` and the live scorer.
+
+:class:`OnlineProphet` holds what scoring a series causally needs: the trailing
+``window`` of readings (and which of them were flagged, so that a fault is not learned
+as normal), the model fitted at the last refit point, and the out-of-sample errors of
+the forecasts made so far (the residual scale and the tail reference of later
+segments). :meth:`OnlineProphet.judge` scores readings in time order, refitting when a
+reading is the first of a new segment. ``score_online`` feeds it a whole series at
+once; ``iotlab serve`` feeds it each batch as it arrives. Both therefore give a
+reading the same model, context and reference, however the stream is cut.
+
+Which model judges a reading is :func:`judging_refit`: the last refit point at or
+before it, refit points being the multiples of ``refit_every`` since the epoch (UTC
+midnight for ``"1D"``), starting ``min_history`` after the series' first reading. They
+depend on the reading's time alone, so a live scorer started at any time refits at the
+same instants as the offline pass, and a whole fleet refits together.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from iotlab.detect.calibration import robust_scale
+from iotlab.detect.profile import DAY_NS, day_of_week
+from iotlab.detect.prophet import _MIN_TRAIN_POINTS, _staleness
+from iotlab.detect.prophet_curve import ProphetCurve
+from iotlab.detect.reference import References, TailReference
+
+if TYPE_CHECKING:
+    from iotlab.detect.prophet import ProphetResidualDetector, _Fitted
+
+__all__ = ["NO_MODEL", "OnlineProphet", "SegmentModel", "SegmentReferences", "judging_refit"]
+
+#: :func:`judging_refit` of a reading no model judges (before ``min_history`` of data).
+NO_MODEL = np.iinfo(np.int64).min
+#: Fewest out-of-sample residuals a segment's scale is measured on (else a holdout).
+_MIN_OOS_RESIDUALS = 50
+#: Readings after a silence whose forecast error is widened (see ``_staleness``).
+_STALE_READINGS = 3
+#: Above this many cells a local-correction window matrix is computed with pandas.
+_MATRIX_CELLS = 4_000_000
+
+
+def judging_refit(
+    t_ns: np.ndarray, *, first_ns: int, refit_every: pd.Timedelta, min_history: pd.Timedelta
+) -> np.ndarray:
+    """The refit point (epoch ns) of the model that judges each reading at ``t_ns``.
+
+    The last multiple of ``refit_every`` since the epoch at or before the reading, but
+    not before ``first_ns + min_history`` (the first refit, when enough history has
+    been seen); :data:`NO_MODEL` for readings before that.
+
+    Examples
+    --------
+    >>> day = pd.Timedelta("1D").value
+    >>> t = np.array([0, 2 * day + 5, 3 * day - 1, 3 * day + 7])
+    >>> judging_refit(t, first_ns=3, refit_every=pd.Timedelta("1D"),
+    ...               min_history=pd.Timedelta("2D")).tolist() == [NO_MODEL, 2 * day + 3,
+    ...               2 * day + 3, 3 * day]
+    True
+    """
+    t_ns = np.asarray(t_ns, dtype=np.int64)
+    start = first_ns + min_history.value
+    grid = t_ns - np.mod(t_ns, refit_every.value)
+    return np.where(t_ns >= start, np.maximum(grid, start), NO_MODEL)
+
+
+@dataclass(frozen=True)
+class SegmentModel:
+    """The cached forecast of one refit: all a reading's score needs besides its context.
+
+    ``curve`` and ``fitted.profile`` give the expectation before the local level
+    correction; ``scale`` is the out-of-sample residual scale, ``table`` the tail
+    reference its ``|z|`` are judged by (``band_z``: the ``|z|`` at the flag threshold),
+    ``local_window`` the local correction's window, ``width`` the range for severity.
+    """
+
+    refit_at: int
+    fitted: _Fitted
+    curve: ProphetCurve
+    scale: float
+    width: float
+    local_window: pd.Timedelta | None
+    table: TailReference | None
+    band_z: float
+
+    def base(self, t_ns: np.ndarray) -> np.ndarray:
+        """The expectation at ``t_ns`` before the local level correction."""
+        base = self.curve.at(t_ns)
+        profile = self.fitted.profile
+        if profile is not None:
+            # DayProfile.at, with its week laid out once with a bin of wrap-around on
+            # each side instead of np.interp's periodic mode copying it every call.
+            t = np.asarray(t_ns) - profile.phase_ns + profile.bin_ns // 2
+            n_bins = profile.table.shape[1]
+            position = day_of_week(t) * n_bins + (t % DAY_NS) / profile.bin_ns - 0.5
+            base = base + np.interp(position, *self._week)
+        return base
+
+    @functools.cached_property
+    def _week(self) -> tuple[np.ndarray, np.ndarray]:
+        week = self.fitted.profile.table.ravel()  # type: ignore[union-attr]
+        x = np.arange(-1, week.size + 1, dtype=float)
+        return x, np.concatenate([week[-1:], week, week[:1]])
+
+
+@dataclass(frozen=True)
+class SegmentReferences(References):
+    """:class:`References` whose thresholds were found once per refit (``bands``), and
+    whose p-values are computed one table at a time over that table's readings only:
+    a live batch is judged by hundreds of tables."""
+
+    bands: tuple[float, ...] = ()
+
+    def log10_p(self, abs_z: np.ndarray) -> np.ndarray:
+        from iotlab.detect.calibration import gaussian_log10_p
+
+        abs_z = np.asarray(abs_z, dtype=float)
+        out = gaussian_log10_p(abs_z)
+        order = np.argsort(self.codes, kind="stable")
+        codes = self.codes[order]
+        bounds = np.searchsorted(codes, np.arange(len(self.tables) + 1))
+        for code, table in enumerate(self.tables):
+            lo, hi = bounds[code], bounds[code + 1]
+            if table is not None and hi > lo:
+                rows = order[lo:hi]
+                out[rows] = table.log10_p(abs_z[rows])
+        return out
+
+    def abs_z_at(self, log10_p: float, gaussian: float) -> np.ndarray:
+        bands = np.array([*self.bands, gaussian])
+        return bands[np.where(self.codes >= 0, self.codes, len(self.bands))]
+
+
+class Judged(NamedTuple):
+    """What :meth:`OnlineProphet.judge` found for each reading it was given."""
+
+    expected: np.ndarray
+    scale: np.ndarray
+    width: np.ndarray
+    model: np.ndarray  # index into ``models`` of the model that judged it; -1: none
+    models: list[SegmentModel]
+
+
+class _Buffer:
+    """The trailing readings of a series (time, value, flagged), appended in amortised
+    constant time; sorted by time."""
+
+    def __init__(self) -> None:
+        self.t = np.empty(0, dtype=np.int64)
+        self.v = np.empty(0)
+        self.flagged = np.empty(0, dtype=bool)
+        self.lo = self.hi = 0
+
+    def view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        held = slice(self.lo, self.hi)
+        return self.t[held], self.v[held], self.flagged[held]
+
+    def newest(self) -> int | None:
+        return int(self.t[self.hi - 1]) if self.hi > self.lo else None
+
+    def append(self, t: np.ndarray, v: np.ndarray, flagged: np.ndarray) -> None:
+        k = len(t)
+        if not k:
+            return
+        if self.hi + k > len(self.t):
+            t0, v0, f0 = self.view()
+            capacity = max(2 * (len(t0) + k), 64)
+            self.t = np.empty(capacity, dtype=np.int64)
+            self.v, self.flagged = np.empty(capacity), np.empty(capacity, dtype=bool)
+            self.t[: len(t0)], self.v[: len(t0)], self.flagged[: len(t0)] = t0, v0, f0
+            self.lo, self.hi = 0, len(t0)
+        self.t[self.hi : self.hi + k], self.v[self.hi : self.hi + k] = t, v
+        self.flagged[self.hi : self.hi + k] = flagged
+        self.hi += k
+
+    def insert(self, t: np.ndarray, v: np.ndarray, flagged: np.ndarray) -> None:
+        """Merge out-of-order readings in; a reading at a time already held replaces it
+        (a redelivered or corrected reading, as the store upserts it)."""
+        t0, v0, f0 = self.view()
+        keep = ~np.isin(t0, t)
+        t1 = np.concatenate([t0[keep], t])
+        order = np.argsort(t1, kind="stable")
+        v1 = np.concatenate([v0[keep], v])[order]
+        f1 = np.concatenate([f0[keep], flagged])[order]
+        self.t, self.v, self.flagged = t1[order], v1, f1
+        self.lo, self.hi = 0, len(t1)
+
+    def drop_before(self, t_ns: int, keep_last: int) -> None:
+        t, _, _ = self.view()
+        cut = min(int(np.searchsorted(t, t_ns, side="left")), max(len(t) - keep_last, 0))
+        self.lo += cut
+
+
+def trailing_median(
+    t_ns: np.ndarray, values: np.ndarray, window_ns: int, *, rows: np.ndarray, min_count: int = 3
+) -> np.ndarray:
+    """Median of the finite ``values`` in ``[t - window, t)`` for the readings ``rows``
+    (``t_ns`` sorted); 0 where fewer than ``min_count``. Equals pandas' time-based
+    ``rolling(window, closed="left", min_periods=min_count).median()``."""
+    ok = np.isfinite(values)
+    t, v = t_ns[ok], values[ok]
+    at = t_ns[rows]
+    lo = np.searchsorted(t, at - window_ns, side="left")
+    hi = np.searchsorted(t, at, side="left")
+    count = hi - lo
+    out = np.zeros(len(at))
+    width = int(count.max()) if len(at) else 0
+    if width < min_count:
+        return out
+    if width * len(at) > _MATRIX_CELLS:
+        median = (
+            pd.Series(values, index=pd.DatetimeIndex(t_ns))
+            .rolling(pd.Timedelta(window_ns), closed="left", min_periods=min_count)
+            .median()
+            .to_numpy()[rows]
+        )
+        return np.nan_to_num(median, nan=0.0)
+    cells = lo[:, None] + np.arange(width)[None, :]
+    inside = cells < hi[:, None]
+    matrix = np.where(inside, v[np.minimum(cells, max(len(v) - 1, 0))], np.inf)
+    matrix.sort(axis=1)
+    enough = count >= min_count
+    c = count[enough]
+    m = matrix[enough]
+    upper = m[np.arange(len(c)), c // 2]
+    lower = m[np.arange(len(c)), (c - 1) // 2]
+    out[enough] = (upper + lower) / 2.0
+    return out
+
+
+class OnlineProphet:
+    """The causal scoring state of one series (see the module docstring).
+
+    Parameters
+    ----------
+    detector
+        The detector whose model, scale floor and flag rule are used.
+    refit_every, window, min_history
+        As in :meth:`~iotlab.detect.base.Detector.score_online`.
+    first_ns
+        When the series started (epoch ns), if known; else its first finite reading.
+    """
+
+    def __init__(
+        self,
+        detector: ProphetResidualDetector,
+        *,
+        refit_every: pd.Timedelta,
+        window: pd.Timedelta,
+        min_history: pd.Timedelta,
+        first_ns: int | None = None,
+    ) -> None:
+        self.detector = detector
+        self.refit_every, self.window, self.min_history = refit_every, window, min_history
+        self.first_ns = first_ns
+        self.model: SegmentModel | None = None
+        self.attempted = NO_MODEL  # the refit point last fitted (or tried) for
+        self.previous: _Fitted | None = None
+        self.oos: list[tuple[int, np.ndarray, np.ndarray]] = []  # (refit point, residuals, z)
+        self.buffer = _Buffer()
+        self.refits = 0
+        # (model, times, expectations) of the last batch's tail, for the next's context.
+        self._bases: tuple[SegmentModel, np.ndarray, np.ndarray] | None = None
+
+    # -- history --------------------------------------------------------------------------
+    def remember(self, t_ns: np.ndarray, values: np.ndarray) -> None:
+        """Take earlier readings (sorted, before any judged one) as history, unflagged."""
+        ok = np.isfinite(values)
+        t_ns, values = np.asarray(t_ns, dtype=np.int64)[ok], np.asarray(values, dtype=float)[ok]
+        if len(t_ns) and self.first_ns is None:
+            self.first_ns = int(t_ns[0])
+        self.buffer.append(t_ns, values, np.zeros(len(t_ns), dtype=bool))
+
+    def points(self, t_ns: np.ndarray) -> np.ndarray:
+        """:func:`judging_refit` of readings at ``t_ns`` for this series."""
+        if self.first_ns is None:
+            return np.full(len(t_ns), NO_MODEL, dtype=np.int64)
+        return judging_refit(
+            t_ns,
+            first_ns=self.first_ns,
+            refit_every=self.refit_every,
+            min_history=self.min_history,
+        )
+
+    def needs_refit(self, t_ns: np.ndarray) -> bool:
+        """Whether judging readings at ``t_ns`` (sorted) would fit a model."""
+        if not len(t_ns):
+            return False
+        # Refit points grow with time: the newest reading's is the largest.
+        return int(self.points(np.asarray(t_ns[-1:], dtype=np.int64))[0]) > self.attempted
+
+    # -- refits ---------------------------------------------------------------------------
+    def refit(self, point: int) -> SegmentModel | None:
+        """Fit the model that judges readings from refit point ``point`` on: trained on
+        the unflagged readings of ``[point - window, point)``, its scale and tail from
+        the out-of-sample errors of that window (or a holdout until there are enough)."""
+        det = self.detector
+        self.attempted = point
+        self.model = None
+        t, v, flagged = self.buffer.view()
+        inside = (t >= point - self.window.value) & (t < point) & ~flagged
+        if inside.sum() < _MIN_TRAIN_POINTS:
+            return None  # a long outage: nothing to forecast from
+        train = pd.DataFrame({"ts": _as_utc(t[inside]), "value": v[inside]})
+        train_values = train["value"].to_numpy()
+        floor = det._floor(train_values)
+        oldest = point - self.window.value
+        self.oos = [entry for entry in self.oos if entry[0] >= oldest]
+        residuals = np.concatenate([r for _, r, _ in self.oos] or [np.empty(0)])
+        reference_z = [z for _, _, z in self.oos]
+        if residuals.size >= _MIN_OOS_RESIDUALS:
+            self.previous, _ = det._learn(train, train["ts"].iloc[:0], self.previous)
+            scale = max(robust_scale(residuals), floor)
+        else:
+            self.previous, scale, held_z = det._fit_with_holdout(train, floor, self.previous)
+            reference_z.append(held_z)
+        table = TailReference.learn(np.concatenate(reference_z))
+        at_threshold = -det.calibration.score_threshold(det.threshold)
+        band = (
+            table.abs_z_at(at_threshold)
+            if table is not None
+            else det.calibration.z_threshold(det.threshold)
+        )
+        self.model = SegmentModel(
+            refit_at=point,
+            fitted=self.previous,
+            curve=det._curve(self.previous.model),
+            scale=scale,
+            width=det._width(train_values),
+            local_window=det._local_window(train["ts"]),
+            table=table,
+            band_z=float(band),
+        )
+        self.refits += 1
+        self.buffer.drop_before(oldest, keep_last=_STALE_READINGS)
+        return self.model
+
+    # -- scoring --------------------------------------------------------------------------
+    def judge(self, t_ns: np.ndarray, values: np.ndarray, *, refit: bool = True) -> Judged:
+        """Score readings (sorted by time) and remember them.
+
+        Readings newer than everything seen are judged in time order, each by the
+        model of its :func:`judging_refit` point (fitted on the way when ``refit``;
+        without it the model in hand judges, however old, and the refit waits for a
+        later call). A reading not newer than the newest one seen (late, redelivered)
+        is judged by the model in hand and merged into the history. ``model == -1``:
+        no model (too early, or nothing to fit on): NaN expectation.
+        """
+        t_ns = np.asarray(t_ns, dtype=np.int64)
+        values = np.asarray(values, dtype=float)
+        n = len(t_ns)
+        expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        used = np.full(n, -1, dtype=np.int64)
+        models: list[SegmentModel] = []
+        newest = self.buffer.newest()
+        late = t_ns <= newest if newest is not None else np.zeros(n, dtype=bool)
+        if self.first_ns is None and np.isfinite(values).any():
+            self.first_ns = int(t_ns[np.isfinite(values)][0])
+        if late.any() and self.model is not None:
+            rows = np.flatnonzero(late)
+            models.append(self.model)
+            self._score(self.model, rows, t_ns, values, expected, scale, width, insert=True)
+            used[rows] = 0
+        fresh = np.flatnonzero(~late)
+        points = self.points(t_ns[fresh])
+        cuts = np.flatnonzero(np.diff(points)) + 1
+        starts: np.ndarray | list[int] = points[np.r_[0, cuts]] if len(fresh) else []
+        for group, point in zip(np.split(fresh, cuts), starts):
+            point = int(point)
+            model = None
+            if point != NO_MODEL:
+                if refit and point > self.attempted:
+                    self.refit(point)
+                model = self.model
+            if model is None:
+                self._keep(group, t_ns, values, np.zeros(len(group), dtype=bool))
+                continue
+            if not models or models[-1] is not model:
+                models.append(model)
+            self._score(model, group, t_ns, values, expected, scale, width, point=point)
+            used[group] = len(models) - 1
+        return Judged(expected, scale, width, used, models)
+
+    def _score(
+        self,
+        model: SegmentModel,
+        rows: np.ndarray,
+        t_ns: np.ndarray,
+        values: np.ndarray,
+        expected: np.ndarray,
+        scale: np.ndarray,
+        width: np.ndarray,
+        *,
+        point: int | None = None,
+        insert: bool = False,
+    ) -> None:
+        """Judge ``rows`` (one group, sorted) with ``model``; remember them."""
+        bt, bv, _ = self.buffer.view()
+        window = model.local_window
+        lookback = window.value if window is not None else 0
+        t, v = t_ns[rows], values[rows]
+        # The local correction looks back over earlier readings, whose residuals are
+        # taken against this model too (another model's level would leak in).
+        first = int(np.searchsorted(bt, t[0] - lookback, side="left"))
+        span_t = np.concatenate([bt[first:], t])
+        span_v = np.concatenate([bv[first:], v])
+        own = np.arange(len(bt) - first, len(span_t))
+        if insert:  # late readings interleave with what was seen: sort them in
+            # A reading seen before at the same time is replaced, not counted twice.
+            seen = np.flatnonzero(~np.isin(bt[first:], t))
+            span_t = np.concatenate([bt[first:][seen], t])
+            span_v = np.concatenate([bv[first:][seen], v])
+            order = np.argsort(span_t, kind="stable")
+            span_t, span_v = span_t[order], span_v[order]
+            own = np.flatnonzero(order >= len(seen))
+            own = own[np.argsort(order[own], kind="stable")]
+            base = model.base(span_t)
+            self._bases = None
+        else:
+            base = np.concatenate([self._context_base(model, bt[first:]), model.base(t)])
+            # The next batch's context is this one's tail: keep its expectation.
+            keep = int(np.searchsorted(span_t, span_t[-1] - lookback, side="left"))
+            self._bases = (model, span_t[keep:], base[keep:])
+        correction = np.zeros(len(own))
+        if window is not None:
+            correction = trailing_median(span_t, span_v - base, window.value, rows=own)
+        exp = base[own] + correction
+        finite = np.isfinite(v)
+        stale = np.ones(len(rows))
+        if not insert and finite.any():
+            prior = bt[max(len(bt) - _STALE_READINGS, 0) :]
+            both = np.concatenate([prior, t[finite]])
+            factor = _staleness(both, np.ones(len(both), dtype=bool), window, _STALE_READINGS)
+            stale[finite] = factor[len(prior) :]
+        expected[rows], scale[rows], width[rows] = exp, model.scale * stale, model.width
+        residual = v - exp
+        z = residual[finite] / scale[rows][finite]
+        flagged = np.zeros(len(rows), dtype=bool)
+        flagged[finite] = self.detector._is_anomaly(z, model.table)
+        if point is not None:  # a late reading's error is not a forecast's: not a reference
+            self.oos.append((point, residual[finite], z))
+        if insert:
+            self.buffer.insert(t[finite], v[finite], flagged[finite])
+        else:
+            self._keep(rows, t_ns, values, flagged)
+
+    def _context_base(self, model: SegmentModel, t: np.ndarray) -> np.ndarray:
+        """``model.base(t)`` for readings of the previous batch's tail, from the values
+        computed then when the same model judged them (else computed now)."""
+        if self._bases is not None and self._bases[0] is model and len(t):
+            _, held_t, held = self._bases
+            at = np.minimum(np.searchsorted(held_t, t), max(len(held_t) - 1, 0))
+            if len(held_t) and (held_t[at] == t).all():
+                return held[at]
+        return model.base(t)
+
+    def _keep(self, rows: np.ndarray, t_ns: np.ndarray, values: np.ndarray, flagged) -> None:
+        ok = np.isfinite(values[rows])
+        self.buffer.append(t_ns[rows][ok], values[rows][ok], np.asarray(flagged)[ok])
+        if self.attempted != NO_MODEL and self.buffer.hi - self.buffer.lo > 4096:
+            # Beyond the window no refit looks: keep memory to what the next one reads.
+            self.buffer.drop_before(self.attempted - self.window.value, keep_last=_STALE_READINGS)
+
+    def references(self, judged: Judged) -> SegmentReferences:
+        """The tail references ``judged`` readings are scored by."""
+        tables = tuple(m.table for m in judged.models)
+        return SegmentReferences(judged.model, tables, tuple(m.band_z for m in judged.models))
+
+
+def _as_utc(t_ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(np.asarray(t_ns, dtype=np.int64).astype("datetime64[ns]")).tz_localize(
+        "UTC"
+    )
