@@ -2,9 +2,11 @@
 
 ``make test`` (scripts/with-services) starts it with ``scripts/cassandra cluster start 3``
 and names it by ``IOTLAB_TEST_CLUSTER=h1,h2,h3:port`` and its folder by
-``CASSANDRA_CLUSTER_BASE``; the tests kill (``kill -9``) and restart its nodes through the
-same script. Without it these tests are skipped for a quick local run, unless
-``IOTLAB_REQUIRE_SERVICES=1``, where they fail. Every test leaves all nodes running.
+``CASSANDRA_CLUSTER_BASE``, in the background while the rest of the suite runs (these
+tests run last and wait for it: ``IOTLAB_TEST_CLUSTER_READY``); the tests kill
+(``kill -9``) and restart its nodes through the same script. Without it these tests are
+skipped for a quick local run, unless ``IOTLAB_REQUIRE_SERVICES=1``, where they fail. Every
+test leaves all nodes running.
 
 The fault tests note what they wrote, lost and doubled; the counts are printed at the
 end of the run (``pytest_terminal_summary``).
@@ -90,11 +92,36 @@ def cluster() -> Iterator[Cluster]:
         if os.environ.get("IOTLAB_REQUIRE_SERVICES") == "1":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+    _wait_for_the_start(os.environ.get("IOTLAB_TEST_CLUSTER_READY"))
     hosts, _, port = value.rpartition(":")
     cluster = Cluster(hosts.split(","), int(port), base)
     yield cluster
     cluster.start()  # a failed test may have left a node down
     _drop(cluster)
+
+
+def _wait_for_the_start(ready: str | None, timeout: float = 900) -> None:
+    """Wait for a cluster that scripts/with-services starts in the background: it writes
+    the start's exit status to ``ready`` (``cluster.log`` beside it says what happened)."""
+    if not ready:
+        return
+    path = Path(ready)
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the cluster did not start within {timeout:.0f} s", pytrace=False)
+        time.sleep(1)
+    if path.read_text().strip() != "0":
+        log = path.with_name("cluster.log")
+        tail = log.read_text()[-3000:] if log.exists() else "(no log)"
+        pytest.fail(f"the cluster did not start:\n{tail}", pytrace=False)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster tests run last: scripts/with-services starts the cluster in the
+    background, and the rest of the suite runs meanwhile."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
 
 
 def _drop(cluster: Cluster) -> None:

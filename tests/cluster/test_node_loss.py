@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,34 +56,38 @@ def _at_all(url: str) -> str:
     return f"{url}&consistency=ALL"
 
 
-def _pending_hints(cluster, node: int) -> int | None:
-    """Hint files the other nodes hold for ``node`` (system_views.pending_hints), or
-    ``None`` while one of them does not answer."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
-    from cassandra.cluster import Cluster as Driver
-    from cassandra.policies import WhiteListRoundRobinPolicy
+def _hint_files(cluster, node: int, host_id) -> int:
+    """Hint files the other nodes hold on disk for ``node`` (named by its host id).
 
-    total = 0
-    for host in cluster.hosts:
-        if host == cluster.address(node):
-            continue
-        profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]))
-        driver = Driver(
-            [host],
-            port=cluster.port,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            connect_timeout=20,  # a loaded machine
-        )
-        try:
-            rows = driver.connect().execute(
-                "SELECT address, files FROM system_views.pending_hints"
-            )
-            total += sum(r.files for r in rows if str(r.address) == cluster.address(node))
-        except Exception:  # a node still starting: ask again
-            return None
-        finally:
-            driver.shutdown()
-    return total
+    The disk, not ``system_views.pending_hints``: that table lists a file only once its
+    writer is closed, and a node closes the writer of a target it believes down only
+    when the target is back, so it showed nothing for hints written after the failure
+    detector had marked the node down."""
+    pattern = f"{host_id}-*.hints"
+    return sum(
+        len(list((Path(cluster.base) / f"node{i}" / "data" / "hints").glob(pattern)))
+        for i in range(1, len(cluster.hosts) + 1)
+        if i != node
+    )
+
+
+def _host_id(lab: iotlab.Platform, cluster, node: int):
+    hosts = lab.store.connection.cluster.metadata.all_hosts()
+    return next(h.host_id for h in hosts if h.address == cluster.address(node))
+
+
+def _wait_for_hints(cluster, node: int, host_id, condition, what: str) -> None:
+    """Wait until ``condition(hint files for node)`` holds; say what was seen if not."""
+    seen: list[int] = []
+
+    def check() -> bool:
+        seen.append(_hint_files(cluster, node, host_id))
+        return condition(seen[-1])
+
+    try:
+        wait_until(check, 180, what, every=2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; hint files seen: {seen[-10:]}") from None
 
 
 def test_ingest_survives_a_node_killed_mid_write(cluster, fault_counts) -> None:
@@ -121,10 +126,11 @@ def test_ingest_survives_a_node_killed_mid_write(cluster, fault_counts) -> None:
             more = Fleet(2, seed=12, faults=FaultConfig.none())
             assert len(lab.provision(more)) == 2
             # the others keep what node 3 missed (hint files are flushed every 10 s)
-            wait_until(lambda: (_pending_hints(cluster, 3) or 0) > 0, 180, "hints for node 3")
+            node3 = _host_id(lab, cluster, 3)
+            _wait_for_hints(cluster, 3, node3, lambda n: n > 0, "hints for node 3")
         finally:
             cluster.start()
-    wait_until(lambda: _pending_hints(cluster, 3) == 0, 180, "hints replayed to node 3")
+    _wait_for_hints(cluster, 3, node3, lambda n: n == 0, "hints replayed to node 3")
     with iotlab.connect(_at_all(url)) as lab:  # every replica answers, node 3 included
         stored, lost, doubled = _counts(lab, readings)
         assert len(lab.store.read_rows("devices")) == 8
@@ -143,6 +149,7 @@ def test_serve_survives_a_node_killed_mid_stream(cluster, mqtt_contact, tmp_path
     first, second, third = (readings.iloc[p] for p in np.array_split(np.arange(len(readings)), 3))
     with iotlab.connect(url) as lab:
         lab.provision(fleet)
+        node2 = _host_id(lab, cluster, 2)
         serve = _serve(mqtt, url, f"cluster-{tag}", root, log)
 
         def stored() -> int:
@@ -168,7 +175,7 @@ def test_serve_survives_a_node_killed_mid_stream(cluster, mqtt_contact, tmp_path
             serve.send_signal(signal.SIGTERM)
             serve.wait(60)
         assert serve.returncode == 0, log.read_text()[-5000:]
-    wait_until(lambda: _pending_hints(cluster, 2) == 0, 180, "hints replayed to node 2")
+    _wait_for_hints(cluster, 2, node2, lambda n: n == 0, "hints replayed to node 2")
     with iotlab.connect(_at_all(url)) as lab:
         stored_n, lost, doubled = _counts(lab, readings)
     fault_counts.append(("kill -9 during iotlab serve", stored_n, lost, doubled))
