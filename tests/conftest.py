@@ -13,10 +13,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 import iotlab
 
 BACKENDS = ("sqlite", "cassandra")
+
+# Property tests check properties, not speed: hypothesis's per-example deadline turns a
+# busy 2-core machine into failures (timed assertions do not belong in tests).
+settings.register_profile("iotlab", deadline=None)
+settings.load_profile("iotlab")
 
 # Fixtures shared by several test folders (a tiny simulated fleet loaded per backend).
 pytest_plugins = ["tests.fixtures.tiny_fleet"]

@@ -9,9 +9,16 @@ is followed within a bin. One profile per day of the week (not per day type) bec
 Prophet's smooth weekly term leaves a different error on a Monday than on a Thursday.
 
 A day of the week seen on fewer than ``min_days`` distinct days borrows the profile of
-its day type (weekday, Saturday, Sunday), and a day type seen too rarely borrows the
-profile pooled over all days: one odd Saturday is not a pattern, and a median over one
-day would absorb its faults.
+its day type (weekday, Saturday, Sunday). A day type seen too rarely for that (the one
+Saturday of a week's history) gets a *coarse* profile of its own: the median per hour,
+which follows a weekend without the weekday's office hours or shifts but is too coarse
+to copy a fault of minutes; a median per 5 minutes over one day would absorb its
+faults. A day type never seen borrows the profile pooled over all days.
+
+Readings left out (``keep=False``: found far off in a first pass) do not vote in the
+medians, but still count as days seen: a bin whose readings on most days were left out
+keeps its own day's shape from the readings that remain, rather than falling back to
+another day's.
 
 Examples
 --------
@@ -34,6 +41,7 @@ import pandas as pd
 __all__ = ["DAY_TYPES", "DayProfile", "day_of_week", "day_type", "ts_ns"]
 
 DAY_NS = 86_400 * 10**9
+HOUR_NS = 3_600 * 10**9
 #: Day types, in the order of :attr:`DayProfile.table`'s rows.
 DAY_TYPES = ("weekday", "saturday", "sunday")
 
@@ -73,48 +81,62 @@ class DayProfile:
         *,
         bin: str | pd.Timedelta = "5min",
         min_days: int = 2,
+        keep: np.ndarray | None = None,
+        coarse_bin: str | pd.Timedelta = "1h",
+        forecast: np.ndarray | None = None,
     ) -> DayProfile:
         """Learn from readings at ``t_ns`` with forecast residuals ``residual`` (NaN
-        ignored)."""
+        ignored); readings with ``keep`` False count as seen but do not vote.
+        ``forecast`` (what the residuals are from) lets a day type seen once follow
+        its own readings where the forecast has steps that day lacks."""
         bin_ns = int(pd.Timedelta(bin).value)
         n_bins = max(1, -(-DAY_NS // bin_ns))
         ok = np.isfinite(residual)
         t, r = t_ns[ok], residual[ok]
+        f = np.zeros(r.size) if forecast is None else np.asarray(forecast, float)[ok]
+        kept = np.ones(r.size, dtype=bool) if keep is None else np.asarray(keep, bool)[ok]
         table = np.zeros((7, n_bins))
-        if r.size == 0:
+        if not kept.any():
             return cls(table, bin_ns, bin_ns // 2)
-        phase = _phase(t, bin_ns)
+        phase = _phase(t[kept], bin_ns)
         t = _centred(t, bin_ns, phase)
         slot = (t % DAY_NS) // bin_ns
         day = t // DAY_NS
         dow, kind = day_of_week(t), day_type(t)
+        coarse = max(1, int(pd.Timedelta(coarse_bin).value) // bin_ns)
         # Each (day of week, bin) needs ``min_days`` distinct days, else it borrows the
-        # bin of its day type if that has them, else the bin pooled over all days: a bin
-        # seen on one Monday only (the others offline, or left out as anomalous) would
-        # copy that Monday, faults and all, and so would a Sunday seen once.
-        pooled, _ = _binned_median(slot, day, r, n_bins)
+        # bin of its day type if that has them, else a coarse profile of the day type's
+        # own, else the bin pooled over all days: a bin seen on one Monday only (the
+        # others offline) would copy that Monday, faults and all.
+        pooled, _ = _binned_median(slot, day, r, kept, n_bins)
         by_type = {}
         for k in range(len(DAY_TYPES)):
             own = kind == k
-            median, days = _binned_median(slot[own], day[own], r[own], n_bins)
-            by_type[k] = (np.where(days > 0, median, pooled), days)
+            median, days = _binned_median(slot[own], day[own], r[own], kept[own], n_bins)
+            fallback = _coarse(slot[own], day[own], r[own], f[own], kept[own], pooled, coarse)
+            by_type[k] = (np.where(days >= min_days, median, fallback), days)
         for d in range(7):
             own = dow == d
-            median, days = _binned_median(slot[own], day[own], r[own], n_bins)
-            type_median, type_days = by_type[_DOW_TYPE[d]]
-            few = days < min_days
-            borrowed = np.where(type_days >= min_days, type_median, pooled)
-            table[d] = np.where(few, borrowed, median)
+            median, days = _binned_median(slot[own], day[own], r[own], kept[own], n_bins)
+            type_median, _ = by_type[_DOW_TYPE[d]]
+            table[d] = np.where(days < min_days, type_median, median)
+        _join_midnights(table, slot[kept], day[kept], r[kept], bin_ns)
         return cls(table, bin_ns, phase)
 
     def at(self, t_ns: np.ndarray) -> np.ndarray:
-        """The profile at ``t_ns``, interpolated linearly between bin centres (across
-        midnight into the next day's profile, so a day's edges do not jump)."""
+        """The profile at ``t_ns``, interpolated linearly between bin centres, flat in
+        the half bins at either end of a day.
+
+        Not across midnight into the next day's row: two rows need not meet there (the
+        forecast's trend may have moved between the days they were learned from, as
+        it does over a week's wrap from Sunday to Monday), and a reading is better
+        judged by its own day's profile than by a blend.
+        """
         n_bins = self.table.shape[1]
         t_ns = _centred(np.asarray(t_ns), self.bin_ns, self.phase_ns)
-        position = day_of_week(t_ns) * n_bins + (t_ns % DAY_NS) / self.bin_ns - 0.5
+        within = np.clip((t_ns % DAY_NS) / self.bin_ns - 0.5, 0.0, n_bins - 1.0)
         week = self.table.ravel()
-        return np.interp(position, np.arange(week.size, dtype=float), week, period=week.size)
+        return np.interp(day_of_week(t_ns) * n_bins + within, np.arange(week.size), week)
 
 
 _DOW_TYPE = (0, 0, 0, 0, 0, 1, 2)
@@ -122,9 +144,18 @@ _DOW_TYPE = (0, 0, 0, 0, 0, 1, 2)
 
 def _phase(t_ns: np.ndarray, bin_ns: int) -> int:
     """The circular mean of the readings' offsets within a bin (robust to offsets that
-    straddle a bin's edge, such as 4:59.9 and 5:00.1)."""
+    straddle a bin's edge, such as 4:59.9 and 5:00.1), or the bin's middle (no shift)
+    when the offsets have no clear mean.
+
+    Readings denser than the bins (every minute in 5-minute bins) are spread over the
+    whole bin: their mean offset is noise, and shifting by it would move a midnight
+    reading into the day before.
+    """
     angle = 2 * np.pi * (t_ns % bin_ns) / bin_ns
-    mean = np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())
+    sin, cos = np.sin(angle).mean(), np.cos(angle).mean()
+    if np.hypot(sin, cos) < 0.5:
+        return bin_ns // 2
+    mean = np.arctan2(sin, cos)
     return int(round((mean % (2 * np.pi)) / (2 * np.pi) * bin_ns)) % bin_ns
 
 
@@ -133,17 +164,89 @@ def _centred(t_ns: np.ndarray, bin_ns: int, phase_ns: int) -> np.ndarray:
     return t_ns - phase_ns + bin_ns // 2
 
 
+def _coarse(
+    slot: np.ndarray,
+    day: np.ndarray,
+    r: np.ndarray,
+    forecast: np.ndarray,
+    kept: np.ndarray,
+    pooled: np.ndarray,
+    coarse: int,
+) -> np.ndarray:
+    """A day type's coarse profile, from hourly medians of its own readings: whichever
+    of three fits them best.
+
+    - an hourly offset from the pooled profile keeps the steps and the forecast's own
+      wiggles that every day shares (a machine that starts at 06:00 on Saturdays too,
+      only stops earlier);
+    - hourly medians of the residuals alone, or of the readings themselves (less the
+      forecast's median per fine bin), follow a day without the others' steps (an
+      office empty all weekend), which an hourly offset could only smear around each
+      step of the pooled profile or of the forecast.
+    """
+    n_bins = pooled.size
+    n_coarse = -(-n_bins // coarse)
+    shape = np.zeros(n_bins)
+    if kept.any():
+        medians = pd.Series(forecast[kept]).groupby(slot[kept]).median()
+        shape[medians.index.to_numpy()] = medians.to_numpy()
+    candidates = []
+    for base, sign in ((pooled, 1.0), (np.zeros(n_bins), 1.0), (shape, -1.0)):
+        # residual + shape are (about) the readings: their hourly medians, less the
+        # forecast's fine shape, are the profile that brings the forecast to them.
+        rough, rough_days = _binned_median(
+            slot // coarse, day, r - sign * base[slot], kept, n_coarse
+        )
+        seen = rough_days[np.arange(n_bins) // coarse] > 0
+        candidates.append(np.where(seen, sign * base + _upsample(rough, coarse, n_bins), pooled))
+    if not kept.any():
+        return candidates[0]
+    misfit = [np.median(np.abs(r[kept] - c[slot[kept]])) for c in candidates]
+    return candidates[int(np.argmin(misfit))]
+
+
+def _join_midnights(
+    table: np.ndarray, slot: np.ndarray, day: np.ndarray, r: np.ndarray, bin_ns: int
+) -> None:
+    """Make each observed midnight's step in ``table`` the step the data takes there.
+
+    A row's first and last bins are medians over different nights: with a few days
+    whose levels wander (a warm Wednesday, a cool Thursday), they can disagree by a
+    noise sd or more although no reading jumps at midnight. The difference between the
+    table's step and the data's (the median over nights of the first bin minus the
+    day before's last bin) is spread half and half over the hour either side, so a
+    job that really runs at midnight keeps its step. Midnights never seen in the data
+    (the week's wrap in one week's history) are left alone.
+    """
+    n_bins = table.shape[1]
+    taper = np.linspace(1.0, 0.0, max(1, min(n_bins // 2, HOUR_NS // bin_ns)), endpoint=False)
+    first = pd.Series(r[slot == 0]).groupby(day[slot == 0]).median()
+    last = pd.Series(r[slot == n_bins - 1]).groupby(day[slot == n_bins - 1]).median()
+    steps = (first - last.rename(lambda d: d + 1)).dropna()  # day D's start - day D-1's end
+    if steps.empty:
+        return
+    dows = day_of_week(steps.index.to_numpy() * DAY_NS)
+    corrections = {}
+    for d in np.unique(dows):
+        previous = (d - 1) % 7
+        spurious = table[d, 0] - table[previous, -1] - float(steps[dows == d].median())
+        corrections[d] = (previous, spurious / 2)
+    for d, (previous, half) in corrections.items():
+        table[d, : taper.size] -= half * taper
+        table[previous, n_bins - taper.size :] += half * taper[::-1]
+
+
 def _binned_median(
-    slot: np.ndarray, day: np.ndarray, values: np.ndarray, n_bins: int
+    slot: np.ndarray, day: np.ndarray, values: np.ndarray, kept: np.ndarray, n_bins: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Median of ``values`` per slot (empty slots interpolated from their neighbours)
-    and the number of distinct days behind each slot."""
+    """Median of the kept ``values`` per slot (slots with none interpolated from their
+    neighbours) and the number of distinct days seen in each slot, kept or not."""
     out, days = np.full(n_bins, np.nan), np.zeros(n_bins, dtype=np.int64)
     if values.size:
-        grouped = pd.DataFrame({"slot": slot, "day": day, "value": values}).groupby("slot")
-        medians = grouped["value"].median()
+        frame = pd.DataFrame({"slot": slot, "day": day, "value": values})
+        medians = frame[kept].groupby("slot")["value"].median()
         out[medians.index.to_numpy()] = medians.to_numpy()
-        counts = grouped["day"].nunique()
+        counts = frame.groupby("slot")["day"].nunique()
         days[counts.index.to_numpy()] = counts.to_numpy()
     filled = np.isfinite(out)
     if not filled.any():
@@ -152,3 +255,12 @@ def _binned_median(
         idx = np.arange(n_bins)
         out = np.interp(idx, idx[filled], out[filled], period=n_bins)
     return out, days
+
+
+def _upsample(coarse: np.ndarray, factor: int, n_bins: int) -> np.ndarray:
+    """A profile of ``factor``-times wider bins at the fine bins' centres: linear
+    between the coarse bins' centres, flat in the half bins at either end of the day
+    (its neighbours across midnight are another day's, which :meth:`DayProfile.at`
+    interpolates to)."""
+    centres = (np.arange(n_bins) + 0.5) / factor - 0.5
+    return np.interp(centres, np.arange(coarse.size, dtype=float), coarse)

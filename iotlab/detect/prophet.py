@@ -282,11 +282,16 @@ class ProphetResidualDetector(Detector):
         return cls._curve(model).at(ts_ns(ts))
 
     def _learn(
-        self, train: pd.DataFrame, ts: pd.Series, previous: _Fitted | None
+        self,
+        train: pd.DataFrame,
+        ts: pd.Series,
+        previous: _Fitted | None,
+        keep: np.ndarray | None = None,
     ) -> tuple[_Fitted, np.ndarray]:
-        """Fit Prophet and the day profile on ``train``; return the fit and its
-        expectation (before the local correction) at ``ts``."""
-        model, design = self._fit_prophet(train, previous)
+        """Fit Prophet and the day profile on ``train`` (on its ``keep`` rows only, but
+        every row counts as a day seen); return the fit and its expectation (before the
+        local correction) at ``ts``."""
+        model, design = self._fit_prophet(train if keep is None else train[keep], previous)
         base = self._forecast(model, pd.concat([train["ts"], ts], ignore_index=True))
         n = len(train)
         profile = None
@@ -296,6 +301,8 @@ class ProphetResidualDetector(Detector):
                 train["value"].to_numpy() - base[:n],
                 bin=self.profile_bin,
                 min_days=self.profile_min_days,
+                keep=keep,
+                forecast=base[:n],
             )
             base = base[n:] + profile.at(ts_ns(ts))
         else:
@@ -334,10 +341,31 @@ class ProphetResidualDetector(Detector):
         residual = values - self._expected(ts, values, base, causal=False)
         scale = max(robust_scale(residual[held]), robust_scale(residual[~held]), floor)
         # Leave out anything beyond 3 sds, not just flagged readings: a fault bends the
-        # first fit towards itself, so its residuals there understate it.
-        keep = np.abs(residual) <= _REFIT_MASK_Z * scale
-        final, _ = self._learn(clean[keep], ts.iloc[:0], first)
+        # first fit towards itself, so its residuals there understate it. Judged with a
+        # day profile learned from every reading, not the training blocks only: a day
+        # seen once (a week's only Saturday) has no profile of its own in its held-out
+        # blocks, and leaving its ordinary readings out there would keep it so.
+        keep = np.abs(self._in_sample(first, ts, values, residual)) <= _REFIT_MASK_Z * scale
+        final, _ = self._learn(clean, ts.iloc[:0], first, keep=keep)
         return final, scale, residual[held] / scale
+
+    def _in_sample(
+        self, fitted: _Fitted, ts: pd.Series, values: np.ndarray, residual: np.ndarray
+    ) -> np.ndarray:
+        """Residuals at ``ts`` with ``fitted``'s Prophet curve and a day profile
+        relearned from all of ``values`` (``residual`` when the fit has no profile)."""
+        if fitted.profile is None:
+            return residual
+        t = ts_ns(ts)
+        curve = self._forecast(fitted.model, ts)
+        profile = DayProfile.learn(
+            t,
+            values - curve,
+            bin=self.profile_bin,
+            min_days=self.profile_min_days,
+            forecast=curve,
+        )
+        return values - self._expected(ts, values, curve + profile.at(t), causal=False)
 
     def _too_short(self, span: pd.Timedelta) -> RollingZScoreDetector:
         warnings.warn(
