@@ -2,8 +2,13 @@
 
 Everything the URL says becomes one execution profile (the driver's current
 configuration API, so no legacy-setting warnings fire): token-aware routing over
-a DC-aware round robin, the consistency level, the request timeout. TLS, auth and
-the connect timeout go to the ``Cluster``. The protocol version is pinned to v5
+a DC-aware round robin, the consistency level (``LOCAL_QUORUM`` unless the URL says
+otherwise: on RF=3 that survives one node down), the serial consistency of the event
+store's lightweight transactions (``LOCAL_SERIAL`` with ``dc=``, else ``SERIAL``), the
+request timeout and a retry policy that retries idempotent writes on a write timeout
+(the driver's default rethrows them, so a busy node stopped a large ingest). TLS, auth
+and the connect timeout go to the ``Cluster``. A ``dc=`` that names no datacenter of
+the cluster is an error that lists the ones it has. The protocol version is pinned to v5
 (Cassandra 4.0+) so the driver never negotiates down with a warning.
 
 The driver is imported here, lazily: ``iotlab.store`` imports this module only
@@ -27,11 +32,15 @@ from iotlab.errors import (
 from iotlab.store._cql_numpy_fix import patch_numpy_parser
 from iotlab.store.url import StoreURL
 
-__all__ = ["Connection", "connect_cluster", "import_driver"]
+__all__ = ["Connection", "connect_cluster", "import_driver", "retry_policy"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_REQUEST_TIMEOUT = 30.0
 BULK_PROFILE = "iotlab_bulk"
+#: seconds to wait for the nodes to agree on the schema after a DDL statement
+SCHEMA_AGREEMENT_WAIT = 60.0
+#: times an idempotent request is retried after a write or read timeout, or Unavailable
+RETRIES = 5
 
 
 def import_driver() -> Any:
@@ -59,6 +68,7 @@ class Connection:
     session: Any
     bulk: Any | None
     consistency: int
+    serial_consistency: int | None = None
 
 
 def _flag(options: dict[str, str], name: str, default: bool) -> bool:
@@ -125,6 +135,46 @@ def _numpy_handler() -> Any | None:
     return NumpyProtocolHandler
 
 
+def retry_policy() -> Any:
+    """A driver ``RetryPolicy`` that retries idempotent requests on timeouts.
+
+    The driver asks the policy about a write timeout only for statements marked
+    idempotent (every upsert the store sends is; the event store's lightweight
+    transactions are not), so retrying them can neither double a row nor re-apply a
+    condition. Timeouts are retried on the same coordinator; ``Unavailable`` (too few
+    replicas alive) on the next host: a coordinator that still thinks a dead node is up
+    may be the one that is wrong.
+    """
+    from cassandra.policies import RetryPolicy
+
+    class IdempotentRetryPolicy(RetryPolicy):
+        # The driver passes these arguments by name: the base class's names are kept.
+        def on_write_timeout(
+            self, query, consistency, write_type, required_responses, received_responses, retry_num
+        ):
+            # The same coordinator: it timed out waiting for replicas, and on one node it
+            # is the only host there is (a next-host retry would end the query plan).
+            return (self.RETRY, consistency) if retry_num < RETRIES else (self.RETHROW, None)
+
+        def on_read_timeout(
+            self,
+            query,
+            consistency,
+            required_responses,
+            received_responses,
+            data_retrieved,
+            retry_num,
+        ):
+            return (self.RETRY, consistency) if retry_num < RETRIES else (self.RETHROW, None)
+
+        def on_unavailable(self, query, consistency, required_replicas, alive_replicas, retry_num):
+            if retry_num < RETRIES:
+                return self.RETRY_NEXT_HOST, None
+            return self.RETHROW, None
+
+    return IdempotentRetryPolicy()
+
+
 def connect_cluster(url: StoreURL) -> Connection:
     """Connect to the cluster ``url`` names; raise ``StoreConnectionError`` if it cannot."""
     import_driver()
@@ -154,6 +204,7 @@ def connect_cluster(url: StoreURL) -> Connection:
             serial_consistency_level=serial,
             request_timeout=request_timeout,
             row_factory=tuple_factory,
+            retry_policy=retry_policy(),
         )
 
     auth = None
@@ -171,6 +222,9 @@ def connect_cluster(url: StoreURL) -> Connection:
         # A node that comes back is used again within seconds (the driver's default
         # waits up to 10 minutes between attempts, far longer than a restart takes).
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
+        # Creating the schema waits for every node to agree after each DDL statement: on a
+        # busy cluster that took longer than the driver's 10 s.
+        max_schema_agreement_wait=SCHEMA_AGREEMENT_WAIT,
     )
     where = f"{','.join(url.hosts)}:{url.port}"
     try:
@@ -181,8 +235,11 @@ def connect_cluster(url: StoreURL) -> Connection:
             bulk = cluster.connect()
             bulk.client_protocol_handler = handler
     except NoHostAvailable as exc:
+        if dc:  # no host is "available" when none is in the local datacenter
+            _check_datacenter(cluster, dc, where)
         cluster.shutdown()
-        causes = list(exc.errors.values())
+        errors = exc.errors or {}
+        causes = list(errors.values() if isinstance(errors, dict) else errors)
         if any(isinstance(c, AuthenticationFailed) for c in causes):
             raise StoreConnectionError(
                 f"Cassandra at {where} refused the credentials of user {url.username!r}"
@@ -197,4 +254,18 @@ def connect_cluster(url: StoreURL) -> Connection:
     except Exception as exc:
         cluster.shutdown()
         raise StoreConnectionError(f"cannot connect to Cassandra at {where}: {exc}") from exc
-    return Connection(cluster, session, bulk, consistency)
+    if dc:
+        _check_datacenter(cluster, dc, where)
+    return Connection(cluster, session, bulk, consistency, serial)
+
+
+def _check_datacenter(cluster: Any, dc: str, where: str) -> None:
+    """Raise ``InvalidURLError`` if no node is in ``dc`` (the driver would only say that
+    no host is available, at the first query)."""
+    known = sorted({h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter})
+    if known and dc not in known:
+        cluster.shutdown()
+        raise InvalidURLError(
+            f"dc: Cassandra at {where} has no datacenter {dc!r}; its datacenters: "
+            f"{', '.join(known) or 'none reported'}"
+        )

@@ -57,13 +57,33 @@ def translated(where: str, what: str) -> Iterator[None]:
     except IotlabError:
         raise
     except _transient() as exc:
-        detail = f"{type(exc).__name__}: {exc}"[:_DETAIL]
+        detail = _too_few_replicas(exc) or f"{type(exc).__name__}: {exc}"[:_DETAIL]
         raise StoreUnavailableError(
             f"Cassandra at {where} did not answer while {what}: {detail}"
         ) from exc
     except _refused() as exc:
         detail = f"{type(exc).__name__}: {exc}"[:_DETAIL]
         raise StoreError(f"Cassandra at {where} refused a request while {what}: {detail}") from exc
+
+
+def _too_few_replicas(exc: BaseException) -> str | None:
+    """``"LOCAL_QUORUM needs 2 replicas, 1 alive"`` when ``exc`` is (or wraps) the
+    coordinator's Unavailable: nodes are down, and the message should say how many."""
+    import cassandra
+    from cassandra.cluster import NoHostAvailable
+
+    causes: list[object] = [exc]
+    if isinstance(exc, NoHostAvailable):
+        errors = exc.errors or {}
+        causes += list(errors.values() if isinstance(errors, dict) else errors)
+    for cause in causes:
+        if isinstance(cause, cassandra.Unavailable):
+            level = cassandra.ConsistencyLevel.value_to_name.get(cause.consistency, "?")
+            return (
+                f"too few replicas alive: {level} needs {cause.required_replicas}, "
+                f"{cause.alive_replicas} alive (nodes are down)"
+            )
+    return None
 
 
 def driver_errors(action: str, *, table_arg: bool = True) -> Callable[[F], F]:

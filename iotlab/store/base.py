@@ -58,10 +58,16 @@ class Capabilities:
         :meth:`Store.write_readings_with_rollups` and :meth:`Store.refresh_rollups_of`,
         which ingest and :func:`iotlab.store.rollups.refresh_rollups` then use instead of
         the backend-neutral read, aggregate and write path.
+    single_reading_minutes
+        ``rollups_minute`` holds a row for a minute with a single reading. Where it does
+        not (Cassandra: at one reading a minute such rows doubled the rows written), that
+        minute's roll-up is its raw reading, merged in at read time
+        (:func:`iotlab.store.rollups.read_minute_rollups`).
     """
 
     concurrent_writers: bool = True
     rollups_in_store: bool = False
+    single_reading_minutes: bool = True
 
 
 def selected_columns(spec: TableSpec, columns: Sequence[str] | None) -> list[str]:

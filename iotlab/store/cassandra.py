@@ -44,7 +44,7 @@ from iotlab.store._cql_schema import (
     quote,
 )
 from iotlab.store._cql_url import CASSANDRA_OPTIONS, parse_cassandra_url
-from iotlab.store.base import Store, range_bounds, selected_columns
+from iotlab.store.base import Capabilities, Store, range_bounds, selected_columns
 from iotlab.store.schema import TableSpec, bucket_column
 from iotlab.store.url import StoreURL, URLParts, validate_identifier
 
@@ -82,6 +82,8 @@ class CassandraStore(Store):
     """
 
     scheme = "cassandra"
+    # A minute with one reading has no roll-up row: its raw row is that roll-up.
+    capabilities = Capabilities(single_reading_minutes=False)
     url_options = CASSANDRA_OPTIONS
 
     @classmethod
@@ -534,8 +536,11 @@ class CassandraStore(Store):
         # partition, so Paxos covers them together). Chunks keep a batch under Cassandra's
         # batch_size_fail_threshold; a conflict can only hit the first chunk unless another
         # writer read this stream mid-save, so a save is all-or-nothing in practice.
+        # LOCAL_SERIAL when the URL names a datacenter (Paxos among its replicas only),
+        # else SERIAL: the connection's setting, which the batch must be given itself.
+        serial = self.connection.serial_consistency or ConsistencyLevel.SERIAL
         for chunk in _event_chunks(rows):
-            batch = BatchStatement(serial_consistency_level=ConsistencyLevel.SERIAL)
+            batch = BatchStatement(serial_consistency_level=serial)
             for values in chunk:
                 batch.add(insert, values)
             if not self._execute(batch).was_applied:

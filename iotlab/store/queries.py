@@ -47,7 +47,7 @@ from iotlab._compat import deprecated, legacy_call_forms
 from iotlab._time import TimeLike, utc_timestamp_or_none
 from iotlab._vocabulary import id_list
 from iotlab.errors import NotFoundError, ValidationError
-from iotlab.store.rollups import INTERVALS
+from iotlab.store.rollups import INTERVALS, read_minute_rollups
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -181,7 +181,11 @@ def read_rollups(
     table = INTERVALS[rollup_source(interval)][0]
     lo, hi = _range(start, end)
     wanted = _sensors(store, device_id, sensors)
-    rows = store.read_rows(table, {"device_id": device_id, "sensor_id": wanted}, start=lo, end=hi)
+    key = {"device_id": device_id, "sensor_id": wanted}
+    if table == "rollups_minute":
+        rows = read_minute_rollups(store, key, start=lo, end=hi)
+    else:
+        rows = store.read_rows(table, key, start=lo, end=hi)
     _check_known(store, device_id, rows)
     _check_sensors(store, device_id, sensors, rows)
     rows["avg"] = rows["sum"] / rows["count"]
@@ -370,7 +374,11 @@ def _dataset_values(
             ].mean()
         else:
             # Exact from roll-ups: the mean of an interval is its total sum over total count.
-            rolled = store.read_rows(INTERVALS[source][0], key, start=lo, end=hi)
+            table = INTERVALS[source][0]
+            if table == "rollups_minute":
+                rolled = read_minute_rollups(store, key, start=lo, end=hi)
+            else:
+                rolled = store.read_rows(table, key, start=lo, end=hi)
             rolled["time"] = rolled["bucket_start"].dt.floor(freq)
             sums = rolled.groupby(["device_id", "sensor_id", "time"], as_index=False)[
                 ["sum", "count"]

@@ -18,19 +18,25 @@ How the raw rows are aggregated depends on the backend:
   crosses into Python (:meth:`~iotlab.store.sqlite.SQLiteStore.refresh_rollups_of`; its
   ingest writes raw rows and roll-ups in one transaction, see
   :mod:`iotlab.store._sqlite_ingest`).
-- Other backends (Cassandra) read, per touched sensor, the stored minute roll-ups of the
-  touched hours in one concurrent multi-partition read. A touched minute without a stored
-  roll-up had no raw rows before this batch (every write is followed by its refresh), so
-  its roll-up is the batch's own aggregate; only minutes that already had rows (re-ingest,
-  overlap, late rows) are re-read from the raw table. A streaming batch of new data thus
-  costs one small read per sensor and no raw read at all.
+- Other backends (Cassandra) read, per touched sensor, the stored hour roll-ups of the
+  touched hours (one row per sensor-hour). A touched hour without one had no raw rows
+  before this batch (every write is followed by its refresh), so its minutes and the
+  hour are the batch's own aggregates: a bulk ingest of new data reads nothing else.
+  An hour that already had rows (re-ingest, overlap, late rows, a chunk edge) is
+  recomputed from its stored raw rows.
+
+Minute roll-ups of a single reading are the reading itself. A store whose
+``capabilities.single_reading_minutes`` is false (Cassandra) keeps
+``rollups_minute`` rows only for minutes with more than one reading, so one-a-minute data
+is not written twice; :func:`read_minute_rollups` merges the raw readings of the other
+minutes back in, and every reader of minute roll-ups goes through it.
 
 A writer that refreshes the same hours again and again (the ingestion service, about
-every second) can skip even that read with a :class:`RollupMemory`: it keeps the minute
-and hour roll-ups of its last refresh and, per sensor-hour, trusts them only while the
-stored hour roll-up is still exactly the one it wrote (one row per sensor-hour, read back
-instead of up to 60). Any other writer that changed a minute of that hour also rewrote
-the hour, and then the minutes are read from the store as without a memory.
+every second) keeps the minute and hour roll-ups of its last refresh in a
+:class:`RollupMemory` and, per sensor-hour, trusts them while the stored hour roll-up is
+still exactly the one it wrote: then only the minutes the batch touched that already
+had rows are re-read from the raw table. Any other writer that changed a minute of that
+hour also rewrote the hour, and then the hour is recomputed from its raw rows.
 
 Writers that share sensors (several ingestion workers fed by one MQTT shared
 subscription, where any worker may get any sensor's next reading) break the rule that
@@ -61,6 +67,7 @@ Examples
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -73,7 +80,13 @@ if TYPE_CHECKING:
     from iotlab.store.base import Store
     from iotlab.store.sqlite import SQLiteStore
 
-__all__ = ["INTERVALS", "RollupMemory", "compute_rollups", "refresh_rollups"]
+__all__ = [
+    "INTERVALS",
+    "RollupMemory",
+    "compute_rollups",
+    "read_minute_rollups",
+    "refresh_rollups",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -265,20 +278,24 @@ def _refresh_concurrent(
     """Recompute from what is stored, write, and repeat until a read matches the write
     (see the module docstring)."""
     touched_hours = np.unique(batch.hour_keys())
-    lo, hi = _pair_span(batch.pair, batch.start, len(devices))
+    pair, hour = _unpack(touched_hours)
+    lo, hi = _pair_span(pair, hour * _HOUR_MS, len(devices))
     written: tuple[_Aggregates, _Aggregates] | None = None
     for _ in range(CONCURRENT_ROUNDS):
-        raw = _read_aggregates(store, "readings", devices, sensors, lo, hi + _MINUTE_MS)
-        minutes = _aggregate(raw, _MINUTE_MS)
-        minutes = minutes.take(np.isin(minutes.keys(), batch.keys()))
-        stored = _read_minutes_of_hours(store, touched_hours, devices, sensors)
-        every = _Aggregates.concat([stored.take(~np.isin(stored.keys(), minutes.keys())), minutes])
-        hours = _aggregate(every.take(np.isin(every.hour_keys(), touched_hours)), _HOUR_MS)
+        # Every raw row of the touched hours: their minutes and the hours themselves.
+        raw = _read_aggregates(store, "readings", devices, sensors, lo, hi + _HOUR_MS)
+        every = _aggregate(raw, _MINUTE_MS)
+        every = every.take(np.isin(every.hour_keys(), touched_hours))
+        minutes = every.take(np.isin(every.keys(), batch.keys()))
+        hours = _aggregate(every, _HOUR_MS)
         if written is not None and _same(written[0], minutes) and _same(written[1], hours):
             return len(hours.pair)
+        kept = minutes
+        if not store.capabilities.single_reading_minutes:
+            kept = minutes.take(minutes.count > 1)
         store.write_tables(
             {
-                "rollups_minute": minutes.frame(devices, sensors),
+                "rollups_minute": kept.frame(devices, sensors),
                 "rollups_hour": hours.frame(devices, sensors),
             }
         )
@@ -296,6 +313,46 @@ def _same(a: _Aggregates, b: _Aggregates) -> bool:
     return len(a.pair) == len(b.pair) and bool(_same_rows(a, b).all())
 
 
+def read_minute_rollups(
+    store: Store,
+    key: Mapping[str, object],
+    *,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Minute roll-ups of ``key`` (``device_id``, ``sensor_id``) with ``bucket_start`` in
+    ``[start, end)``, every minute that has readings included.
+
+    On a store that keeps no row for a minute of a single reading, those minutes come
+    from the raw readings (a reading is its own count, sum, min and max). Columns and
+    order are those of ``store.read_rows("rollups_minute", ...)``.
+    """
+    rows = store.read_rows("rollups_minute", key, start=start, end=end)
+    if store.capabilities.single_reading_minutes:
+        return rows
+    # A minute starting in [start, end) holds readings up to the end's minute.
+    lo = None if start is None else start.ceil("min")
+    hi = None if end is None else end.ceil("min")
+    if lo is not None and hi is not None and hi <= lo:
+        return rows
+    raw = store.read_rows(
+        "readings", key, start=lo, end=hi, columns=["device_id", "sensor_id", "ts", "value"]
+    )
+    singles = compute_rollups(raw, "minute")
+    singles = singles[singles["count"] == 1]
+    if len(rows) and len(singles):  # a row stored earlier (or by another writer) wins
+        stored = pd.MultiIndex.from_frame(rows[["device_id", "sensor_id", "bucket_start"]])
+        mine = pd.MultiIndex.from_frame(singles[["device_id", "sensor_id", "bucket_start"]])
+        singles = singles[~mine.isin(stored)]
+    if singles.empty:
+        return rows
+    singles = singles.reindex(columns=rows.columns)
+    both = pd.concat([rows, singles], ignore_index=True) if len(rows) else singles
+    both = both.astype({c: rows[c].dtype for c in rows.columns if c in _DTYPES})
+    order = ["device_id", "sensor_id", "bucket_start"]
+    return both.sort_values(order, kind="stable", ignore_index=True)
+
+
 def _refresh_from_reads(
     store: Store,
     batch: _Aggregates,
@@ -305,26 +362,45 @@ def _refresh_from_reads(
 ) -> int:
     """Backend-neutral refresh with the store's reads (see the module docstring)."""
     n_pairs = len(devices)
-    touched_hours = np.unique(batch.hour_keys())
-    if memory is None:
-        stored = _read_minutes_of_hours(store, touched_hours, devices, sensors)
-    else:  # forgotten until this refresh succeeds: a failed one leaves nothing stale
-        stored = memory.recall(store, touched_hours, devices, sensors)
-    # Minutes that already had a roll-up had raw rows before this batch: re-read them.
-    dirty = np.isin(batch.keys(), stored.keys())
-    minutes = batch
+    touched = np.unique(batch.hour_keys())
+    pair, hour = _unpack(touched)
+    first, last = _pair_span(pair, hour * _HOUR_MS, n_pairs)
+    stored = _read_aggregates(store, "rollups_hour", devices, sensors, first, last + 1)
+    stored = stored.take(np.isin(stored.hour_keys(), touched))
+    # Remembered minutes are trusted where the stored hour is still the one remembered.
+    known = _Aggregates.empty()
+    if memory is not None:  # forgotten until this refresh succeeds: a failure leaves nothing
+        known = memory.recall(stored, devices, sensors)
+    trusted = np.unique(known.hour_keys())
+    fresh = touched[~np.isin(touched, stored.hour_keys())]
+    untrusted = touched[np.isin(touched, stored.hour_keys()) & ~np.isin(touched, trusted)]
+    # Fresh hours had no rows before: the batch is all of them.
+    changed = [batch.take(np.isin(batch.hour_keys(), fresh))]
+    # Trusted hours: minutes that already had rows are recomputed from the raw table.
+    mine = batch.take(np.isin(batch.hour_keys(), trusted))
+    dirty = np.isin(mine.keys(), known.keys())
     if dirty.any():
-        dirty_rows = batch.take(dirty)
+        dirty_rows = mine.take(dirty)
         lo, hi = _pair_span(dirty_rows.pair, dirty_rows.start, n_pairs)
         raw = _read_aggregates(store, "readings", devices, sensors, lo, hi + _MINUTE_MS)
         recomputed = _aggregate(raw, _MINUTE_MS)
-        fresh = ~dirty & ~np.isin(batch.keys(), recomputed.keys())
-        minutes = _Aggregates.concat([recomputed, batch.take(fresh)])
-    # An hour is every stored minute of it, with the just-written minutes replacing theirs.
-    kept = stored.take(~np.isin(stored.keys(), minutes.keys()))
-    every = _Aggregates.concat([kept, minutes])
-    every = every.take(np.isin(every.hour_keys(), touched_hours))
+        recomputed = recomputed.take(np.isin(recomputed.hour_keys(), trusted))
+        changed.append(recomputed)
+        mine = mine.take(~np.isin(mine.keys(), recomputed.keys()))
+    changed.append(mine)
+    # Hours another writer changed (or this one never saw): all of their raw rows.
+    if len(untrusted):
+        pair, hour = _unpack(untrusted)
+        lo, hi = _pair_span(pair, hour * _HOUR_MS, n_pairs)
+        raw = _read_aggregates(store, "readings", devices, sensors, lo, hi + _HOUR_MS)
+        rebuilt = _aggregate(raw, _MINUTE_MS)
+        changed.append(rebuilt.take(np.isin(rebuilt.hour_keys(), untrusted)))
+    minutes = _Aggregates.concat(changed)
+    known = known.take(~np.isin(known.keys(), minutes.keys()))
+    every = _Aggregates.concat([known, minutes])
     hours = _aggregate(every, _HOUR_MS)
+    if not store.capabilities.single_reading_minutes:
+        minutes = minutes.take(minutes.count > 1)
     # Both levels are computed by now, so they go out together: one wait on the store.
     store.write_tables(
         {
@@ -337,26 +413,14 @@ def _refresh_from_reads(
     return len(hours.pair)
 
 
-def _read_minutes_of_hours(
-    store: Store, hour_keys: np.ndarray, devices: np.ndarray, sensors: np.ndarray
-) -> _Aggregates:
-    """The stored minute roll-ups of the given sensor-hours (``hour_keys``)."""
-    pair, hour = _unpack(hour_keys)
-    first, last = _pair_span(pair, hour * _HOUR_MS, len(devices))
-    minutes = _read_aggregates(store, "rollups_minute", devices, sensors, first, last + _HOUR_MS)
-    # A pair's span may cover hours between its wanted ones: those are not asked for.
-    return minutes.take(np.isin(minutes.hour_keys(), hour_keys))
-
-
 class RollupMemory:
     """The minute and hour roll-ups one writer's last refresh stored, per sensor-hour.
 
-    Without it, each refresh reads back every stored minute roll-up of the hours it
-    touched (60 rows per sensor-hour: 48,000 rows a second for a fleet of 800 sensors
-    streaming into its current hour). With it, a refresh reads one hour roll-up per
-    sensor-hour and uses its remembered minutes where that row is still exactly the one
-    it wrote. Another writer that changed any minute of an hour rewrote that hour's
-    roll-up too, so the check sends such hours (and hours it never saw) to the store.
+    Without it, each refresh of an hour that already had rows re-reads the hour's raw
+    rows. With it, a refresh reads one hour roll-up per sensor-hour and uses its
+    remembered minutes where that row is still exactly the one it wrote. Another writer
+    that changed any minute of an hour rewrote that hour's roll-up too, so the check
+    sends such hours (and hours it never saw) back to the raw rows.
     It holds the sensor-hours of the last refresh only. Not thread-safe: one refresh at
     a time, as :meth:`iotlab.ingest.IngestionService` runs them.
 
@@ -395,25 +459,15 @@ class RollupMemory:
         self._minutes, self._hours = minutes, hours
 
     def recall(
-        self, store: Store, hour_keys: np.ndarray, devices: np.ndarray, sensors: np.ndarray
+        self, stored_hours: _Aggregates, devices: np.ndarray, sensors: np.ndarray
     ) -> _Aggregates:
-        """The stored minute roll-ups of ``hour_keys`` (pair codes of ``devices, sensors``):
-        remembered where the stored hour still matches, read from ``store`` elsewhere.
+        """The remembered minutes (pair codes of ``devices, sensors``) of the hours whose
+        stored roll-up (``stored_hours``, as read) is still exactly the one remembered.
         Forgets everything (a refresh keeps what it stores once it has succeeded)."""
         minutes, hours = self._recoded(devices, sensors)
         self.keep(_Aggregates.empty(), _Aggregates.empty(), devices[:0], sensors[:0])
-        hours = hours.take(np.isin(hours.hour_keys(), hour_keys))
-        if len(hours.pair):
-            first, last = _pair_span(hours.pair, hours.start, len(devices))
-            stored = _read_aggregates(store, "rollups_hour", devices, sensors, first, last + 1)
-            hours = hours.take(_same_rows(hours, stored))
-        trusted = hours.hour_keys()
-        remembered = minutes.take(np.isin(minutes.hour_keys(), trusted))
-        unknown = hour_keys[~np.isin(hour_keys, trusted)]
-        if not len(unknown):
-            return remembered
-        read = _read_minutes_of_hours(store, unknown, devices, sensors)
-        return _Aggregates.concat([remembered, read])
+        trusted = hours.take(_same_rows(hours, stored_hours)).hour_keys()
+        return minutes.take(np.isin(minutes.hour_keys(), trusted))
 
     def _recoded(self, devices: np.ndarray, sensors: np.ndarray) -> tuple[_Aggregates, ...]:
         """The remembered rows with their pairs coded as ``devices, sensors`` (pairs not

@@ -226,8 +226,15 @@ def test_stats_counts_rows_partitions_and_span(new_url):
 def test_small_partitions_share_batches_within_one_replica_set():
     # The packing rule alone (no node): rows of small partitions go into shared
     # UNLOGGED batches, at most BATCH_PARTITIONS partitions each, never mixing replica
-    # sets; a big partition fills batches of its own; every row is sent exactly once.
-    from iotlab.store._cql_io import BATCH_PARTITIONS, WritePlan, _batches, _partition_order
+    # sets; a big partition fills single-partition batches of its own, of equal size up
+    # to PARTITION_BATCH_ROWS; every row is sent exactly once.
+    from iotlab.store._cql_io import (
+        BATCH_PARTITIONS,
+        PARTITION_BATCH_ROWS,
+        WritePlan,
+        _batches,
+        _partition_order,
+    )
     from iotlab.store.schema import TableSpec
 
     spec = TableSpec(
@@ -236,7 +243,7 @@ def test_small_partitions_share_batches_within_one_replica_set():
         partition_key=("device_id", "sensor_id"),
         clustering=("row",),
     )
-    sizes = {f"dev-{i:02d}": 2 for i in range(25)} | {"dev-big": 120}
+    sizes = {f"dev-{i:02d}": 2 for i in range(25)} | {"dev-big": 120, "dev-huge": 450}
     frame = pd.DataFrame(
         {
             "device_id": [d for d, n in sizes.items() for _ in range(n)],
@@ -260,8 +267,47 @@ def test_small_partitions_share_batches_within_one_replica_set():
     assert sorted(int(r[2]) for rows in rows_of for r in rows) == list(range(len(frame)))
     for rows in rows_of:
         devices = {r[0] for r in rows}
-        assert len(rows) <= 50 and len(devices) <= BATCH_PARTITIONS
+        assert len(devices) <= BATCH_PARTITIONS
+        assert len(rows) <= (50 if len(devices) > 1 else PARTITION_BATCH_ROWS)
         assert len({replica_set([d]) for d in devices}) == 1  # one replica set per batch
-    alone = [rows for rows in rows_of if {r[0] for r in rows} == {b"dev-big"}]
-    assert [len(rows) for rows in alone] == [50, 50]  # the other 20 rows share a batch
+    for device, expected in ((b"dev-big", [120]), (b"dev-huge", [150, 150, 150])):
+        alone = [len(rows) for rows in rows_of if {r[0] for r in rows} == {device}]
+        assert alone == expected  # the whole partition, in batches of its own
     assert len(batches) < len(sizes)  # fewer requests than partitions
+
+
+def test_idempotent_requests_are_retried_on_timeouts_then_the_error_is_raised():
+    # The driver asks the policy by keyword (only for idempotent statements): a write
+    # timeout on a busy node is retried at the same consistency, RETRIES times.
+    from cassandra import ConsistencyLevel
+    from cassandra.policies import RetryPolicy, WriteType
+
+    from iotlab.store._cql_connect import RETRIES, retry_policy
+
+    policy = retry_policy()
+    quorum = ConsistencyLevel.LOCAL_QUORUM
+    answers = [
+        policy.on_write_timeout(
+            query=None,
+            consistency=quorum,
+            write_type=WriteType.UNLOGGED_BATCH,
+            required_responses=2,
+            received_responses=1,
+            retry_num=n,
+        )
+        for n in range(RETRIES + 1)
+    ]
+    assert answers == [(RetryPolicy.RETRY, quorum)] * RETRIES + [(RetryPolicy.RETHROW, None)]
+    read = policy.on_read_timeout(
+        query=None,
+        consistency=quorum,
+        required_responses=2,
+        received_responses=1,
+        data_retrieved=False,
+        retry_num=0,
+    )
+    assert read == (RetryPolicy.RETRY, quorum)
+    down = policy.on_unavailable(
+        query=None, consistency=quorum, required_replicas=2, alive_replicas=1, retry_num=0
+    )
+    assert down == (RetryPolicy.RETRY_NEXT_HOST, None)

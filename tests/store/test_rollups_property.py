@@ -6,6 +6,8 @@ every backend with fixed batches.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -60,12 +62,14 @@ def test_rollups_always_equal_pandas(batches, repeat):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=st.lists(batch, min_size=1, max_size=4), repeat=st.booleans())
 def test_read_based_refresh_equals_in_store_aggregation(batches, repeat):
-    """The backend-neutral path (used on Cassandra) gives the same roll-ups as SQLite's."""
+    """The backend-neutral path (used on Cassandra) gives the same roll-ups as SQLite's,
+    also where single-reading minutes are left to the raw rows (as on Cassandra)."""
     from iotlab.store.rollups import refresh_rollups
 
     results = []
-    for native in (True, False):
+    for native, singles in ((True, True), (False, True), (False, False)):
         with open_store("sqlite://") as store:
+            store.capabilities = replace(store.capabilities, single_reading_minutes=singles)
             for rows in batches + (batches[:1] if repeat else []):
                 clean = _clean(rows)
                 store.write_rows("readings", clean)
@@ -76,8 +80,9 @@ def test_read_based_refresh_equals_in_store_aggregation(batches, repeat):
                     for i in ("1min", "1h")
                 ]
             )
-    for native_rollups, read_based in zip(*results):
+    for native_rollups, read_based, sparse in zip(*results):
         _assert_same_rollups(native_rollups, read_based)
+        _assert_same_rollups(native_rollups, sparse)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -88,9 +93,10 @@ def test_a_writer_with_memory_keeps_rollups_exact_beside_other_writers(batches):
     from iotlab.store.rollups import RollupMemory, refresh_rollups
 
     results = []
-    for native in (True, False):
+    for native, singles in ((True, True), (False, True), (False, False)):
         memory = RollupMemory()
         with open_store("sqlite://") as store:
+            store.capabilities = replace(store.capabilities, single_reading_minutes=singles)
             for rows, by_the_other_writer in batches:
                 clean = _clean(rows)
                 store.write_rows("readings", clean)
@@ -102,8 +108,9 @@ def test_a_writer_with_memory_keeps_rollups_exact_beside_other_writers(batches):
                     for i in ("1min", "1h")
                 ]
             )
-    for in_store, remembered in zip(*results):
+    for in_store, remembered, sparse in zip(*results):
         _assert_same_rollups(in_store, remembered)
+        _assert_same_rollups(in_store, sparse)
 
 
 def test_read_based_refresh_before_1970_keeps_sensors_apart():
