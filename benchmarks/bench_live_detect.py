@@ -37,7 +37,7 @@ import uuid
 import numpy as np
 import pandas as pd
 from _fleets import four_sensor_types, load_average
-from bench_ingest import publish
+from bench_ingest import _cpu_seconds, publish
 
 import iotlab
 from iotlab.ingest.mqtt import MqttSource
@@ -68,13 +68,16 @@ def flood(lab, args, frames: list[pd.DataFrame], detector: str) -> dict:
     settle_heap()
     service.start()
     source = MqttSource(service, args.mqtt, client_id=f"bench-{uuid.uuid4().hex[:6]}").start()
+    cpu0, receiver0 = time.process_time(), _cpu_seconds(source._process.pid)
     go.set()
-    began, _, _, _ = results.get(timeout=900)
+    began, _, _, publisher_cpu = results.get(timeout=900)
     publisher.join()
     deadline = time.time() + 300
     while service.stats.readings_written < total and time.time() < deadline:
         time.sleep(0.02)
     stored_at = time.time()
+    cpu = time.process_time() - cpu0
+    receiver_cpu = _cpu_seconds(source._process.pid) - receiver0
     source.pause()
     service.stop()
     source.stop(end_session=True)
@@ -88,7 +91,13 @@ def flood(lab, args, frames: list[pd.DataFrame], detector: str) -> dict:
         f"warm: {warmed} sensors' forecasts in {warm_seconds:.1f} s "
         f"({cache.refits} fits); {load_average()}"
     )
-    return {"rate": rate, "stored": stored, "total": total}
+    print(
+        f"{detector}: CPU seconds while streaming: service process {cpu:.1f} "
+        f"({1000 * cpu / max(stored, 1):.3f} per 1,000 readings; busy in batches "
+        f"{service.stats.busy_seconds:.1f} s), MQTT receiver {receiver_cpu:.1f}, "
+        f"publisher {publisher_cpu:.1f}"
+    )
+    return {"rate": rate, "stored": stored, "total": total, "cpu": cpu, "receiver": receiver_cpu}
 
 
 def scoring_only(lab, frames: list[pd.DataFrame], detector: str, batch_size: int) -> float:

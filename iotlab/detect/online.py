@@ -20,6 +20,7 @@ same instants as the offline pass, and a whole fleet refits together.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -29,13 +30,24 @@ import pandas as pd
 from iotlab.detect.calibration import robust_scale
 from iotlab.detect.profile import DAY_NS, day_of_week
 from iotlab.detect.prophet import _MIN_TRAIN_POINTS, _staleness
-from iotlab.detect.prophet_curve import ProphetCurve
+from iotlab.detect.prophet_curve import _DAY_S, ProphetCurve
 from iotlab.detect.reference import References, TailReference
 
 if TYPE_CHECKING:
     from iotlab.detect.prophet import ProphetResidualDetector, _Fitted
 
-__all__ = ["NO_MODEL", "OnlineProphet", "SegmentModel", "SegmentReferences", "judging_refit"]
+__all__ = [
+    "NO_MODEL",
+    "OnlineProphet",
+    "SegmentModel",
+    "SegmentReferences",
+    "SegmentStack",
+    "batch_points",
+    "fresh_series",
+    "judge_fresh",
+    "judging_refit",
+    "tail_log10_p",
+]
 
 #: :func:`judging_refit` of a reading no model judges (before ``min_history`` of data).
 NO_MODEL = np.iinfo(np.int64).min
@@ -45,6 +57,7 @@ _MIN_OOS_RESIDUALS = 50
 _STALE_READINGS = 3
 #: Above this many cells a local-correction window matrix is computed with pandas.
 _MATRIX_CELLS = 4_000_000
+_LN10 = math.log(10.0)
 
 
 def judging_refit(
@@ -119,23 +132,190 @@ class SegmentReferences(References):
     bands: tuple[float, ...] = ()
 
     def log10_p(self, abs_z: np.ndarray) -> np.ndarray:
-        from iotlab.detect.calibration import gaussian_log10_p
-
-        abs_z = np.asarray(abs_z, dtype=float)
-        out = gaussian_log10_p(abs_z)
-        order = np.argsort(self.codes, kind="stable")
-        codes = self.codes[order]
-        bounds = np.searchsorted(codes, np.arange(len(self.tables) + 1))
-        for code, table in enumerate(self.tables):
-            lo, hi = bounds[code], bounds[code + 1]
-            if table is not None and hi > lo:
-                rows = order[lo:hi]
-                out[rows] = table.log10_p(abs_z[rows])
-        return out
+        return tail_log10_p(self.codes, self.tables, abs_z)
 
     def abs_z_at(self, log10_p: float, gaussian: float) -> np.ndarray:
         bands = np.array([*self.bands, gaussian])
         return bands[np.where(self.codes >= 0, self.codes, len(self.bands))]
+
+
+def tail_log10_p(
+    codes: np.ndarray, tables: tuple[TailReference | None, ...], abs_z: np.ndarray
+) -> np.ndarray:
+    """:meth:`TailReference.log10_p` of each ``abs_z[i]`` by ``tables[codes[i]]`` (the
+    normal tail where the code is -1 or the table ``None``), all tables in one pass.
+
+    A live batch is judged by hundreds of tables: each costs one ``searchsorted`` here
+    (the share of its past errors at least as large), the rest is computed for every
+    reading at once with each table's constants gathered per reading. The arithmetic is
+    :meth:`TailReference.log10_p`'s, operation for operation, so the result is the same
+    to the last bit (a test pins it).
+    """
+    from iotlab.detect.calibration import gaussian_log10_p
+
+    a = np.abs(np.asarray(abs_z, dtype=float))
+    out = gaussian_log10_p(a)
+    codes = np.asarray(codes, dtype=np.int64)
+    usable = np.array([table is not None for table in tables] + [False])
+    rows = np.flatnonzero(usable[codes])  # code -1 reads the trailing False
+    if not rows.size:
+        return out
+    code, ar = codes[rows], a[rows]
+    order = np.argsort(code, kind="stable")
+    bounds = np.searchsorted(code[order], np.arange(len(tables) + 1)).tolist()
+    seen_sorted = np.empty(rows.size, dtype=np.int64)
+    ar_sorted = ar[order]
+    constants = np.full((len(tables), 6), np.nan)
+    for k, table in enumerate(tables):
+        lo, hi = bounds[k], bounds[k + 1]
+        if table is None or hi == lo:
+            continue
+        n = table.sorted_abs_z.size
+        seen_sorted[lo:hi] = n - np.searchsorted(table.sorted_abs_z, ar_sorted[lo:hi], side="left")
+        constants[k] = (
+            table.allowance * n,
+            math.log10(table.tail_share),
+            table.threshold,
+            table.tail_scale * _LN10,
+            float(table.sorted_abs_z[-1]),
+            math.log10(1.0 / (table.allowance * n)),
+        )
+    seen = np.empty(rows.size, dtype=np.int64)
+    seen[order] = seen_sorted
+    allowed, log_share, threshold, decay, largest, log_novel = constants[code].T
+    with np.errstate(divide="ignore"):
+        empirical = np.log10(seen / allowed)
+    tail = log_share - (ar - threshold) / decay
+    fitted = np.where(ar > threshold, tail, log_share)
+    novel = log_novel - (ar - largest) / decay
+    fitted = np.where(ar > largest, np.minimum(fitted, novel), fitted)
+    judged = np.maximum.reduce([out[rows], fitted, empirical])
+    judged = np.minimum(judged, 0.0)
+    judged[np.isnan(ar)] = np.nan
+    out[rows] = judged
+    return out
+
+
+class SegmentStack:
+    """Many :class:`SegmentModel` expectations evaluated together: ``base(which, t)`` is
+    ``models[which[i]].base(t[i])`` for every ``i`` in one vectorised pass.
+
+    A live batch holds a few readings of each of hundreds of sensors, each judged by its
+    own model; evaluating them model by model costs a few dozen small numpy calls per
+    sensor. Here each model's constants (Prophet's trend and changepoints, Fourier
+    coefficients, day profile) are gathered per reading instead, models that share a
+    shape (changepoint count, seasonalities) in one group. The arithmetic is
+    :meth:`SegmentModel.base`'s; only the Fourier dot products are summed by another
+    routine, so results agree to floating-point rounding.
+    """
+
+    def __init__(self, models: list[SegmentModel]) -> None:
+        self.models = models
+        #: Where each model is, by ``id`` (the stack holds the models: ids stay theirs).
+        self.slot = {id(m): i for i, m in enumerate(models)}
+        curves = [m.curve for m in models]
+        self.start = np.array([c.start_ns for c in curves], dtype=np.int64)
+        self.hold = np.array([c.hold_ns for c in curves], dtype=np.int64)
+        self.t_scale = np.array([c.t_scale_ns for c in curves], dtype=float)
+        self.k = np.array([c.k for c in curves], dtype=float)
+        self.m = np.array([c.m for c in curves], dtype=float)
+        self.y_scale = np.array([c.y_scale for c in curves], dtype=float)
+        self.floor = np.array([c.floor for c in curves], dtype=float)
+        # Trend: models grouped by changepoint count, so each row sums as many terms
+        # in the same order as the model's own evaluation.
+        self.trend_group = np.array([len(c.changepoints_t) for c in curves], dtype=np.int64)
+        self.changepoints: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for count in np.unique(self.trend_group).tolist():
+            members = np.flatnonzero(self.trend_group == count)
+            slot = np.full(len(models), -1, dtype=np.int64)
+            slot[members] = np.arange(len(members))
+            cps = np.array([curves[i].changepoints_t for i in members], dtype=float)
+            deltas = np.array([curves[i].deltas for i in members], dtype=float)
+            self.changepoints[count] = (
+                slot,
+                cps.reshape(len(members), count),
+                deltas.reshape(len(members), count),
+            )
+        # Seasonalities: models grouped by their (period, order) list.
+        shapes: dict[tuple[tuple[float, int], ...], list[int]] = {}
+        for i, curve in enumerate(curves):
+            shapes.setdefault(curve.periods, []).append(i)
+        self.season_group = np.empty(len(models), dtype=np.int64)
+        self.seasons: list[tuple[tuple[tuple[float, int], ...], np.ndarray, np.ndarray]] = []
+        for g, (periods, group) in enumerate(shapes.items()):
+            self.season_group[group] = g
+            slot = np.full(len(models), -1, dtype=np.int64)
+            slot[group] = np.arange(len(group))
+            columns = 2 * sum(order for _, order in periods)
+            betas = np.array([curves[i].beta[:columns] for i in group], dtype=float)
+            self.seasons.append((periods, slot, betas.reshape(len(group), columns)))
+        # Day profiles: every model's week (with its wrap-around bins) laid end to end.
+        profiles = [m.fitted.profile for m in models]
+        self.has_profile = np.array([p is not None for p in profiles])
+        self.phase = np.array([p.phase_ns if p else 0 for p in profiles], dtype=np.int64)
+        self.bin = np.array([p.bin_ns if p else 1 for p in profiles], dtype=np.int64)
+        self.n_bins = np.array([p.table.shape[1] if p else 0 for p in profiles], dtype=np.int64)
+        weeks = [m._week[1] if p is not None else np.empty(0) for m, p in zip(models, profiles)]
+        sizes = np.array([len(w) for w in weeks], dtype=np.int64)
+        self.week_at = np.cumsum(sizes) - sizes
+        self.weeks = np.concatenate(weeks) if weeks else np.empty(0)
+
+    def base(self, which: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+        """``models[which[i]].base(t_ns[i])`` for each reading ``i``."""
+        t_ns = np.asarray(t_ns, dtype=np.int64)
+        out = self._trend(which, np.minimum(t_ns, self.hold[which])) + self._seasonal(which, t_ns)
+        with_profile = np.flatnonzero(self.has_profile[which])
+        if with_profile.size:
+            w, t = which[with_profile], t_ns[with_profile]
+            # np.interp over SegmentModel._week (x = -1, 0, 1, ...), spelled out: the
+            # bracketing bins, and the same slope * offset + left value.
+            t = t - self.phase[w] + self.bin[w] // 2
+            position = day_of_week(t) * self.n_bins[w] + (t % DAY_NS) / self.bin[w] - 0.5
+            left_x = np.floor(position)
+            left = self.week_at[w] + left_x.astype(np.int64) + 1
+            y0, y1 = self.weeks[left], self.weeks[left + 1]
+            offset = position - left_x
+            profile = np.where(offset == 0.0, y0, (y1 - y0) * offset + y0)
+            out[with_profile] = out[with_profile] + profile
+        return out
+
+    def _trend(self, which: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+        """:meth:`ProphetCurve.trend`, per reading's model."""
+        t = (t_ns - self.start[which]) / self.t_scale[which]
+        k_t, m_t = np.empty(len(t)), np.empty(len(t))
+        groups = self.trend_group[which]
+        for count, (slot, cps, deltas) in self.changepoints.items():
+            rows = np.flatnonzero(groups == count) if len(self.changepoints) > 1 else slice(None)
+            at = slot[which[rows]]
+            cp = cps[at]
+            deltas_t = (cp <= t[rows][:, None]) * deltas[at]
+            k_t[rows] = deltas_t.sum(axis=1) + self.k[which[rows]]
+            m_t[rows] = (deltas_t * -cp).sum(axis=1) + self.m[which[rows]]
+        return (k_t * t + m_t) * self.y_scale[which] + self.floor[which]
+
+    def _seasonal(self, which: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+        """:meth:`ProphetCurve.seasonal`, per reading's model."""
+        out = np.zeros(len(t_ns))
+        x = 2.0 * np.pi * ((t_ns / 1e9) / _DAY_S)
+        groups = self.season_group[which]
+        for g, (periods, slot, betas) in enumerate(self.seasons):
+            if not periods:
+                continue
+            rows = np.flatnonzero(groups == g) if len(self.seasons) > 1 else slice(None)
+            beta = betas[slot[which[rows]]]
+            xg = x[rows]
+            part = np.zeros(len(xg))
+            column = 0
+            for period, order in periods:
+                frequency = np.arange(1, order + 1) / period
+                angle = frequency[None, :] * xg[:, None]
+                features = np.empty((len(xg), 2 * order))
+                features[:, 0::2] = np.sin(angle)
+                features[:, 1::2] = np.cos(angle)
+                part += np.einsum("ij,ij->i", features, beta[:, column : column + 2 * order])
+                column += 2 * order
+            out[rows] = part
+        return out * self.y_scale[which]
 
 
 class Judged(NamedTuple):
@@ -210,11 +390,8 @@ def trailing_median(
     lo = np.searchsorted(t, at - window_ns, side="left")
     hi = np.searchsorted(t, at, side="left")
     count = hi - lo
-    out = np.zeros(len(at))
     width = int(count.max()) if len(at) else 0
-    if width < min_count:
-        return out
-    if width * len(at) > _MATRIX_CELLS:
+    if width >= min_count and width * len(at) > _MATRIX_CELLS:
         median = (
             pd.Series(values, index=pd.DatetimeIndex(t_ns))
             .rolling(pd.Timedelta(window_ns), closed="left", min_periods=min_count)
@@ -222,6 +399,18 @@ def trailing_median(
             .to_numpy()[rows]
         )
         return np.nan_to_num(median, nan=0.0)
+    return _medians_between(v, lo, hi, min_count)
+
+
+def _medians_between(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, min_count: int) -> np.ndarray:
+    """The median of ``v[lo[i]:hi[i]]`` for each ``i``; 0 where fewer than ``min_count``.
+
+    One sorted matrix of the windows, padded with ``inf``: no Python loop per window."""
+    count = hi - lo
+    out = np.zeros(len(lo))
+    width = int(count.max()) if len(lo) else 0
+    if width < min_count:
+        return out
     cells = lo[:, None] + np.arange(width)[None, :]
     inside = cells < hi[:, None]
     matrix = np.where(inside, v[np.minimum(cells, max(len(v) - 1, 0))], np.inf)
@@ -454,16 +643,24 @@ class OnlineProphet:
     def _context_base(self, model: SegmentModel, t: np.ndarray) -> np.ndarray:
         """``model.base(t)`` for readings of the previous batch's tail, from the values
         computed then when the same model judged them (else computed now)."""
+        held = self._held_base(model, t)
+        return held if held is not None else model.base(t)
+
+    def _held_base(self, model: SegmentModel, t: np.ndarray) -> np.ndarray | None:
+        """``model.base(t)`` as kept from the previous batch, or ``None`` if not kept."""
         if self._bases is not None and self._bases[0] is model and len(t):
             _, held_t, held = self._bases
             at = np.minimum(np.searchsorted(held_t, t), max(len(held_t) - 1, 0))
             if len(held_t) and (held_t[at] == t).all():
                 return held[at]
-        return model.base(t)
+        return None
 
     def _keep(self, rows: np.ndarray, t_ns: np.ndarray, values: np.ndarray, flagged) -> None:
         ok = np.isfinite(values[rows])
         self.buffer.append(t_ns[rows][ok], values[rows][ok], np.asarray(flagged)[ok])
+        self._trim()
+
+    def _trim(self) -> None:
         if self.attempted != NO_MODEL and self.buffer.hi - self.buffer.lo > 4096:
             # Beyond the window no refit looks: keep memory to what the next one reads.
             self.buffer.drop_before(self.attempted - self.window.value, keep_last=_STALE_READINGS)
@@ -472,6 +669,186 @@ class OnlineProphet:
         """The tail references ``judged`` readings are scored by."""
         tables = tuple(m.table for m in judged.models)
         return SegmentReferences(judged.model, tables, tuple(m.band_z for m in judged.models))
+
+
+def batch_points(engines: list[OnlineProphet], counts: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+    """:meth:`OnlineProphet.points` of a batch sorted by series: ``engines[i]``'s
+    readings are the next ``counts[i]`` of ``t_ns``. The engines share ``refit_every``
+    and ``min_history`` (those of the live scorer)."""
+    if not engines:
+        return np.empty(0, dtype=np.int64)
+    known = np.array([e.first_ns is not None for e in engines])
+    first = np.array([e.first_ns if e.first_ns is not None else 0 for e in engines], np.int64)
+    points = judging_refit(
+        t_ns,
+        first_ns=np.repeat(first, counts),  # type: ignore[arg-type]
+        refit_every=engines[0].refit_every,
+        min_history=engines[0].min_history,
+    )
+    return np.where(np.repeat(known, counts), points, NO_MODEL)
+
+
+def fresh_series(
+    engines: list[OnlineProphet],
+    counts: np.ndarray,
+    t_ns: np.ndarray,
+    values: np.ndarray,
+    points: np.ndarray,
+    refit: np.ndarray,
+) -> np.ndarray:
+    """Which series :func:`judge_fresh` judges as :meth:`OnlineProphet.judge` would
+    (batch as in :func:`batch_points`; ``refit[i]``: whether ``engines[i]`` may refit).
+
+    Those whose readings all are finite and newer than everything the engine has seen,
+    that a model in hand judges (no refit due, or none allowed), none of them after a
+    silence longer than the local window (whose wider scale :meth:`OnlineProphet._score`
+    works out): the usual case for every live sensor between its refits.
+    """
+    n = len(engines)
+    ok = np.zeros(n, dtype=bool)
+    if not n:
+        return ok
+    starts = np.cumsum(counts) - counts
+    ends = starts + counts - 1
+    newest = np.zeros(n, dtype=np.int64)
+    window = np.full(n, -1, dtype=np.int64)  # -1: no local window, no silence to mind
+    for i, engine in enumerate(engines):
+        model, buffer = engine.model, engine.buffer
+        if model is None or engine.first_ns is None or buffer.hi == buffer.lo:
+            continue
+        prior = buffer.t[max(buffer.hi - _STALE_READINGS, buffer.lo) : buffer.hi].tolist()
+        newest[i] = prior[-1]
+        if model.local_window is not None:
+            window[i] = model.local_window.value
+            if any(b - a > window[i] for a, b in zip(prior, prior[1:])):
+                continue
+        ok[i] = True
+    first_t = t_ns[starts]
+    ok &= first_t > newest
+    ok &= points[starts] != NO_MODEL
+    ok &= ~(refit & (points[ends] > np.array([e.attempted for e in engines], dtype=np.int64)))
+    ok &= np.add.reduceat(~np.isfinite(values), starts) == 0
+    # A silence before the first reading, or between two of them.
+    series = np.repeat(np.arange(n), counts)
+    gap = np.diff(t_ns, prepend=0)
+    gap[starts] = first_t - newest
+    silent = (window[series] >= 0) & (gap > window[series])
+    ok &= np.bincount(series[silent], minlength=n) == 0
+    return ok
+
+
+def judge_fresh(
+    engines: list[OnlineProphet],
+    spans: list[tuple[int, int]],
+    t_ns: np.ndarray,
+    values: np.ndarray,
+    points: list[int | np.ndarray],
+    stack: SegmentStack,
+    slots: np.ndarray,
+) -> Judged:
+    """:meth:`OnlineProphet.judge` of many series' readings at once, each
+    ``engines[i]`` judging ``t_ns[lo:hi]`` for ``(lo, hi) = spans[i]`` (sorted; each
+    accepted by :meth:`OnlineProphet.fresh_model`; ``points[i]``: the refit point of
+    its readings, or one per reading where they span several).
+
+    Every step of :meth:`OnlineProphet._score` runs once over all the readings instead
+    of once per series: the expectations (``stack``, where ``stack.models[slots[i]]`` is
+    ``engines[i].model``), the local level corrections (one window matrix over all the
+    series, keyed by series then time), the tail p-values and flags; then each engine
+    remembers its readings, errors and expectations as :meth:`judge` would. The result
+    covers the readings of ``spans`` in their order; ``model`` indexes ``engines``.
+    """
+    detector = engines[0].detector  # the live scorer's engines share one calibration
+    models = [engine.model for engine in engines]
+    lookback = np.array(
+        [m.local_window.value if m.local_window is not None else 0 for m in models],  # type: ignore[union-attr]
+        dtype=np.int64,
+    )
+    span_t: list[np.ndarray] = []
+    span_v: list[np.ndarray] = []
+    span_base: list[np.ndarray] = []
+    context = np.empty(len(engines), dtype=np.int64)
+    held = np.zeros(len(engines), dtype=bool)
+    for i, (engine, (lo, hi)) in enumerate(zip(engines, spans)):
+        bt, bv, _ = engine.buffer.view()
+        # The local correction looks back over earlier readings (see _score).
+        first = int(np.searchsorted(bt, t_ns[lo] - lookback[i], side="left"))
+        kept = engine._held_base(models[i], bt[first:])  # type: ignore[arg-type]
+        context[i] = len(bt) - first
+        held[i] = kept is not None or context[i] == 0
+        span_t += [bt[first:], t_ns[lo:hi]]
+        span_v += [bv[first:], values[lo:hi]]
+        span_base += [kept if kept is not None else np.empty(context[i]), np.empty(hi - lo)]
+    sizes = np.array([hi - lo for lo, hi in spans], dtype=np.int64)
+    t_all, v_all, base = np.concatenate(span_t), np.concatenate(span_v), np.concatenate(span_base)
+    length = context + sizes
+    starts = np.cumsum(length) - length
+    series = np.repeat(np.arange(len(engines)), length)
+    own = np.arange(len(t_all)) - starts[series] >= context[series]
+    todo = own | ~held[series]
+    base[todo] = stack.base(slots[series[todo]], t_all[todo])
+    residual_all = v_all - base
+    # Local corrections: windows of each series' own earlier readings, found in one
+    # search over (series, time) keys.
+    rows = np.flatnonzero(own)
+    at = series[rows]
+    t0 = int(t_all.min())
+    stride = int(t_all.max()) - t0 + int(lookback.max()) + 1
+    # (A non-finite expectation, never expected, leaves its reading out of the windows,
+    # as trailing_median does: series by series then.)
+    if len(engines) * stride < 2**62 and np.isfinite(residual_all).all():
+        key = (t_all - t0) + series * stride
+        since = np.searchsorted(key, key[rows] - lookback[at], side="left")
+        until = np.searchsorted(key, key[rows], side="left")
+        correction = np.zeros(len(rows))
+        width = int((until - since).max()) if len(rows) else 0
+        chunk = max(1, _MATRIX_CELLS // max(width, 1))
+        for c in range(0, len(rows), chunk):
+            part = slice(c, c + chunk)
+            correction[part] = _medians_between(residual_all, since[part], until[part], 3)
+        ends = starts + length - 1
+        keep = np.searchsorted(key, key[ends] - lookback, side="left")
+    else:  # a span too wide for one key space: series by series
+        correction = np.concatenate(
+            [
+                trailing_median(t_all[a : a + n], residual_all[a : a + n], w, rows=np.arange(c, n))
+                for a, n, c, w in zip(starts, length, context, lookback)
+            ]
+        )
+        keep = np.array(
+            [
+                a + int(np.searchsorted(t_all[a : a + n], t_all[a + n - 1] - w, side="left"))
+                for a, n, w in zip(starts, length, lookback)
+            ],
+            dtype=np.int64,
+        )
+    expected = base[rows] + correction
+    scale = np.array([m.scale for m in models])[at]  # type: ignore[union-attr]
+    width_all = np.array([m.width for m in models])[at]  # type: ignore[union-attr]
+    value = v_all[rows]
+    residual = value - expected
+    z = residual / scale
+    abs_z = np.abs(z)
+    log10_p = tail_log10_p(at, tuple(m.table for m in models), abs_z)  # type: ignore[union-attr]
+    score = detector.calibration.score_from_log10_p(log10_p, abs_z)
+    flagged = detector.calibration.confidence_from_score(score) > detector.threshold
+    # Each engine remembers, as _score and _keep do.
+    own_at = np.cumsum(sizes) - sizes
+    for i, engine in enumerate(engines):
+        a, b = int(own_at[i]), int(own_at[i] + sizes[i])
+        group = points[i]
+        if isinstance(group, int):
+            engine.oos.append((group, residual[a:b], z[a:b]))
+        else:  # a batch across refit points judged by the model in hand (no refit allowed)
+            cuts = (np.flatnonzero(np.diff(group)) + 1).tolist()
+            for c0, c1 in zip([0, *cuts], [*cuts, b - a]):
+                engine.oos.append((int(group[c0]), residual[a + c0 : a + c1], z[a + c0 : a + c1]))
+        end = int(starts[i] + length[i])
+        engine._bases = (models[i], t_all[keep[i] : end], base[keep[i] : end])  # type: ignore[assignment]
+        engine.buffer.append(t_all[end - sizes[i] : end], value[a:b], flagged[a:b])
+        engine._trim()
+    codes = np.repeat(np.arange(len(engines)), sizes)
+    return Judged(expected, scale, width_all, codes, models)  # type: ignore[arg-type]
 
 
 def _as_utc(t_ns: np.ndarray) -> pd.DatetimeIndex:

@@ -30,7 +30,17 @@ import numpy as np
 import pandas as pd
 
 from iotlab.detect.base import Forecast
-from iotlab.detect.online import NO_MODEL, OnlineProphet, SegmentModel, SegmentReferences
+from iotlab.detect.online import (
+    NO_MODEL,
+    Judged,
+    OnlineProphet,
+    SegmentModel,
+    SegmentReferences,
+    SegmentStack,
+    batch_points,
+    fresh_series,
+    judge_fresh,
+)
 from iotlab.detect.prophet import ProphetResidualDetector
 from iotlab.store.base import Store
 
@@ -81,6 +91,7 @@ class LiveProphet:
         self.max_refits = max_refits
         self.engines: dict[Key, OnlineProphet] = {}
         self._noted: set[tuple[Key, str]] = set()
+        self._last_stack: SegmentStack | None = None
 
     @property
     def refits(self) -> int:
@@ -139,77 +150,131 @@ class LiveProphet:
         return fitted
 
     # -- scoring --------------------------------------------------------------------------
-    def overlay(self, scored: pd.DataFrame, keys: list[Key], pair: np.ndarray) -> pd.DataFrame:
-        """``scored`` (the rolling z-score's scores of a batch, whose rows are of sensor
-        ``keys[pair]``) with Prophet's scores wherever a Prophet model judged the row."""
-        n = len(scored)
-        t_ns = scored["ts"].to_numpy("datetime64[ns]").astype(np.int64)
-        values = scored["value"].to_numpy(dtype=float)
+    def judge(
+        self, keys: list[Key], pair: np.ndarray, t_ns: np.ndarray, values: np.ndarray
+    ) -> Judged:
+        """Judge a batch whose row ``i`` is a reading of sensor ``keys[pair[i]]`` at
+        ``t_ns[i]``; ``model[i] == -1`` where no Prophet model judged it (the rolling
+        z-score's rows). Each sensor's engine remembers its readings.
+
+        Sensors whose readings simply continue their stream with the model in hand (the
+        usual case) are judged together (:func:`~iotlab.detect.online.judge_fresh`):
+        the batch costs a few numpy passes, not a few dozen calls per sensor. The rest
+        (a refit due, late readings, no model yet, after a silence) go through their
+        engine's :meth:`~iotlab.detect.online.OnlineProphet.judge` one by one.
+        """
+        n = len(t_ns)
         order = np.lexsort((t_ns, pair))
         bounds = np.searchsorted(pair[order], np.arange(len(keys) + 1))
+        present = np.flatnonzero(bounds[1:] > bounds[:-1])
+        t_sorted, v_sorted = t_ns[order], values[order]
         new = {
-            keys[k]: int(t_ns[order[bounds[k]]])
-            for k in range(len(keys))
-            if bounds[k + 1] > bounds[k] and keys[k] not in self.engines
+            keys[k]: int(t_sorted[bounds[k]])
+            for k in present.tolist()
+            if keys[k] not in self.engines
         }
         if new:
             self._new_engines(new)
+        engines = [self.engines[keys[k]] for k in present.tolist()]
+        counts = bounds[present + 1] - bounds[present]
+        points = batch_points(engines, counts, t_sorted)
+        # At most max_refits sensors refit per batch, in key order: a sensor may refit
+        # if fewer than that of the sensors before it are due.
+        attempted = np.array([e.attempted for e in engines], dtype=np.int64)
+        due = points[np.cumsum(counts) - 1] > attempted
+        refit = np.cumsum(due) - due < self.max_refits
+        fast = fresh_series(engines, counts, t_sorted, v_sorted, points, refit)
         expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
         codes = np.full(n, -1, dtype=np.int64)
         models: list[SegmentModel] = []
-        budget = self.max_refits
-        for k, key in enumerate(keys):
-            rows = order[bounds[k] : bounds[k + 1]]
-            if not len(rows):
-                continue
-            engine = self.engines[key]
+        for i in np.flatnonzero(~fast).tolist():
+            k, engine = int(present[i]), engines[i]
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
+            t, v = t_sorted[lo:hi], v_sorted[lo:hi]
             had_model = engine.model is not None
-            refit = budget > 0
-            if refit and engine.needs_refit(t_ns[rows]):
-                budget -= 1
-            judged = engine.judge(t_ns[rows], values[rows], refit=refit)
-            expected[rows], scale[rows], width[rows] = judged.expected, judged.scale, judged.width
-            codes[rows] = np.where(judged.model >= 0, judged.model + len(models), -1)
+            judged = engine.judge(t, v, refit=bool(refit[i]))
+            expected[lo:hi], scale[lo:hi], width[lo:hi] = (
+                judged.expected,
+                judged.scale,
+                judged.width,
+            )
+            codes[lo:hi] = np.where(judged.model >= 0, judged.model + len(models), -1)
             models.extend(judged.models)
-            self._note(key, engine, judged.model, t_ns[rows], had_model, refit)
-        prophet = codes >= 0
-        detector = np.where(prophet, self.template.name, scored["detector"].to_numpy(dtype=object))
-        out = scored.assign(detector=detector)
-        if not prophet.any():
-            return out
-        rows = np.flatnonzero(prophet)
+            self._note(keys[k], engine, judged.model, t, had_model, bool(refit[i]))
+        if fast.any():
+            chosen = np.flatnonzero(fast)
+            firsts = bounds[present[chosen]]
+            sizes = counts[chosen]
+            spans = list(zip(firsts.tolist(), (firsts + sizes).tolist()))
+            groups: list[int | np.ndarray] = [
+                int(points[a]) if points[a] == points[b - 1] else points[a:b] for a, b in spans
+            ]
+            stack, slots = self._stack([engines[i].model for i in chosen.tolist()])  # type: ignore[misc]
+            judged = judge_fresh(
+                [engines[i] for i in chosen.tolist()],
+                spans,
+                t_sorted,
+                v_sorted,
+                groups,
+                stack,
+                slots,
+            )
+            rows = np.arange(int(sizes.sum())) + np.repeat(
+                firsts - (np.cumsum(sizes) - sizes), sizes
+            )
+            expected[rows], scale[rows], width[rows] = judged.expected, judged.scale, judged.width
+            codes[rows] = judged.model + len(models)
+            models.extend(judged.models)
+        out = Judged(np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), models)
+        out.expected[order], out.scale[order], out.width[order] = expected, scale, width
+        out.model[order] = codes
+        return out
+
+    def _stack(self, models: list[SegmentModel]) -> tuple[SegmentStack, np.ndarray]:
+        """A :class:`SegmentStack` holding ``models``, and where each one is in it: the
+        last one built while every model is in it (a fleet's models change once per
+        ``refit_every``), else a new one."""
+        stack = self._last_stack
+        if stack is not None:
+            slot = stack.slot
+            try:
+                return stack, np.array([slot[id(m)] for m in models], dtype=np.int64)
+            except KeyError:
+                pass
+        stack = self._last_stack = SegmentStack(models)
+        return stack, np.arange(len(models), dtype=np.int64)
+
+    def score(
+        self, frame: pd.DataFrame, keys: list[Key], pair: np.ndarray, judged: Judged
+    ) -> pd.DataFrame:
+        """The score columns of the rows of ``frame`` (``ts``, ``value``; sensor
+        ``keys[pair]``) that a Prophet model judged (``judged.model >= 0``), in order."""
+        rows = np.flatnonzero(judged.model >= 0)
+        values = frame["value"].to_numpy(dtype=float)[rows]
+        tables = tuple(m.table for m in judged.models)
         references = SegmentReferences(
-            codes[rows], tuple(m.table for m in models), tuple(m.band_z for m in models)
+            judged.model[rows], tables, tuple(m.band_z for m in judged.models)
         )
-        frame = pd.DataFrame({"ts": scored["ts"].to_numpy()[rows], "value": values[rows]})
+        expected, width = judged.expected[rows], judged.width[rows]
         proto = self.template
         assembled = proto._assemble(
-            frame, Forecast(expected[rows], scale[rows], width[rows], references)
+            pd.DataFrame({"ts": frame["ts"].array[rows], "value": values}),
+            Forecast(expected, judged.scale[rows], width, references),
         )
         limits = np.array(
             [self._sensor_range(key) or (-np.inf, np.inf) for key in keys], dtype=float
         ).reshape(-1, 2)
         at = pair[rows]
-        out_of_range = (values[rows] < limits[at, 0]) | (values[rows] > limits[at, 1])
+        out_of_range = (values < limits[at, 0]) | (values > limits[at, 1])
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.abs(values[rows] - expected[rows]) / width[rows]
-        severity = proto.severity.assign(
+            share = np.abs(values - expected) / width
+        assembled["severity"] = proto.severity.assign(
             share,
             assembled["confidence"].to_numpy(),
             assembled["is_anomaly"].to_numpy(),
             out_of_range,
         )
-        for column in ("expected", "lower", "upper", "score", "confidence"):
-            values_out = out[column].to_numpy(dtype=float).copy()
-            values_out[rows] = assembled[column].to_numpy(dtype=float)
-            out[column] = values_out
-        flags = out["is_anomaly"].to_numpy(dtype=bool).copy()
-        flags[rows] = assembled["is_anomaly"].to_numpy(dtype=bool)
-        out["is_anomaly"] = flags
-        severities = out["severity"].copy()
-        severities.iloc[rows] = severity
-        out["severity"] = severities
-        return out
+        return assembled
 
     def _note(
         self,

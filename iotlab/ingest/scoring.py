@@ -473,11 +473,7 @@ class ForecastCache:
         scored each row.
         """
         if self._live is not None and self._fallback is not None:
-            scored = self._fallback.score(readings)
-            if not len(scored):
-                return scored
-            pair, devices, sensors = sensor_pairs(scored["device_id"], scored["sensor_id"])
-            return self._live.overlay(scored, list(zip(devices.tolist(), sensors.tolist())), pair)
+            return self._score_live(readings, self._live, self._fallback)
         out = readings.reset_index(drop=True)
         n = len(out)
         if not n:
@@ -508,6 +504,57 @@ class ForecastCache:
             scoring.append(self._entries.get(key))
         expected, scale, width = _look_up(scoring, group, ts_ms)
         return self._assemble(out, expected, scale, width, self._out_of_range(keys, pair, out))
+
+    def _score_live(
+        self, readings: pd.DataFrame, live: LiveProphet, fallback: ForecastCache
+    ) -> pd.DataFrame:
+        """:meth:`score` with Prophet: its rows judged by the sensors' Prophet models,
+        the others (too little history, after a long outage) by the rolling z-score.
+
+        The z-score scores only the rows Prophet did not; it remembers every row, so a
+        sensor that falls back later finds its recent readings in memory.
+        """
+        out = readings.reset_index(drop=True)
+        n = len(out)
+        if not n:
+            return fallback.score(out)
+        pair, devices, sensors = sensor_pairs(out["device_id"], out["sensor_id"])
+        keys = list(zip(devices.tolist(), sensors.tolist()))
+        t_ns = out["ts"].to_numpy("datetime64[ns]").astype(np.int64)
+        values = out["value"].to_numpy(dtype=float)
+        judged = live.judge(keys, pair, t_ns, values)
+        prophet = judged.model >= 0
+        if not prophet.any():
+            return fallback.score(out)
+        rest = np.flatnonzero(~prophet)
+        ts_ms = out["ts"].to_numpy("datetime64[ms]").astype(np.int64)
+        fallback._remember(keys, pair[prophet], ts_ms[prophet], values[prophet])
+        scored = live.score(out, keys, pair, judged)
+        others = fallback.score(out.iloc[rest]) if len(rest) else None
+        columns: dict[str, np.ndarray | pd.Categorical] = {}
+        for column, dtype in (
+            ("expected", float),
+            ("lower", float),
+            ("upper", float),
+            ("score", float),
+            ("confidence", float),
+            ("is_anomaly", bool),
+        ):
+            merged = np.empty(n, dtype=dtype)
+            merged[prophet] = scored[column].to_numpy(dtype=dtype)
+            if others is not None:
+                merged[rest] = others[column].to_numpy(dtype=dtype)
+            columns[column] = merged
+        severity = scored["severity"].array
+        codes = np.full(n, -1, dtype=np.int8)
+        codes[prophet] = severity.codes
+        detector = np.full(n, live.template.name, dtype=object)
+        if others is not None:
+            codes[rest] = others["severity"].array.codes
+            detector[rest] = others["detector"].to_numpy(dtype=object)
+        columns["severity"] = pd.Categorical.from_codes(codes, dtype=severity.dtype)
+        columns["detector"] = detector
+        return out.assign(**columns)
 
     def _remember(
         self, keys: list[tuple[str, str]], pair: np.ndarray, ts_ms: np.ndarray, values: np.ndarray

@@ -242,3 +242,62 @@ def test_a_redelivered_batch_changes_nothing_that_follows(stream):
         np.testing.assert_allclose(again[column], first[column], **TOLERANCE)
         np.testing.assert_allclose(twice[column], plain[column], **TOLERANCE)
     assert twice["is_anomaly"].tolist() == plain["is_anomaly"].tolist()
+
+
+def test_many_sensors_batched_together_score_as_score_online(monkeypatch):
+    """Sensors whose readings continue their stream are judged together in one pass
+    (judge_fresh); each still gets score_online's scores, with its own model."""
+    import iotlab.ingest.live_prophet as live_prophet
+
+    together = []
+    judge_fresh = live_prophet.judge_fresh
+
+    def counting(engines, spans, *args):
+        together.append(len(engines))
+        return judge_fresh(engines, spans, *args)
+
+    monkeypatch.setattr(live_prophet, "judge_fresh", counting)
+    sensors = []
+    for i in range(5):  # different starts: different refit points and histories
+        one = _sensor(f"d{i}", FIRST + pd.Timedelta(f"{i * 37}min"), 3.6, seed=20 + i)
+        one.loc[330 + 15 * i, "value"] += 6 + i
+        sensors.append(one)
+    stream = pd.concat(sensors).sort_values("ts", kind="stable", ignore_index=True)
+    live = _live(stream, list(range(50, len(stream), 50)))  # about 100 minutes a batch
+    assert max(together) == len(sensors)  # all five judged in one pass at times
+    for i, one in enumerate(sensors):
+        want = ProphetResidualDetector().score_online(one)
+        got = live[live["device_id"] == f"d{i}"].sort_values("ts", ignore_index=True)
+        judged = want["score"].notna().to_numpy()
+        assert (got["detector"].to_numpy()[judged] == "prophet").all()
+        for column in ("expected", "lower", "upper", "score", "confidence"):
+            np.testing.assert_allclose(
+                got[column].to_numpy()[judged], want[column].to_numpy()[judged], **TOLERANCE
+            )
+        flags = got["is_anomaly"].to_numpy()[judged]
+        assert flags.tolist() == want["is_anomaly"].to_numpy()[judged].tolist()
+        assert flags.any()  # the spike
+
+
+def test_tail_p_values_of_many_tables_at_once_equal_each_tables_own():
+    from iotlab.detect.calibration import gaussian_log10_p
+    from iotlab.detect.online import tail_log10_p
+    from iotlab.detect.reference import TailReference
+
+    rng = np.random.default_rng(5)
+    tables = (
+        TailReference.learn(np.abs(rng.standard_t(2, 3000))),  # heavy tails
+        TailReference.learn(np.abs(np.round(rng.normal(0, 2, 400)))),  # quantised
+        None,  # too little history: the normal tail
+        TailReference.learn(np.abs(rng.normal(0, 1, 5000))),
+    )
+    codes = rng.integers(-1, len(tables), 20_000)
+    abs_z = np.abs(rng.standard_t(1.5, len(codes))) * rng.choice([1.0, 30.0], len(codes))
+    abs_z[::50] = np.nan
+    own = np.flatnonzero(codes == 1)[:40]
+    abs_z[own] = tables[1].sorted_abs_z[:40]  # exactly at past errors
+    got = tail_log10_p(codes, tables, abs_z)
+    for code, table in [*enumerate(tables), (-1, None)]:
+        rows = codes == code
+        want = table.log10_p(abs_z[rows]) if table is not None else gaussian_log10_p(abs_z[rows])
+        np.testing.assert_array_equal(got[rows], want)  # to the last bit
