@@ -19,7 +19,6 @@ same instants as the offline pass, and a whole fleet refits together.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
@@ -108,19 +107,8 @@ class SegmentModel:
         base = self.curve.at(t_ns)
         profile = self.fitted.profile
         if profile is not None:
-            # DayProfile.at, with its week laid out once with a bin of wrap-around on
-            # each side instead of np.interp's periodic mode copying it every call.
-            t = np.asarray(t_ns) - profile.phase_ns + profile.bin_ns // 2
-            n_bins = profile.table.shape[1]
-            position = day_of_week(t) * n_bins + (t % DAY_NS) / profile.bin_ns - 0.5
-            base = base + np.interp(position, *self._week)
+            base = base + profile.at(t_ns)
         return base
-
-    @functools.cached_property
-    def _week(self) -> tuple[np.ndarray, np.ndarray]:
-        week = self.fitted.profile.table.ravel()  # type: ignore[union-attr]
-        x = np.arange(-1, week.size + 1, dtype=float)
-        return x, np.concatenate([week[-1:], week, week[:1]])
 
 
 @dataclass(frozen=True)
@@ -255,7 +243,7 @@ class SegmentStack:
         self.phase = np.array([p.phase_ns if p else 0 for p in profiles], dtype=np.int64)
         self.bin = np.array([p.bin_ns if p else 1 for p in profiles], dtype=np.int64)
         self.n_bins = np.array([p.table.shape[1] if p else 0 for p in profiles], dtype=np.int64)
-        weeks = [m._week[1] if p is not None else np.empty(0) for m, p in zip(models, profiles)]
+        weeks = [p.table.ravel() if p is not None else np.empty(0) for p in profiles]
         sizes = np.array([len(w) for w in weeks], dtype=np.int64)
         self.week_at = np.cumsum(sizes) - sizes
         self.weeks = np.concatenate(weeks) if weeks else np.empty(0)
@@ -267,15 +255,10 @@ class SegmentStack:
         with_profile = np.flatnonzero(self.has_profile[which])
         if with_profile.size:
             w, t = which[with_profile], t_ns[with_profile]
-            # np.interp over SegmentModel._week (x = -1, 0, 1, ...), spelled out: the
-            # bracketing bins, and the same slope * offset + left value.
+            # DayProfile.at, per reading's model: its own bin of its own day.
             t = t - self.phase[w] + self.bin[w] // 2
-            position = day_of_week(t) * self.n_bins[w] + (t % DAY_NS) / self.bin[w] - 0.5
-            left_x = np.floor(position)
-            left = self.week_at[w] + left_x.astype(np.int64) + 1
-            y0, y1 = self.weeks[left], self.weeks[left + 1]
-            offset = position - left_x
-            profile = np.where(offset == 0.0, y0, (y1 - y0) * offset + y0)
+            slot = np.clip((t % DAY_NS) // self.bin[w], 0, self.n_bins[w] - 1)
+            profile = self.weeks[self.week_at[w] + day_of_week(t) * self.n_bins[w] + slot]
             out[with_profile] = out[with_profile] + profile
         return out
 
