@@ -19,7 +19,7 @@ import pandas as pd
 
 from iotlab._compat import legacy_call_forms
 from iotlab.store.queries import read_readings, read_rollups
-from iotlab.store.rollups import INTERVALS
+from iotlab.store.rollups import INTERVALS, read_minute_rollups
 
 if TYPE_CHECKING:
     from iotlab.store.base import Store
@@ -152,6 +152,9 @@ def fleet_reading_counts(
                     "readings", key, start=low, end=high, columns=["device_id", "ts"]
                 )
                 found = rows.groupby("device_id").size()
+            elif source == "minute":  # with the minutes a store leaves to their one reading
+                rows = read_minute_rollups(store, key, start=low, end=high)
+                found = rows.groupby("device_id")["count"].sum()
             else:
                 table, _ = INTERVALS[source]
                 rows = store.read_rows(
