@@ -23,7 +23,7 @@ fits its forecasts before the first reading arrives (``IngestionService.warm``).
 
     IOTLAB_TEST_MQTT=127.0.0.1:11884 .venv/bin/python benchmarks/bench_ingest.py \\
         --store "cassandra://127.0.0.1:9042/bench_ingest?replication_factor=1"
-    ... --store sqlite:///tmp/bench.db
+    ... --store sqlite:////tmp/bench.db
 
 Targets: >= 5,000 readings/s sustained, p99 publish-to-stored latency < 1 s.
 """

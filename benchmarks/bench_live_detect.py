@@ -20,7 +20,7 @@ batches, no broker and no store writes) is timed too, for both detectors.
 
     IOTLAB_TEST_MQTT=127.0.0.1:1883 .venv/bin/python benchmarks/bench_live_detect.py \\
         --store "cassandra://127.0.0.1:9042/bench_live?replication_factor=1"
-    ... --store sqlite:///tmp/bench-live.db
+    ... --store sqlite:////tmp/bench-live.db
 
 Target: >= 5,000 readings/s end-to-end with Prophet.
 """

@@ -9,7 +9,7 @@ window and must give identical tables; the script prints each one's time and the
 
     .venv/bin/python benchmarks/bench_reports.py                 # the full run
     .venv/bin/python benchmarks/bench_reports.py --devices 20 --days 2
-    .venv/bin/python benchmarks/bench_reports.py --store sqlite:///tmp/bench.db
+    .venv/bin/python benchmarks/bench_reports.py --store sqlite:////tmp/bench.db
 
 The default keyspace ``bench_reports_<devices>_<days>_4s`` is dropped at the end unless
 ``--keep`` (then a second run skips the ingest); a ``--store`` you name is never dropped.
