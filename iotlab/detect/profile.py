@@ -187,10 +187,10 @@ def _coarse(
     """
     n_bins = pooled.size
     n_coarse = -(-n_bins // coarse)
-    shape = np.zeros(n_bins)
-    if kept.any():
-        medians = pd.Series(forecast[kept]).groupby(slot[kept]).median()
-        shape[medians.index.to_numpy()] = medians.to_numpy()
+    # The forecast's shape in every bin, from every reading (the forecast does not
+    # depend on which readings were left out), bins without one interpolated: a bin
+    # left at 0 beside an hour of readings would take the readings' level as profile.
+    shape, _ = _binned_median(slot, day, forecast, np.ones(slot.size, dtype=bool), n_bins)
     candidates = []
     for base, sign in ((pooled, 1.0), (np.zeros(n_bins), 1.0), (shape, -1.0)):
         # residual + shape are (about) the readings: their hourly medians, less the
@@ -216,16 +216,40 @@ def _join_midnights(
     noise sd or more although no reading jumps at midnight. The difference between the
     table's step and the data's (the median over nights of the first bin minus the
     day before's last bin) is spread half and half over the hour either side, so a
-    job that really runs at midnight keeps its step. Midnights never seen in the data
-    (the week's wrap in one week's history) are left alone.
+    job that really runs at midnight keeps its step.
+
+    Days of the week the data never saw (the Monday after a history of Friday to
+    Sunday) are what a forecast judges next; their rows are borrowed, and where they
+    meet the day before is a guess: a weekday row learned against a trend that was
+    higher on Friday than it will be on Monday starts Monday far off. Each such row,
+    going forward from the newest day, is moved as a whole to start where the day
+    before ends, by the usual midnight step of the data (a night goes on at night).
+    Midnights between days the data saw but never saw together (the week's wrap in
+    one week's history) are left alone.
     """
+    if not day.size:
+        return
     n_bins = table.shape[1]
     taper = np.linspace(1.0, 0.0, max(1, min(n_bins // 2, HOUR_NS // bin_ns)), endpoint=False)
     first = pd.Series(r[slot == 0]).groupby(day[slot == 0]).median()
     last = pd.Series(r[slot == n_bins - 1]).groupby(day[slot == n_bins - 1]).median()
     steps = (first - last.rename(lambda d: d + 1)).dropna()  # day D's start - day D-1's end
-    if steps.empty:
-        return
+    if not steps.empty:
+        _match_steps(table, steps, taper)
+    seen = set(day_of_week(np.unique(day) * DAY_NS).tolist())
+    usual = float(steps.median()) if not steps.empty else 0.0
+    d = int(day_of_week(np.array([day.max() * DAY_NS]))[0])
+    for _ in range(6):
+        d = (d + 1) % 7
+        if d in seen:
+            break
+        table[d] += table[(d - 1) % 7, -1] + usual - table[d, 0]
+
+
+def _match_steps(table: np.ndarray, steps: pd.Series, taper: np.ndarray) -> None:
+    """Spread the difference between the table's step and the data's at each observed
+    midnight (``steps``: day D's start - day D-1's end, by day) over the hour either side."""
+    n_bins = table.shape[1]
     dows = day_of_week(steps.index.to_numpy() * DAY_NS)
     corrections = {}
     for d in np.unique(dows):

@@ -76,3 +76,40 @@ def test_a_step_every_midnight_is_kept():
     )
     assert abs(before) < 0.5
     assert abs(after - 5.0) < 0.5
+
+
+def test_the_first_monday_after_a_friday_to_sunday_history_starts_where_sunday_ended():
+    # Three days, Friday to Sunday: a busy Friday, a quiet weekend. Prophet's trend
+    # falls from Friday to Sunday and goes on falling into Monday, and Monday's borrowed
+    # weekday row was learned against Friday's higher trend: Monday started 25 units
+    # (20 noise sds) below Sunday night, and every sensor was flagged from midnight
+    # until the local correction caught up (816 of 24,000 live readings).
+    ts = pd.date_range("2027-01-08", periods=3 * 1440 + 240, freq="1min", tz="UTC")
+    rng = np.random.default_rng(8103)
+    hours = ts.hour + ts.minute / 60
+    friday_shift = (ts.day_of_week == 4) & (hours >= 6) & (hours < 18)
+    values = 12.0 + 2.0 * np.sin(2 * np.pi * hours / 24) + 35.0 * friday_shift
+    frame = pd.DataFrame({"ts": ts, "value": values + rng.normal(0, 1.2, len(ts))})
+    scored = ProphetResidualDetector().score_online(frame)
+    monday = scored["ts"] >= pd.Timestamp("2027-01-11", tz="UTC")
+    assert monday.sum() == 240
+    assert not scored.loc[monday, "is_anomaly"].any()
+    assert (scored.loc[monday, "expected"] - scored.loc[monday, "value"]).abs().max() < 6.0
+
+
+def test_a_day_seen_once_and_partly_left_out_keeps_its_level_in_every_hour():
+    # A weekday type seen on a Friday whose 03:15-04:00 readings were left out, and on a
+    # Monday that ends at 03:15: the forecast's shape had no value in 03:15-04:00, and
+    # the coarse profile there took the readings' level (230) as a residual, doubling
+    # the expectation.
+    # The forecast has a shape the weekday readings lack (they stay flat at 230): only
+    # the readings less the forecast's shape follow them, so that candidate is chosen.
+    ts = pd.date_range("2027-01-08", "2027-01-11 03:14", freq="1min", tz="UTC")
+    hours = ts.hour + ts.minute / 60
+    forecast = 230.0 + 3.0 * np.sin(2 * np.pi * hours / 2)
+    weekday = ts.day_of_week < 5
+    noise = np.random.default_rng(8104).normal(0, 0.3, len(ts))
+    residual = np.where(weekday, 230.0 - forecast, 0.0) + noise
+    keep = ~((ts.day_of_week == 4) & (hours >= 3.25) & (hours < 4))
+    profile = DayProfile.learn(ts_ns(ts), residual, keep=keep, forecast=forecast)
+    assert np.abs(profile.table).max() < 10.0  # the shape is ±3; the level is 230
