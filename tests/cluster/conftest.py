@@ -92,10 +92,13 @@ def cluster() -> Iterator[Cluster]:
         if os.environ.get("IOTLAB_REQUIRE_SERVICES") == "1":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    _wait_for_the_start(os.environ.get("IOTLAB_TEST_CLUSTER_READY"))
+    started_for_us = os.environ.get("IOTLAB_TEST_CLUSTER_READY")
+    _wait_for_the_start(started_for_us)
     hosts, _, port = value.rpartition(":")
     cluster = Cluster(hosts.split(","), int(port), base)
     yield cluster
+    if started_for_us:
+        return  # scripts/with-services stops the nodes and deletes their data next
     cluster.start()  # a failed test may have left a node down
     _drop(cluster)
 
