@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
+import iotlab
 from iotlab.simulate import FaultConfig, Fleet
 
 START = pd.Timestamp("2026-01-05", tz="UTC")
@@ -33,3 +36,14 @@ def spiked(
 
 def per_key_counts(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
     return frame.groupby(key).size().to_numpy()
+
+
+def two_worker_fleet(store: str, devices: int) -> tuple[Any, list[str], pd.DataFrame]:
+    """A clean fleet of ``devices`` provisioned in ``store``: (platform, device ids, two
+    hours of its 1-minute readings in publishing order), for the two-worker tests."""
+    fleet = Fleet(devices, seed=5, faults=FaultConfig.none())
+    lab = iotlab.connect(store)
+    lab.provision(fleet)
+    readings = fleet.simulate(START, days=2 / 24, freq="1min").readings
+    ordered = readings.sort_values(["ts", "device_id", "sensor_id"], ignore_index=True)
+    return lab, list(fleet.devices["device_id"]), ordered

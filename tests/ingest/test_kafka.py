@@ -16,13 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import iotlab
 from iotlab.ingest import read_dead_letters
 from iotlab.ingest.kafka import KafkaPublisher, KafkaSource, consumer_group_lag, create_topic
-from iotlab.simulate import FaultConfig, Fleet
 from tests.conftest import make_store_url
 
-from .conftest import START, per_key_counts
+from .conftest import START, per_key_counts, two_worker_fleet
 from .test_mqtt import _count, _ordered, _wait
 
 pytestmark = pytest.mark.kafka
@@ -123,11 +121,7 @@ def test_two_serve_workers_share_partitions_and_survive_kill_9(
     """Two workers on a 4-partition topic; one is killed (kill -9) mid-stream and started
     again: every reading is stored once, roll-ups agree, the partitions move and return."""
     store = make_store_url("cassandra", request, tmp_path)
-    fleet = Fleet(8, seed=5, faults=FaultConfig.none())
-    lab = iotlab.connect(store)
-    lab.provision(fleet)
-    devices = list(fleet.devices["device_id"])
-    readings = _ordered(fleet.simulate(START, days=2 / 24, freq="1min").readings)
+    lab, devices, readings = two_worker_fleet(store, 8)
     topic = _topic(kafka_url)
     group = f"g-{topic}"
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "a2")}

@@ -19,10 +19,9 @@ from iotlab.ingest import read_dead_letters
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.publisher import Publisher
 from iotlab.ingest.scoring import ForecastCache
-from iotlab.simulate import FaultConfig, Fleet
 from tests.conftest import make_store_url
 
-from .conftest import START, per_key_counts, spiked
+from .conftest import START, per_key_counts, spiked, two_worker_fleet
 
 pytestmark = pytest.mark.mqtt
 
@@ -258,11 +257,7 @@ def test_two_workers_on_a_shared_subscription_survive_kill_9(
     stored once, roll-ups included, and both workers stored some."""
     url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
     store = make_store_url("cassandra", request, tmp_path)
-    fleet = Fleet(6, seed=5, faults=FaultConfig.none())
-    lab = iotlab.connect(store)
-    lab.provision(fleet)
-    devices = list(fleet.devices["device_id"])
-    readings = _ordered(fleet.simulate(START, days=2 / 24, freq="1min").readings)
+    lab, devices, readings = two_worker_fleet(store, 6)
     tag = uuid.uuid4().hex[:8]
     root, group = f"shared{tag}", f"g{tag}"
     logs = {name: tmp_path / f"{name}.log" for name in ("a", "b", "a2")}
