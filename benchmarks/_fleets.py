@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import numpy as np
+import pandas as pd
+
 from iotlab.simulate import DEFAULT_DEVICE_TYPES, DeviceType
 
 
@@ -34,3 +37,36 @@ def load_average() -> str:
         + ", ".join(f"{v:.2f}" for v in os.getloadavg())
         + (f" ({os.cpu_count()} cores)")
     )
+
+
+GRID_SENSORS = ["temperature", "humidity", "pressure", "co2"]
+
+
+def grid_readings(
+    n_rows: int,
+    n_devices: int,
+    rng: np.random.Generator,
+    *,
+    freq: str,
+    prefix: str = "dev-",
+    decimals: int | None = None,
+) -> pd.DataFrame:
+    """``n_rows`` readings of ``n_devices`` x 4 sensors (device ids ``prefix`` + number),
+    one every ``freq`` per sensor from 2026-01-01, values ~ N(20, 5)."""
+    series = n_devices * len(GRID_SENSORS)
+    per_series = -(-n_rows // series)
+    ts = pd.date_range("2026-01-01", periods=per_series, freq=freq, tz="UTC")
+    values = rng.normal(20, 5, series * per_series)
+    frame = pd.DataFrame(
+        {
+            "device_id": np.repeat(
+                [f"{prefix}{i:04d}" for i in range(n_devices)], len(GRID_SENSORS) * per_series
+            ),
+            "sensor_id": np.tile(np.repeat(GRID_SENSORS, per_series), n_devices),
+            "ts": np.tile(ts.astype("datetime64[ms, UTC]"), series),
+            "value": values if decimals is None else values.round(decimals),
+            "quality": np.full(series * per_series, 100, dtype="int64"),
+            "status": "ok",
+        }
+    )
+    return frame.iloc[:n_rows].reset_index(drop=True)

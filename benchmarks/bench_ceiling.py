@@ -31,32 +31,15 @@ import uuid
 
 import numpy as np
 import pandas as pd
-from _fleets import load_average
+from _fleets import grid_readings, load_average
 
 import iotlab
 from iotlab.store._cql_io import PARTITION_BATCH_ROWS, _batch, collector_paused, run_concurrent
 
-SENSORS = ["temperature", "humidity", "pressure", "co2"]
-
 
 def readings(n_rows: int, n_devices: int, tag: str, rng: np.random.Generator) -> pd.DataFrame:
     """``n_rows`` readings of ``n_devices`` x 4 sensors, one a minute from 2026-01-01."""
-    series = n_devices * len(SENSORS)
-    per_series = -(-n_rows // series)
-    ts = pd.date_range("2026-01-01", periods=per_series, freq="1min", tz="UTC")
-    frame = pd.DataFrame(
-        {
-            "device_id": np.repeat(
-                [f"{tag}-dev-{i:04d}" for i in range(n_devices)], len(SENSORS) * per_series
-            ),
-            "sensor_id": np.tile(np.repeat(SENSORS, per_series), n_devices),
-            "ts": np.tile(ts.astype("datetime64[ms, UTC]"), series),
-            "value": rng.normal(20, 5, series * per_series).round(3),
-            "quality": np.full(series * per_series, 100, dtype="int64"),
-            "status": "ok",
-        }
-    )
-    return frame.iloc[:n_rows].reset_index(drop=True)
+    return grid_readings(n_rows, n_devices, rng, freq="1min", prefix=f"{tag}-dev-", decimals=3)
 
 
 def ceiling_write(store, rows: pd.DataFrame) -> None:

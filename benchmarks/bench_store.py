@@ -24,29 +24,14 @@ import uuid
 
 import numpy as np
 import pandas as pd
+from _fleets import grid_readings
 
 from iotlab.store import open_store
 
 
 def make_readings(n_rows: int, n_devices: int, rng: np.random.Generator) -> pd.DataFrame:
     """``n_rows`` readings: devices x 4 sensors, one row a second per sensor."""
-    sensors = ["temperature", "humidity", "pressure", "co2"]
-    series = n_devices * len(sensors)
-    per_series = -(-n_rows // series)
-    ts = pd.date_range("2026-01-01", periods=per_series, freq="1s", tz="UTC")
-    frame = pd.DataFrame(
-        {
-            "device_id": np.repeat(
-                [f"dev-{i:04d}" for i in range(n_devices)], len(sensors) * per_series
-            ),
-            "sensor_id": np.tile(np.repeat(sensors, per_series), n_devices),
-            "ts": np.tile(ts.astype("datetime64[ms, UTC]"), series),
-            "value": rng.normal(20, 5, series * per_series),
-            "quality": np.full(series * per_series, 100, dtype="int64"),
-            "status": "ok",
-        }
-    ).iloc[:n_rows]
-    return frame.reset_index(drop=True)
+    return grid_readings(n_rows, n_devices, rng, freq="1s")
 
 
 def rate(rows: int, seconds: float) -> float:
