@@ -76,6 +76,9 @@ class Forecast(NamedTuple):
     #: The distribution of the detector's own past errors each reading is judged by
     #: (``None``: the normal tail alone); see :mod:`iotlab.detect.reference`.
     reference: References | None = None
+    #: ``log10`` of the chance of each reading's run of repeated values (added to the
+    #: residual's; ``None``: runs are not judged); see :mod:`iotlab.detect.repeats`.
+    repeat_log10_p: np.ndarray | None = None
 
 
 def as_series(series: pd.DataFrame | pd.Series) -> pd.DataFrame:
@@ -332,6 +335,8 @@ class Detector(ABC):
         else:
             log10_p = forecast.reference.log10_p(abs_z)
             band_z = forecast.reference.abs_z_at(at_threshold, cal.z_threshold(self.threshold))
+        if forecast.repeat_log10_p is not None:
+            log10_p = log10_p + forecast.repeat_log10_p
         score = cal.score_from_log10_p(log10_p, abs_z)
         confidence = cal.confidence_from_score(score)
         is_anomaly = np.nan_to_num(confidence, nan=0.0) > self.threshold

@@ -31,6 +31,7 @@ from iotlab.detect.profile import DAY_NS, day_of_week
 from iotlab.detect.prophet import _MIN_TRAIN_POINTS, _staleness
 from iotlab.detect.prophet_curve import _DAY_S, ProphetCurve
 from iotlab.detect.reference import References, TailReference
+from iotlab.detect.repeats import RepeatRule, run_positions
 
 if TYPE_CHECKING:
     from iotlab.detect.prophet import ProphetResidualDetector, _Fitted
@@ -90,7 +91,8 @@ class SegmentModel:
     ``curve`` and ``fitted.profile`` give the expectation before the local level
     correction; ``scale`` is the out-of-sample residual scale, ``table`` the tail
     reference its ``|z|`` are judged by (``band_z``: the ``|z|`` at the flag threshold),
-    ``local_window`` the local correction's window, ``width`` the range for severity.
+    ``local_window`` the local correction's window, ``width`` the range for severity,
+    ``repeats`` how unlikely a run of repeated values is (:mod:`iotlab.detect.repeats`).
     """
 
     refit_at: int
@@ -101,6 +103,7 @@ class SegmentModel:
     local_window: pd.Timedelta | None
     table: TailReference | None
     band_z: float
+    repeats: RepeatRule
 
     def base(self, t_ns: np.ndarray) -> np.ndarray:
         """The expectation at ``t_ns`` before the local level correction."""
@@ -309,17 +312,24 @@ class Judged(NamedTuple):
     width: np.ndarray
     model: np.ndarray  # index into ``models`` of the model that judged it; -1: none
     models: list[SegmentModel]
+    repeat_log10_p: np.ndarray  # log10 p of each reading's run of repeats (0: none)
 
 
 class _Buffer:
     """The trailing readings of a series (time, value, flagged), appended in amortised
-    constant time; sorted by time."""
+    constant time; sorted by time. ``run_value``/``run_length``: the newest value and
+    how many readings in a row have had it (a run may be older than what is held)."""
 
     def __init__(self) -> None:
         self.t = np.empty(0, dtype=np.int64)
         self.v = np.empty(0)
         self.flagged = np.empty(0, dtype=bool)
         self.lo = self.hi = 0
+        self.run_value, self.run_length = math.nan, 0
+
+    def positions(self, v: np.ndarray) -> np.ndarray:
+        """:func:`run_positions` of finite values that would come next."""
+        return run_positions(v, previous=self.run_value, previous_run=self.run_length)
 
     def view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         held = slice(self.lo, self.hi)
@@ -342,6 +352,7 @@ class _Buffer:
         self.t[self.hi : self.hi + k], self.v[self.hi : self.hi + k] = t, v
         self.flagged[self.hi : self.hi + k] = flagged
         self.hi += k
+        self.run_value, self.run_length = float(v[-1]), int(self.positions(v)[-1])
 
     def insert(self, t: np.ndarray, v: np.ndarray, flagged: np.ndarray) -> None:
         """Merge out-of-order readings in; a reading at a time already held replaces it
@@ -354,6 +365,8 @@ class _Buffer:
         f1 = np.concatenate([f0[keep], flagged])[order]
         self.t, self.v, self.flagged = t1[order], v1, f1
         self.lo, self.hi = 0, len(t1)
+        if len(t1) and t1[order][-1] in t:  # the newest reading changed: count its run anew
+            self.run_value, self.run_length = float(v1[-1]), int(run_positions(v1)[-1])
 
     def drop_before(self, t_ns: int, keep_last: int) -> None:
         t, _, _ = self.view()
@@ -509,6 +522,7 @@ class OnlineProphet:
             local_window=det._local_window(train["ts"]),
             table=table,
             band_z=float(band),
+            repeats=RepeatRule.learn(t[inside], v[inside]),
         )
         self.refits += 1
         self.buffer.drop_before(oldest, keep_last=_STALE_READINGS)
@@ -529,6 +543,8 @@ class OnlineProphet:
         values = np.asarray(values, dtype=float)
         n = len(t_ns)
         expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        repeat = np.zeros(n)
+        out = (expected, scale, width, repeat)
         used = np.full(n, -1, dtype=np.int64)
         models: list[SegmentModel] = []
         newest = self.buffer.newest()
@@ -538,7 +554,7 @@ class OnlineProphet:
         if late.any() and self.model is not None:
             rows = np.flatnonzero(late)
             models.append(self.model)
-            self._score(self.model, rows, t_ns, values, expected, scale, width, insert=True)
+            self._score(self.model, rows, t_ns, values, out, insert=True)
             used[rows] = 0
         fresh = np.flatnonzero(~late)
         points = self.points(t_ns[fresh])
@@ -556,9 +572,9 @@ class OnlineProphet:
                 continue
             if not models or models[-1] is not model:
                 models.append(model)
-            self._score(model, group, t_ns, values, expected, scale, width, point=point)
+            self._score(model, group, t_ns, values, out, point=point)
             used[group] = len(models) - 1
-        return Judged(expected, scale, width, used, models)
+        return Judged(expected, scale, width, used, models, repeat)
 
     def _score(
         self,
@@ -566,14 +582,14 @@ class OnlineProphet:
         rows: np.ndarray,
         t_ns: np.ndarray,
         values: np.ndarray,
-        expected: np.ndarray,
-        scale: np.ndarray,
-        width: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
         *,
         point: int | None = None,
         insert: bool = False,
     ) -> None:
-        """Judge ``rows`` (one group, sorted) with ``model``; remember them."""
+        """Judge ``rows`` (one group, sorted) with ``model``; remember them. ``out``:
+        the expectation, scale, width and repeat ``log10 p`` arrays to fill at ``rows``."""
+        expected, scale, width, repeat = out
         bt, bv, _ = self.buffer.view()
         window = model.local_window
         lookback = window.value if window is not None else 0
@@ -614,8 +630,13 @@ class OnlineProphet:
         expected[rows], scale[rows], width[rows] = exp, model.scale * stale, model.width
         residual = v - exp
         z = residual[finite] / scale[rows][finite]
+        # A late reading's place in a run is not known: only fresh ones are judged on it.
+        runs = np.zeros(int(finite.sum()))
+        if not insert:
+            runs = model.repeats.log10_p(self.buffer.positions(v[finite]))
+        repeat[rows[finite]] = runs
         flagged = np.zeros(len(rows), dtype=bool)
-        flagged[finite] = self.detector._is_anomaly(z, model.table)
+        flagged[finite] = self.detector._is_anomaly(z, model.table, runs)
         if point is not None:  # a late reading's error is not a forecast's: not a reference
             self.oos.append((point, residual[finite], z))
         if insert:
@@ -752,7 +773,9 @@ def judge_fresh(
     span_base: list[np.ndarray] = []
     context = np.empty(len(engines), dtype=np.int64)
     held = np.zeros(len(engines), dtype=bool)
+    run_parts: list[np.ndarray] = []  # each reading's place in its run of repeats
     for i, (engine, (lo, hi)) in enumerate(zip(engines, spans)):
+        run_parts.append(engine.buffer.positions(values[lo:hi]))
         bt, bv, _ = engine.buffer.view()
         # The local correction looks back over earlier readings (see _score).
         first = int(np.searchsorted(bt, t_ns[lo] - lookback[i], side="left"))
@@ -813,6 +836,11 @@ def judge_fresh(
     z = residual / scale
     abs_z = np.abs(z)
     log10_p = tail_log10_p(at, tuple(m.table for m in models), abs_z)  # type: ignore[union-attr]
+    log10_q = np.array([m.repeats.log10_q for m in models])  # type: ignore[union-attr]
+    usual = np.array([m.repeats.usual for m in models])  # type: ignore[union-attr]
+    beyond = np.maximum(np.concatenate(run_parts) - usual[at], 0)
+    repeat = beyond * log10_q[at]  # RepeatRule.log10_p, all models at once
+    log10_p = log10_p + repeat
     score = detector.calibration.score_from_log10_p(log10_p, abs_z)
     flagged = detector.calibration.confidence_from_score(score) > detector.threshold
     # Each engine remembers, as _score and _keep do.
@@ -831,7 +859,7 @@ def judge_fresh(
         engine.buffer.append(t_all[end - sizes[i] : end], value[a:b], flagged[a:b])
         engine._trim()
     codes = np.repeat(np.arange(len(engines)), sizes)
-    return Judged(expected, scale, width_all, codes, models)  # type: ignore[arg-type]
+    return Judged(expected, scale, width_all, codes, models, repeat)  # type: ignore[arg-type]
 
 
 def _as_utc(t_ns: np.ndarray) -> pd.DatetimeIndex:

@@ -43,6 +43,7 @@ from iotlab.detect.calibration import gaussian_log10_p, robust_scale
 from iotlab.detect.profile import DayProfile, ts_ns
 from iotlab.detect.prophet_curve import ProphetCurve
 from iotlab.detect.reference import TailReference
+from iotlab.detect.repeats import RepeatRule, run_positions
 
 __all__ = ["ProphetResidualDetector"]
 
@@ -140,6 +141,10 @@ def _warm_start(previous: _Fitted | None, design: _Design) -> dict[str, Any] | N
 
 class ProphetResidualDetector(Detector):
     """Flag readings far from a Prophet forecast, on an out-of-sample residual scale.
+
+    A reading that repeats the one before it for far longer than the series does (a
+    stuck sensor, which the local correction would follow) is also judged on its run:
+    see :mod:`iotlab.detect.repeats`.
 
     Parameters
     ----------
@@ -398,6 +403,7 @@ class ProphetResidualDetector(Detector):
             return
         values = clean["value"].to_numpy()
         self._width_ = self._width(values)
+        self._repeats = RepeatRule.learn(ts_ns(clean["ts"]), values)
         # Offline the held-out errors are not a reference for the tail: they come from
         # the very readings being judged, and a fault would explain itself away.
         self._fitted_model, self.scale_, _ = self._fit_with_holdout(clean, self._floor(values))
@@ -409,7 +415,21 @@ class ProphetResidualDetector(Detector):
         values = frame["value"].to_numpy()
         base = self._base(self._fitted_model, frame["ts"])
         expected = self._expected(frame["ts"], values, base, causal=False)
-        return Forecast(expected, np.full(n, self.scale_), np.full(n, self._width_))
+        return Forecast(
+            expected,
+            np.full(n, self.scale_),
+            np.full(n, self._width_),
+            repeat_log10_p=self._repeat_log10_p(self._repeats, values),
+        )
+
+    @staticmethod
+    def _repeat_log10_p(rule: RepeatRule, values: np.ndarray) -> np.ndarray:
+        """``rule``'s ``log10 p`` of each reading's run (NaN readings neither break
+        nor extend a run, and get 0)."""
+        finite = np.isfinite(values)
+        out = np.zeros(len(values))
+        out[finite] = rule.log10_p(run_positions(values[finite]))
+        return out
 
     def _predict_online(self, frame, refit_every, window, min_history) -> Forecast:
         min_history = (
@@ -432,11 +452,21 @@ class ProphetResidualDetector(Detector):
             first_ns=int(ts_ns(ts[valid])[0]),
         )
         judged = engine.judge(ts_ns(ts), values)
-        return Forecast(judged.expected, judged.scale, judged.width, engine.references(judged))
+        return Forecast(
+            judged.expected,
+            judged.scale,
+            judged.width,
+            engine.references(judged),
+            judged.repeat_log10_p,
+        )
 
-    def _is_anomaly(self, z: np.ndarray, table: TailReference | None) -> np.ndarray:
-        """The flag rule of :meth:`Detector.score`, for z-scores judged by ``table``."""
+    def _is_anomaly(
+        self, z: np.ndarray, table: TailReference | None, repeat_log10_p: np.ndarray
+    ) -> np.ndarray:
+        """The flag rule of :meth:`Detector.score`, for z-scores judged by ``table`` and
+        runs of repeats by their ``log10 p``."""
         abs_z = np.abs(z)
         log10_p = table.log10_p(abs_z) if table is not None else gaussian_log10_p(abs_z)
+        log10_p = log10_p + repeat_log10_p
         score = self.calibration.score_from_log10_p(log10_p, abs_z)
         return self.calibration.confidence_from_score(score) > self.threshold

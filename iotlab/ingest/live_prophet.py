@@ -185,6 +185,7 @@ class LiveProphet:
         refit = np.cumsum(due) - due < self.max_refits
         fast = fresh_series(engines, counts, t_sorted, v_sorted, points, refit)
         expected, scale, width = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+        repeat = np.zeros(n)
         codes = np.full(n, -1, dtype=np.int64)
         models: list[SegmentModel] = []
         for i in np.flatnonzero(~fast).tolist():
@@ -193,10 +194,11 @@ class LiveProphet:
             t, v = t_sorted[lo:hi], v_sorted[lo:hi]
             had_model = engine.model is not None
             judged = engine.judge(t, v, refit=bool(refit[i]))
-            expected[lo:hi], scale[lo:hi], width[lo:hi] = (
+            expected[lo:hi], scale[lo:hi], width[lo:hi], repeat[lo:hi] = (
                 judged.expected,
                 judged.scale,
                 judged.width,
+                judged.repeat_log10_p,
             )
             codes[lo:hi] = np.where(judged.model >= 0, judged.model + len(models), -1)
             models.extend(judged.models)
@@ -223,10 +225,14 @@ class LiveProphet:
                 firsts - (np.cumsum(sizes) - sizes), sizes
             )
             expected[rows], scale[rows], width[rows] = judged.expected, judged.scale, judged.width
+            repeat[rows] = judged.repeat_log10_p
             codes[rows] = judged.model + len(models)
             models.extend(judged.models)
-        out = Judged(np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), models)
+        out = Judged(
+            np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), models, np.empty(n)
+        )
         out.expected[order], out.scale[order], out.width[order] = expected, scale, width
+        out.repeat_log10_p[order] = repeat
         out.model[order] = codes
         return out
 
@@ -259,7 +265,7 @@ class LiveProphet:
         proto = self.template
         assembled = proto._assemble(
             pd.DataFrame({"ts": frame["ts"].array[rows], "value": values}),
-            Forecast(expected, judged.scale[rows], width, references),
+            Forecast(expected, judged.scale[rows], width, references, judged.repeat_log10_p[rows]),
         )
         limits = np.array(
             [self._sensor_range(key) or (-np.inf, np.inf) for key in keys], dtype=float

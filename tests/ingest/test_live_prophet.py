@@ -45,11 +45,13 @@ def _sensor(device_id: str, start: pd.Timestamp, days: float, seed: int) -> pd.D
 
 @pytest.fixture(scope="module")
 def stream() -> pd.DataFrame:
-    """Two sensors: one with 4.6 days (Prophet from day 2 on, two spikes and a dip),
-    one that starts on day 3.5 and so never has 2 days of history (the z-score)."""
+    """Two sensors: one with 4.6 days (Prophet from day 2 on, two spikes, a dip and a
+    stuck run across batch cuts), one that starts on day 3.5 and so never has 2 days of
+    history (the z-score)."""
     long = _sensor("d1", FIRST, 4.6, seed=3)
     long.loc[400, "value"] += 6
     long.loc[520:523, "value"] -= 5
+    long.loc[590:611, "value"] = long.loc[589, "value"]  # stuck: 3.5 hours of one value
     short = _sensor("d2", FIRST + pd.Timedelta("3.5D"), 1.1, seed=4)
     short.loc[100, "value"] += 8
     return pd.concat([long, short]).sort_values("ts", kind="stable", ignore_index=True)
@@ -122,6 +124,9 @@ def test_live_scores_equal_score_online_however_the_stream_is_batched(
     d1 = stream[stream["device_id"] == "d1"].reset_index(drop=True)
     spike_times = {d1.loc[400, "ts"], d1.loc[520, "ts"]}
     assert spike_times <= set(flagged.loc[flagged["detector"] == "prophet", "ts"])
+    # The stuck run is flagged a few readings in, on both sides of the batch cuts.
+    stuck = got["ts"].between(d1.loc[590, "ts"], d1.loc[611, "ts"])
+    assert got.loc[stuck, "is_anomaly"].sum() >= 15
     assert (flagged["detector"] == "rolling_zscore").any()  # d2's spike, by the fallback
     # Why a sensor is on the z-score is said once per sensor, however many batches.
     said = [r.getMessage() for r in caplog.records if "min_history" in r.getMessage()]
@@ -261,6 +266,8 @@ def test_many_sensors_batched_together_score_as_score_online(monkeypatch):
     for i in range(5):  # different starts: different refit points and histories
         one = _sensor(f"d{i}", FIRST + pd.Timedelta(f"{i * 37}min"), 3.6, seed=20 + i)
         one.loc[330 + 15 * i, "value"] += 6 + i
+        if i == 2:  # stuck across several batches, while the others keep moving
+            one.loc[400:430, "value"] = one.loc[399, "value"]
         sensors.append(one)
     stream = pd.concat(sensors).sort_values("ts", kind="stable", ignore_index=True)
     live = _live(stream, list(range(50, len(stream), 50)))  # about 100 minutes a batch
@@ -277,6 +284,11 @@ def test_many_sensors_batched_together_score_as_score_online(monkeypatch):
         flags = got["is_anomaly"].to_numpy()[judged]
         assert flags.tolist() == want["is_anomaly"].to_numpy()[judged].tolist()
         assert flags.any()  # the spike
+        if i == 2:
+            assert (
+                flags[got["ts"].between(one.loc[400, "ts"], one.loc[430, "ts"])[judged]].sum()
+                >= 25
+            )
 
 
 def test_tail_p_values_of_many_tables_at_once_equal_each_tables_own():

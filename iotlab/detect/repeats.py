@@ -1,0 +1,113 @@
+"""A sensor repeating one value for far longer than it ever does: the *stuck* reading.
+
+A forecast residual cannot see a stuck sensor. The repeated value is usually a
+plausible one (the last reading before the fault), and the local level correction
+soon follows it, so the residual stays small for as long as the fault lasts.
+What gives it away is the run itself: a sensor whose readings are noisy floats
+almost never repeats a value, let alone for an hour.
+
+:class:`RepeatRule` learns two things from a series' history:
+
+- ``log10_q``: how often a reading equals the one before it (``(repeats + 1) /
+  (pairs + 2)``, so that a history without a single repeat still gives a finite
+  chance);
+- ``usual``: the longest run of identical readings on a typical day (the lower
+  median over UTC days of each day's longest run). A quantised counter that sits at
+  0 all night, or a square wave that is flat between its steps, has long runs every
+  day; a few days with a stuck fault in the history do not move the median.
+
+A reading that is the ``k``-th of a run of identical readings has
+``log10 p = (k - usual) * log10_q`` when ``k > usual`` (each repeat beyond the usual
+run is one more at chance ``q``), and ``0`` otherwise. The detector adds it to the
+residual's ``log10 p`` (the two are independent evidence), so a stuck reading's
+``score`` grows with the run and it is flagged a few readings into the fault; a
+series that repeats itself half the time needs a run many times its usual one.
+
+Examples
+--------
+>>> import numpy as np
+>>> run_positions(np.array([1.0, 2.0, 2.0, 2.0, 3.0])).tolist()
+[1, 1, 2, 3, 1]
+>>> run_positions(np.array([2.0, 2.0, 5.0]), previous=2.0, previous_run=4).tolist()
+[5, 6, 1]
+>>> day = 86_400 * 10**9
+>>> t = np.arange(2000) * (day // 500)  # four days of readings that never repeat
+>>> rule = RepeatRule.learn(t, np.arange(2000.0))
+>>> rule.usual, round(rule.log10_q, 2)
+(1, -3.3)
+>>> (rule.log10_p(np.array([1, 2, 3])) / rule.log10_q).tolist()
+[0.0, 1.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["NO_RULE", "RepeatRule", "run_positions"]
+
+_DAY_NS = 86_400 * 10**9
+#: Fewest consecutive pairs a repeat rate is learned from (else no rule).
+_MIN_PAIRS = 100
+
+
+def run_positions(
+    values: np.ndarray, *, previous: float = math.nan, previous_run: int = 0
+) -> np.ndarray:
+    """The position of each reading in its run of identical consecutive values (1: it
+    differs from the reading before). ``previous``/``previous_run``: the value and run
+    length the series had before ``values`` (a live stream's earlier batches)."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if not n:
+        return np.empty(0, dtype=np.int64)
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = values[1:] != values[:-1]
+    index = np.arange(n)
+    run_start = np.maximum.accumulate(np.where(starts, index, 0))
+    positions = index - run_start + 1
+    if previous_run > 0 and values[0] == previous:
+        positions[run_start == 0] += previous_run
+    return positions.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class RepeatRule:
+    """How unlikely a run of identical readings is for one series (module docstring)."""
+
+    log10_q: float = 0.0
+    usual: int = 1
+
+    @classmethod
+    def learn(cls, t_ns: np.ndarray, values: np.ndarray) -> RepeatRule:
+        """The rule of a history of readings (sorted by time; NaN values ignored).
+
+        Fewer than 100 consecutive pairs teach nothing: :data:`NO_RULE`.
+        """
+        t_ns = np.asarray(t_ns, dtype=np.int64)
+        values = np.asarray(values, dtype=float)
+        finite = np.isfinite(values)
+        t_ns, values = t_ns[finite], values[finite]
+        pairs = len(values) - 1
+        if pairs < _MIN_PAIRS:
+            return NO_RULE
+        repeats = int(np.count_nonzero(values[1:] == values[:-1]))
+        log10_q = math.log10((repeats + 1) / (pairs + 2))
+        positions = run_positions(values)
+        day = t_ns // _DAY_NS
+        cuts = np.flatnonzero(np.diff(day)) + 1
+        daily_longest = np.maximum.reduceat(positions, np.r_[0, cuts])
+        usual = int(np.percentile(daily_longest, 50, method="lower"))
+        return cls(log10_q=log10_q, usual=max(usual, 1))
+
+    def log10_p(self, positions: np.ndarray) -> np.ndarray:
+        """``log10`` of the chance of runs this long at each position (0 within the
+        usual run)."""
+        beyond = np.maximum(np.asarray(positions, dtype=float) - self.usual, 0.0)
+        return beyond * self.log10_q
+
+
+#: The rule of a series too short to learn one: no run is unlikely.
+NO_RULE = RepeatRule()
