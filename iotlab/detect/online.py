@@ -250,6 +250,9 @@ class SegmentStack:
         sizes = np.array([len(w) for w in weeks], dtype=np.int64)
         self.week_at = np.cumsum(sizes) - sizes
         self.weeks = np.concatenate(weeks) if weeks else np.empty(0)
+        self.ahead = np.array([p.ahead if p else np.zeros(7) for p in profiles]).reshape(-1, 7)
+        no_day = np.iinfo(np.int64).max
+        self.last_day = np.array([p.last_day if p else no_day for p in profiles], dtype=np.int64)
 
     def base(self, which: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
         """``models[which[i]].base(t_ns[i])`` for each reading ``i``."""
@@ -261,7 +264,10 @@ class SegmentStack:
             # DayProfile.at, per reading's model: its own bin of its own day.
             t = t - self.phase[w] + self.bin[w] // 2
             slot = np.clip((t % DAY_NS) // self.bin[w], 0, self.n_bins[w] - 1)
-            profile = self.weeks[self.week_at[w] + day_of_week(t) * self.n_bins[w] + slot]
+            dow = day_of_week(t)
+            profile = self.weeks[self.week_at[w] + dow * self.n_bins[w] + slot] + np.where(
+                t // DAY_NS > self.last_day[w], self.ahead[w, dow], 0.0
+            )
             out[with_profile] = out[with_profile] + profile
         return out
 

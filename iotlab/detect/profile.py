@@ -36,7 +36,7 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,12 @@ class DayProfile:
     #: centre: interpolating a reading at xx:04 between the bins of xx:00 and xx:05 would
     #: smear a job that runs every hour at xx:59 into the readings next to it.
     phase_ns: int = 0
+    #: Offsets per day of the week (Monday first) for the days after the newest one
+    #: learned from (``last_day``, days since the epoch of the centred times): where a
+    #: future day meets the day before at a midnight the data never crossed (see
+    #: :func:`_join_midnights`).
+    ahead: np.ndarray = field(default_factory=lambda: np.zeros(7))
+    last_day: int = np.iinfo(np.int64).max
 
     @classmethod
     def learn(
@@ -123,8 +129,8 @@ class DayProfile:
             median, days = _binned_median(slot[own], day[own], r[own], kept[own], n_bins)
             type_median, _ = by_type[_DOW_TYPE[d]]
             table[d] = np.where(days < min_days, type_median, median)
-        _join_midnights(table, slot[kept], day[kept], r[kept], bin_ns)
-        return cls(table, bin_ns, phase)
+        ahead = _join_midnights(table, slot[kept], day[kept], r[kept], bin_ns)
+        return cls(table, bin_ns, phase, ahead, int(day.max()))
 
     def at(self, t_ns: np.ndarray) -> np.ndarray:
         """The profile at ``t_ns``: the value of each reading's own bin and day.
@@ -137,7 +143,10 @@ class DayProfile:
         n_bins = self.table.shape[1]
         t_ns = _centred(np.asarray(t_ns), self.bin_ns, self.phase_ns)
         slot = np.clip((t_ns % DAY_NS) // self.bin_ns, 0, n_bins - 1)
-        return self.table[day_of_week(t_ns), slot]
+        dow = day_of_week(t_ns)
+        return self.table[dow, slot] + np.where(
+            t_ns // DAY_NS > self.last_day, self.ahead[dow], 0.0
+        )
 
 
 _DOW_TYPE = (0, 0, 0, 0, 0, 1, 2)
@@ -208,8 +217,9 @@ def _coarse(
 
 def _join_midnights(
     table: np.ndarray, slot: np.ndarray, day: np.ndarray, r: np.ndarray, bin_ns: int
-) -> None:
-    """Make each observed midnight's step in ``table`` the step the data takes there.
+) -> np.ndarray:
+    """Make each observed midnight's step in ``table`` the step the data takes there;
+    return the offsets of the days ahead (:attr:`DayProfile.ahead`).
 
     A row's first and last bins are medians over different nights: with a few days
     whose levels wander (a warm Wednesday, a cool Thursday), they can disagree by a
@@ -218,17 +228,19 @@ def _join_midnights(
     day before's last bin) is spread half and half over the hour either side, so a
     job that really runs at midnight keeps its step.
 
-    Days of the week the data never saw (the Monday after a history of Friday to
-    Sunday) are what a forecast judges next; their rows are borrowed, and where they
-    meet the day before is a guess: a weekday row learned against a trend that was
-    higher on Friday than it will be on Monday starts Monday far off. Each such row,
-    going forward from the newest day, is moved as a whole to start where the day
-    before ends, by the usual midnight step of the data (a night goes on at night).
-    Midnights between days the data saw but never saw together (the week's wrap in
-    one week's history) are left alone.
+    The days after the newest one are what a forecast judges next. Where such a day
+    meets the day before at a midnight the data never crossed (the Monday after a
+    history of Friday to Sunday, or after one week's history: its wrap from Sunday to
+    Monday), its row was learned against another day's trend and where it starts is a
+    guess: a weekday row learned when the trend was higher than it is after a quiet
+    weekend starts Monday far off. Going forward from the newest day, each such day
+    is offset as a whole to start where the day before ends, by the usual midnight step
+    of the data (a night goes on at night); the days after it keep the offset. Days
+    the data saw keep their rows: offline scores of the history do not change.
     """
+    ahead = np.zeros(7)
     if not day.size:
-        return
+        return ahead
     n_bins = table.shape[1]
     taper = np.linspace(1.0, 0.0, max(1, min(n_bins // 2, HOUR_NS // bin_ns)), endpoint=False)
     first = pd.Series(r[slot == 0]).groupby(day[slot == 0]).median()
@@ -236,14 +248,20 @@ def _join_midnights(
     steps = (first - last.rename(lambda d: d + 1)).dropna()  # day D's start - day D-1's end
     if not steps.empty:
         _match_steps(table, steps, taper)
-    seen = set(day_of_week(np.unique(day) * DAY_NS).tolist())
+    # A midnight is crossed when the data has readings on the days either side of it.
+    # Data too sparse to show a step at midnight (hourly readings meet neither the
+    # first nor the last 5-minute bin) gives no usual step to join by: only the days of
+    # the week it never saw are joined then.
+    days = np.unique(day)
+    crossed = set(day_of_week(days[np.isin(days - 1, days) | steps.empty] * DAY_NS).tolist())
     usual = float(steps.median()) if not steps.empty else 0.0
     d = int(day_of_week(np.array([day.max() * DAY_NS]))[0])
-    for _ in range(6):
-        d = (d + 1) % 7
-        if d in seen:
-            break
-        table[d] += table[(d - 1) % 7, -1] + usual - table[d, 0]
+    for _ in range(7):
+        d, before = (d + 1) % 7, d
+        ahead[d] = ahead[before]
+        if d not in crossed:
+            ahead[d] = table[before, -1] + ahead[before] + usual - table[d, 0]
+    return ahead
 
 
 def _match_steps(table: np.ndarray, steps: pd.Series, taper: np.ndarray) -> None:

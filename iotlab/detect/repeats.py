@@ -11,10 +11,14 @@ almost never repeats a value, let alone for an hour.
 - ``log10_q``: how often a reading equals the one before it (``(repeats + 1) /
   (pairs + 2)``, so that a history without a single repeat still gives a finite
   chance);
-- ``usual``: the longest run of identical readings on a typical day (the lower
-  median over UTC days of each day's longest run). A quantised counter that sits at
-  0 all night, or a square wave that is flat between its steps, has long runs every
-  day; a few days with a stuck fault in the history do not move the median.
+- ``usual``: the longest run of identical readings the history holds, leaving out
+  runs more than three times as long as a typical day's longest (the lower median
+  over UTC days of each day's longest run). A quantised counter that sits at 0 all
+  night, or a square wave that is flat between its steps, has long runs every day; a
+  metric that now and then reports one value three times running has runs of three;
+  a stuck fault in the history is far beyond either and does not count. Runs of three
+  are always usual: two or three equal readings in a row happen by chance in a metric
+  of a few significant digits, however rare they were in the history.
 
 A reading that is the ``k``-th of a run of identical readings has
 ``log10 p = (k - usual) * log10_q`` when ``k > usual`` (each repeat beyond the usual
@@ -34,9 +38,9 @@ Examples
 >>> t = np.arange(2000) * (day // 500)  # four days of readings that never repeat
 >>> rule = RepeatRule.learn(t, np.arange(2000.0))
 >>> rule.usual, round(rule.log10_q, 2)
-(1, -3.3)
->>> (rule.log10_p(np.array([1, 2, 3])) / rule.log10_q).tolist()
-[0.0, 1.0, 2.0]
+(3, -3.3)
+>>> (rule.log10_p(np.array([1, 3, 4, 5])) / rule.log10_q).tolist()
+[0.0, 0.0, 1.0, 2.0]
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ __all__ = ["NO_RULE", "RepeatRule", "run_positions"]
 _DAY_NS = 86_400 * 10**9
 #: Fewest consecutive pairs a repeat rate is learned from (else no rule).
 _MIN_PAIRS = 100
+#: Runs up to this many times a typical day's longest are part of a series' usual runs.
+_USUAL_SPREAD = 3
+#: Runs this long are usual in any series (chance repeats of a rounded metric).
+_SHORTEST_USUAL = 3
 
 
 def run_positions(
@@ -78,7 +86,7 @@ class RepeatRule:
     """How unlikely a run of identical readings is for one series (module docstring)."""
 
     log10_q: float = 0.0
-    usual: int = 1
+    usual: int = _SHORTEST_USUAL
 
     @classmethod
     def learn(cls, t_ns: np.ndarray, values: np.ndarray) -> RepeatRule:
@@ -99,8 +107,9 @@ class RepeatRule:
         day = t_ns // _DAY_NS
         cuts = np.flatnonzero(np.diff(day)) + 1
         daily_longest = np.maximum.reduceat(positions, np.r_[0, cuts])
-        usual = int(np.percentile(daily_longest, 50, method="lower"))
-        return cls(log10_q=log10_q, usual=max(usual, 1))
+        typical = int(np.percentile(daily_longest, 50, method="lower"))
+        usual = int(daily_longest[daily_longest <= _USUAL_SPREAD * typical].max())
+        return cls(log10_q=log10_q, usual=max(usual, _SHORTEST_USUAL))
 
     def log10_p(self, positions: np.ndarray) -> np.ndarray:
         """``log10`` of the chance of runs this long at each position (0 within the

@@ -97,6 +97,31 @@ def test_the_first_monday_after_a_friday_to_sunday_history_starts_where_sunday_e
     assert (scored.loc[monday, "expected"] - scored.loc[monday, "value"]).abs().max() < 6.0
 
 
+def test_the_second_monday_after_one_week_starts_where_sunday_ended():
+    """A week of an office's on/off square wave: the wrap from Sunday to Monday was
+    never seen, and the trend fell over the quiet weekend. Monday started 40 units
+    below the readings (flagged critical for half an hour); the history's own Monday
+    keeps its row."""
+    ts = pd.date_range("2026-01-05", periods=8 * 288, freq="5min", tz="UTC")
+    on = (ts.hour >= 9) & (ts.hour < 18) & (ts.day_of_week < 5)
+    frame = pd.DataFrame({"ts": ts, "value": np.where(on, 100.0, 5.0)})
+    scored = ProphetResidualDetector().score_online(frame)
+    night = scored["ts"].between(
+        pd.Timestamp("2026-01-12 00:00", tz="UTC"), pd.Timestamp("2026-01-12 02:00", tz="UTC")
+    )
+    assert not scored.loc[night, "is_anomaly"].any()
+    assert (scored.loc[night, "expected"] - 5.0).abs().max() < 2.0
+    # The offset is for the days ahead only: the week's own Monday keeps its row.
+    # Residuals against a trend that followed the week: nights 35 below it on weekdays,
+    # the quiet weekend on it.
+    residual = np.where(on, 60.0, np.where(ts.day_of_week < 5, -35.0, 0.0))[: 7 * 288]
+    profile = DayProfile.learn(ts_ns(ts[: 7 * 288]), residual)
+    mondays = ts_ns(pd.to_datetime(["2026-01-05 00:30", "2026-01-12 00:30"], utc=True))
+    own, ahead = profile.at(mondays)
+    assert own == -35.0
+    assert ahead == profile.at(ts_ns(ts[7 * 288 - 1 : 7 * 288]))[0] == 0.0  # Sunday's end
+
+
 def test_a_day_seen_once_and_partly_left_out_keeps_its_level_in_every_hour():
     # A weekday type seen on a Friday whose 03:15-04:00 readings were left out, and on a
     # Monday that ends at 03:15: the forecast's shape had no value in 03:15-04:00, and
