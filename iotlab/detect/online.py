@@ -454,7 +454,7 @@ class OnlineProphet:
         self.model: SegmentModel | None = None
         self.attempted = NO_MODEL  # the refit point last fitted (or tried) for
         self.previous: _Fitted | None = None
-        self.oos: list[tuple[int, np.ndarray, np.ndarray]] = []  # (refit point, residuals, z)
+        self.oos: list[tuple[int, np.ndarray]] = []  # (refit point, residuals)
         self.buffer = _Buffer()
         self.refits = 0
         # (model, times, expectations) of the last batch's tail, for the next's context.
@@ -504,14 +504,17 @@ class OnlineProphet:
         floor = det._floor(train_values)
         oldest = point - self.window.value
         self.oos = [entry for entry in self.oos if entry[0] >= oldest]
-        residuals = np.concatenate([r for _, r, _ in self.oos] or [np.empty(0)])
-        reference_z = [z for _, _, z in self.oos]
+        residuals = np.concatenate([r for _, r in self.oos] or [np.empty(0)])
+        # The tail is judged in units of the new scale: errors measured against an older
+        # scale (a quantised series' floor can change by a factor of 500 from one day
+        # to the next) would make an ordinary error look like a new extreme.
         if residuals.size >= _MIN_OOS_RESIDUALS:
             self.previous, _ = det._learn(train, train["ts"].iloc[:0], self.previous)
             scale = max(robust_scale(residuals), floor)
+            reference_z = [residuals / scale]
         else:
             self.previous, scale, held_z = det._fit_with_holdout(train, floor, self.previous)
-            reference_z.append(held_z)
+            reference_z = [residuals / scale, held_z]
         table = TailReference.learn(np.concatenate(reference_z))
         at_threshold = -det.calibration.score_threshold(det.threshold)
         band = (
@@ -644,7 +647,7 @@ class OnlineProphet:
         flagged = np.zeros(len(rows), dtype=bool)
         flagged[finite] = self.detector._is_anomaly(z, model.table, runs)
         if point is not None:  # a late reading's error is not a forecast's: not a reference
-            self.oos.append((point, residual[finite], z))
+            self.oos.append((point, residual[finite]))
         if insert:
             self.buffer.insert(t[finite], v[finite], flagged[finite])
         else:
@@ -855,11 +858,11 @@ def judge_fresh(
         a, b = int(own_at[i]), int(own_at[i] + sizes[i])
         group = points[i]
         if isinstance(group, int):
-            engine.oos.append((group, residual[a:b], z[a:b]))
+            engine.oos.append((group, residual[a:b]))
         else:  # a batch across refit points judged by the model in hand (no refit allowed)
             cuts = (np.flatnonzero(np.diff(group)) + 1).tolist()
             for c0, c1 in zip([0, *cuts], [*cuts, b - a]):
-                engine.oos.append((int(group[c0]), residual[a + c0 : a + c1], z[a + c0 : a + c1]))
+                engine.oos.append((int(group[c0]), residual[a + c0 : a + c1]))
         end = int(starts[i] + length[i])
         engine._bases = (models[i], t_all[keep[i] : end], base[keep[i] : end])  # type: ignore[assignment]
         engine.buffer.append(t_all[end - sizes[i] : end], value[a:b], flagged[a:b])

@@ -145,3 +145,17 @@ def test_day_profile_follows_a_schedule_off_the_bin_edges():
     job = np.where(ts.minute.isin([59, 9]), 10.0, 0.0)
     profile = DayProfile.learn(ts_ns(ts), job)
     np.testing.assert_allclose(profile.at(ts_ns(ts)), job)
+
+
+def test_an_office_on_off_square_wave_raises_no_alarm_in_two_weeks():
+    """Noise-free steps at 09:00 and 18:00 on weekdays, off at weekends. Its scale
+    floor follows the data's resolution (the 95-unit step, counted only once there are
+    enough steps): it fell 500-fold from one day to the next, and the tail reference,
+    kept in the old scale's units, called ordinary errors new extremes (10 readings
+    flagged on the second Monday night)."""
+    ts = pd.date_range("2026-01-05", periods=14 * 288, freq="5min", tz="UTC")
+    on = (ts.hour >= 9) & (ts.hour < 18) & (ts.day_of_week < 5)
+    series = pd.DataFrame({"ts": ts, "value": np.where(on, 100.0, 5.0)})
+    scored = ProphetResidualDetector().score_online(series)
+    assert scored["score"].notna().sum() > 3000
+    assert not scored["is_anomaly"].any()
