@@ -16,6 +16,7 @@ iotlab.errors.InvalidIdentifierError: invalid keyspace 'x; DROP': ...
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -50,7 +51,12 @@ from iotlab.store.url import StoreURL, URLParts, validate_identifier
 
 __all__ = ["CassandraStore"]
 
+logger = logging.getLogger(__name__)
+
 _MAX_ENUMERATED_BUCKETS = 64
+#: Timeout of one schema change (s), and how often an idempotent one is sent.
+_DDL_TIMEOUT_S = 60.0
+_DDL_ATTEMPTS = 3
 _HOUR_MS = 3600 * 1000
 #: closed ranges up to this long read several partitions per query: at most 50, and at
 #: most 100 partition-hours, so a query stays small even on 1 Hz data (360k rows)
@@ -209,7 +215,24 @@ class CassandraStore(Store):
             raise
 
     def _ddl(self, cql: str) -> None:
-        self._execute(cql)
+        """Run a schema change and wait until every node has it.
+
+        Schema changes are slow on a busy cluster (every node applies and gossips them),
+        so they get a longer timeout than a read or write; a ``CREATE ... IF NOT EXISTS``
+        that still times out (a node too busy to answer its connection's heartbeat) is
+        sent again, as it changes nothing if it did land.
+        """
+        from cassandra import OperationTimedOut
+
+        attempts = _DDL_ATTEMPTS if "IF NOT EXISTS" in cql else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self.session.execute(cql, timeout=_DDL_TIMEOUT_S)
+                break
+            except OperationTimedOut:
+                if attempt == attempts:
+                    raise
+                logger.warning("schema change timed out (attempt %d), sending it again", attempt)
         if not self.connection.cluster.control_connection.wait_for_schema_agreement():
             raise StoreError(f"nodes did not agree on the schema after: {cql[:80]}")
 

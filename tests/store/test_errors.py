@@ -84,3 +84,53 @@ def test_a_reserved_word_as_keyspace_is_refused_before_any_query(keyspace) -> No
 def test_an_unreachable_node_is_a_store_unavailable_error_naming_it() -> None:
     with pytest.raises(StoreUnavailableError, match="127.0.0.1:1"):
         open_store("cassandra://127.0.0.1:1/iot?connect_timeout=2").describe()
+
+
+class _SlowSchemaSession:
+    """A session whose first ``timeouts`` schema changes time out as a busy node's do
+    (a real cluster cannot be made to time out on cue)."""
+
+    def __init__(self, timeouts: int) -> None:
+        self.timeouts = timeouts
+        self.sent: list[tuple[str, float]] = []
+
+    def execute(self, cql: str, timeout: float) -> None:
+        from cassandra import OperationTimedOut
+
+        self.sent.append((cql, timeout))
+        if len(self.sent) <= self.timeouts:
+            raise OperationTimedOut("Connection defunct by heartbeat")
+
+
+def _store_on(session: _SlowSchemaSession):
+    from types import SimpleNamespace
+
+    from iotlab.store.cassandra import CassandraStore
+
+    store = CassandraStore(parse_store_url("cassandra://127.0.0.1:9042/ks"))
+    agreed = SimpleNamespace(wait_for_schema_agreement=lambda: True)
+    store._conn = SimpleNamespace(
+        session=session, cluster=SimpleNamespace(control_connection=agreed)
+    )
+    return store
+
+
+def test_an_idempotent_schema_change_that_times_out_is_sent_again(caplog) -> None:
+    session = _SlowSchemaSession(timeouts=2)
+    _store_on(session)._ddl("CREATE TABLE IF NOT EXISTS ks.t (k int PRIMARY KEY)")
+    assert len(session.sent) == 3
+    assert all(timeout >= 60 for _, timeout in session.sent)  # longer than a write's
+    assert "sending it again" in caplog.text
+
+
+def test_a_schema_change_that_is_not_idempotent_is_sent_once() -> None:
+    from cassandra import OperationTimedOut
+
+    session = _SlowSchemaSession(timeouts=1)
+    with pytest.raises(OperationTimedOut):
+        _store_on(session)._ddl("ALTER TABLE ks.t ADD v int")
+    assert len(session.sent) == 1
+    stubborn = _SlowSchemaSession(timeouts=5)
+    with pytest.raises(OperationTimedOut):
+        _store_on(stubborn)._ddl("CREATE TABLE IF NOT EXISTS ks.t (k int PRIMARY KEY)")
+    assert len(stubborn.sent) == 3
