@@ -847,8 +847,11 @@ def judge_fresh(
     log10_p = tail_log10_p(at, tuple(m.table for m in models), abs_z)  # type: ignore[union-attr]
     log10_q = np.array([m.repeats.log10_q for m in models])  # type: ignore[union-attr]
     usual = np.array([m.repeats.usual for m in models])  # type: ignore[union-attr]
-    beyond = np.maximum(np.concatenate(run_parts) - usual[at], 0)
-    repeat = beyond * log10_q[at]  # RepeatRule.log10_p, all models at once
+    alert_readings = np.array([m.repeats.alert_readings for m in models])  # type: ignore[union-attr]
+    # RepeatRule.log10_p, all models at once.
+    beyond = (np.concatenate(run_parts) - usual[at]).astype(float)
+    alerting = (beyond > 0) & (beyond <= alert_readings[at])
+    repeat = np.where(alerting, beyond * log10_q[at], 0.0)
     log10_p = log10_p + repeat
     score = detector.calibration.score_from_log10_p(log10_p, abs_z)
     flagged = detector.calibration.confidence_from_score(score) > detector.threshold

@@ -20,12 +20,20 @@ almost never repeats a value, let alone for an hour.
   are always usual: two or three equal readings in a row happen by chance in a metric
   of a few significant digits, however rare they were in the history.
 
+A series that repeats itself in more than one reading in twenty (a quantised
+counter, a square wave, a load balancer idle at 0 most of the time) gets no rule: its
+runs come and go in lengths no simple chance per repeat describes (a NAB load
+balancer's runs of 0 of 87 and 155 readings would have been alerts), and a stuck fault
+there is left to the residual.
+
 A reading that is the ``k``-th of a run of identical readings has
 ``log10 p = (k - usual) * log10_q`` when ``k > usual`` (each repeat beyond the usual
 run is one more at chance ``q``), and ``0`` otherwise. The detector adds it to the
-residual's ``log10 p`` (the two are independent evidence), so a stuck reading's
-``score`` grows with the run and it is flagged a few readings into the fault; a
-series that repeats itself half the time needs a run many times its usual one.
+residual's ``log10 p`` (the two are independent evidence), so a stuck sensor is
+flagged a few readings into the fault. One alert per episode: once the run's own
+``-log10 p`` has reached ``ALERT_SCORE`` (twice the default flag threshold's score),
+its later readings carry no more of it, so a fault that lasts a day is not a day of
+alerts (the fleet health report gives how long a sensor has been stuck).
 
 Examples
 --------
@@ -39,8 +47,10 @@ Examples
 >>> rule = RepeatRule.learn(t, np.arange(2000.0))
 >>> rule.usual, round(rule.log10_q, 2)
 (3, -3.3)
->>> (rule.log10_p(np.array([1, 3, 4, 5])) / rule.log10_q).tolist()
-[0.0, 0.0, 1.0, 2.0]
+>>> rule.alert_readings  # 4 repeats beyond the usual run reach ALERT_SCORE
+4
+>>> (rule.log10_p(np.array([1, 3, 4, 5, 6, 7, 8])) / rule.log10_q + 0.0).tolist()
+[0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 0.0]
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NO_RULE", "RepeatRule", "run_positions"]
+__all__ = ["ALERT_SCORE", "NO_RULE", "RepeatRule", "run_positions"]
 
 _DAY_NS = 86_400 * 10**9
 #: Fewest consecutive pairs a repeat rate is learned from (else no rule).
@@ -59,6 +69,10 @@ _MIN_PAIRS = 100
 _USUAL_SPREAD = 3
 #: Runs this long are usual in any series (chance repeats of a rounded metric).
 _SHORTEST_USUAL = 3
+#: Series that repeat a reading more often than this get no rule.
+_MAX_REPEAT_RATE = 0.05
+#: The run's ``-log10 p`` at which it has raised its alert; later readings add nothing.
+ALERT_SCORE = 12.0
 
 
 def run_positions(
@@ -102,7 +116,10 @@ class RepeatRule:
         if pairs < _MIN_PAIRS:
             return NO_RULE
         repeats = int(np.count_nonzero(values[1:] == values[:-1]))
-        log10_q = math.log10((repeats + 1) / (pairs + 2))
+        q = (repeats + 1) / (pairs + 2)
+        if q > _MAX_REPEAT_RATE:
+            return NO_RULE
+        log10_q = math.log10(q)
         positions = run_positions(values)
         day = t_ns // _DAY_NS
         cuts = np.flatnonzero(np.diff(day)) + 1
@@ -111,11 +128,20 @@ class RepeatRule:
         usual = int(daily_longest[daily_longest <= _USUAL_SPREAD * typical].max())
         return cls(log10_q=log10_q, usual=max(usual, _SHORTEST_USUAL))
 
+    @property
+    def alert_readings(self) -> int:
+        """How many readings beyond the usual run carry evidence (until the run's
+        ``-log10 p`` reaches :data:`ALERT_SCORE`)."""
+        if self.log10_q >= 0.0:
+            return 0
+        return math.ceil(ALERT_SCORE / -self.log10_q)
+
     def log10_p(self, positions: np.ndarray) -> np.ndarray:
-        """``log10`` of the chance of runs this long at each position (0 within the
-        usual run)."""
-        beyond = np.maximum(np.asarray(positions, dtype=float) - self.usual, 0.0)
-        return beyond * self.log10_q
+        """``log10`` of the chance of runs this long at each position: 0 within the
+        usual run and after the run's alert."""
+        beyond = np.asarray(positions, dtype=float) - self.usual
+        alerting = (beyond > 0) & (beyond <= self.alert_readings)
+        return np.where(alerting, beyond * self.log10_q, 0.0)
 
 
 #: The rule of a series too short to learn one: no run is unlikely.

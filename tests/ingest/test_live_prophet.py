@@ -124,9 +124,10 @@ def test_live_scores_equal_score_online_however_the_stream_is_batched(
     d1 = stream[stream["device_id"] == "d1"].reset_index(drop=True)
     spike_times = {d1.loc[400, "ts"], d1.loc[520, "ts"]}
     assert spike_times <= set(flagged.loc[flagged["detector"] == "prophet", "ts"])
-    # The stuck run is flagged a few readings in, on both sides of the batch cuts.
-    stuck = got["ts"].between(d1.loc[590, "ts"], d1.loc[611, "ts"])
-    assert got.loc[stuck, "is_anomaly"].sum() >= 15
+    # The stuck run (across the batch cuts at 600 and 601) raises its alert a few
+    # readings in, and only then.
+    stuck = got["ts"].between(d1.loc[590, "ts"], d1.loc[611, "ts"]).to_numpy()
+    assert 2 <= got.loc[stuck, "is_anomaly"].sum() <= 8
     assert (flagged["detector"] == "rolling_zscore").any()  # d2's spike, by the fallback
     # Why a sensor is on the z-score is said once per sensor, however many batches.
     said = [r.getMessage() for r in caplog.records if "min_history" in r.getMessage()]
@@ -286,8 +287,7 @@ def test_many_sensors_batched_together_score_as_score_online(monkeypatch):
         assert flags.any()  # the spike
         if i == 2:
             assert (
-                flags[got["ts"].between(one.loc[400, "ts"], one.loc[430, "ts"])[judged]].sum()
-                >= 25
+                flags[got["ts"].between(one.loc[400, "ts"], one.loc[430, "ts"])[judged]].sum() >= 2
             )
 
 
