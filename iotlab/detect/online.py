@@ -31,7 +31,7 @@ from iotlab.detect.profile import DAY_NS, day_of_week
 from iotlab.detect.prophet import _MIN_TRAIN_POINTS, _staleness
 from iotlab.detect.prophet_curve import _DAY_S, ProphetCurve
 from iotlab.detect.reference import References, TailReference
-from iotlab.detect.repeats import RepeatRule, run_positions
+from iotlab.detect.repeats import RepeatRule, run_positions, runs_log10_p
 
 if TYPE_CHECKING:
     from iotlab.detect.prophet import ProphetResidualDetector, _Fitted
@@ -344,7 +344,16 @@ class _Buffer:
     def newest(self) -> int | None:
         return int(self.t[self.hi - 1]) if self.hi > self.lo else None
 
-    def append(self, t: np.ndarray, v: np.ndarray, flagged: np.ndarray) -> None:
+    def append(
+        self,
+        t: np.ndarray,
+        v: np.ndarray,
+        flagged: np.ndarray,
+        *,
+        positions: np.ndarray | None = None,
+    ) -> None:
+        """Append readings newer than those held (``positions``: their
+        :meth:`positions`, when already known)."""
         k = len(t)
         if not k:
             return
@@ -358,7 +367,9 @@ class _Buffer:
         self.t[self.hi : self.hi + k], self.v[self.hi : self.hi + k] = t, v
         self.flagged[self.hi : self.hi + k] = flagged
         self.hi += k
-        self.run_value, self.run_length = float(v[-1]), int(self.positions(v)[-1])
+        if positions is None:
+            positions = self.positions(v)
+        self.run_value, self.run_length = float(v[-1]), int(positions[-1])
 
     def insert(self, t: np.ndarray, v: np.ndarray, flagged: np.ndarray) -> None:
         """Merge out-of-order readings in; a reading at a time already held replaces it
@@ -371,7 +382,7 @@ class _Buffer:
         f1 = np.concatenate([f0[keep], flagged])[order]
         self.t, self.v, self.flagged = t1[order], v1, f1
         self.lo, self.hi = 0, len(t1)
-        if len(t1) and t1[order][-1] in t:  # the newest reading changed: count its run anew
+        if len(t1) and self.t[-1] in t:  # the newest reading changed: count its run anew
             self.run_value, self.run_length = float(v1[-1]), int(run_positions(v1)[-1])
 
     def drop_before(self, t_ns: int, keep_last: int) -> None:
@@ -845,13 +856,8 @@ def judge_fresh(
     z = residual / scale
     abs_z = np.abs(z)
     log10_p = tail_log10_p(at, tuple(m.table for m in models), abs_z)  # type: ignore[union-attr]
-    log10_q = np.array([m.repeats.log10_q for m in models])  # type: ignore[union-attr]
-    usual = np.array([m.repeats.usual for m in models])  # type: ignore[union-attr]
-    alert_readings = np.array([m.repeats.alert_readings for m in models])  # type: ignore[union-attr]
-    # RepeatRule.log10_p, all models at once.
-    beyond = (np.concatenate(run_parts) - usual[at]).astype(float)
-    alerting = (beyond > 0) & (beyond <= alert_readings[at])
-    repeat = np.where(alerting, beyond * log10_q[at], 0.0)
+    run_at = np.concatenate(run_parts)
+    repeat = runs_log10_p([m.repeats for m in models], at, run_at)  # type: ignore[union-attr]
     log10_p = log10_p + repeat
     score = detector.calibration.score_from_log10_p(log10_p, abs_z)
     flagged = detector.calibration.confidence_from_score(score) > detector.threshold
@@ -868,7 +874,9 @@ def judge_fresh(
                 engine.oos.append((int(group[c0]), residual[a + c0 : a + c1]))
         end = int(starts[i] + length[i])
         engine._bases = (models[i], t_all[keep[i] : end], base[keep[i] : end])  # type: ignore[assignment]
-        engine.buffer.append(t_all[end - sizes[i] : end], value[a:b], flagged[a:b])
+        engine.buffer.append(
+            t_all[end - sizes[i] : end], value[a:b], flagged[a:b], positions=run_at[a:b]
+        )
         engine._trim()
     codes = np.repeat(np.arange(len(engines)), sizes)
     return Judged(expected, scale, width_all, codes, models, repeat)  # type: ignore[arg-type]

@@ -56,11 +56,12 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALERT_SCORE", "NO_RULE", "RepeatRule", "run_positions"]
+__all__ = ["ALERT_SCORE", "NO_RULE", "RepeatRule", "run_positions", "runs_log10_p"]
 
 _DAY_NS = 86_400 * 10**9
 #: Fewest consecutive pairs a repeat rate is learned from (else no rule).
@@ -139,9 +140,21 @@ class RepeatRule:
     def log10_p(self, positions: np.ndarray) -> np.ndarray:
         """``log10`` of the chance of runs this long at each position: 0 within the
         usual run and after the run's alert."""
-        beyond = np.asarray(positions, dtype=float) - self.usual
-        alerting = (beyond > 0) & (beyond <= self.alert_readings)
-        return np.where(alerting, beyond * self.log10_q, 0.0)
+        return runs_log10_p([self], np.zeros(len(positions), dtype=np.int64), positions)
+
+
+def runs_log10_p(
+    rules: Sequence[RepeatRule], which: np.ndarray, positions: np.ndarray
+) -> np.ndarray:
+    """:meth:`RepeatRule.log10_p` of many series' readings at once: reading ``i`` is at
+    run position ``positions[i]`` of a series judged by ``rules[which[i]]``."""
+    which = np.asarray(which, dtype=np.int64)
+    log10_q = np.array([rule.log10_q for rule in rules])[which]
+    usual = np.array([rule.usual for rule in rules])[which]
+    alert_readings = np.array([rule.alert_readings for rule in rules])[which]
+    beyond = np.asarray(positions, dtype=float) - usual
+    alerting = (beyond > 0) & (beyond <= alert_readings)
+    return np.where(alerting, beyond * log10_q, 0.0)
 
 
 #: The rule of a series too short to learn one: no run is unlikely.
