@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from iotlab.ingest.messages import MAX_PAYLOAD_BYTES, METRIC_FIELDS, letter_text, parse_message
+from iotlab.ingest.messages import MAX_PAYLOAD_BYTES, METRIC_FIELDS, letter_text, parse_payload
 
 __all__ = ["ParsedMessages", "Part", "PendingBatch"]
 
@@ -33,6 +33,7 @@ class Part:
     source: str
     topics: list[str] | None = None  # per row, for MQTT messages
     payloads: list[bytes] | None = None  # raw payload per row, for MQTT messages
+    elements: list[str] | None = None  # per row: "[i]." in a message of several, else ""
 
     def letter(self, row: int) -> tuple[str, str, str]:
         """(source, topic, payload) of the row at position ``row``."""
@@ -40,6 +41,11 @@ class Part:
             return self.source, letter_text(self.topics[row]), letter_text(self.payloads[row])
         record = self.frame.iloc[row].to_dict()
         return self.source, "", letter_text(json.dumps(record, default=str))
+
+    def reason(self, row: int, reason: str) -> str:
+        """``reason`` for refusing the row at ``row``, with its position in its message
+        when the message carried several readings (``[3].sensor not provisioned``)."""
+        return (self.elements[row] if self.elements is not None else "") + reason
 
 
 def _frame_from_ms(rows: list[tuple], columns: tuple[str, ...], ts_at: int) -> pd.DataFrame:
@@ -60,29 +66,37 @@ class ParsedMessages:
     readings: list[tuple] = field(default_factory=list)
     reading_topics: list[str] = field(default_factory=list)
     reading_payloads: list[bytes] = field(default_factory=list)
+    reading_elements: list[str] = field(default_factory=list)
     heartbeats: list[tuple] = field(default_factory=list)
     heartbeat_topics: list[str] = field(default_factory=list)
     heartbeat_payloads: list[bytes] = field(default_factory=list)
+    heartbeat_elements: list[str] = field(default_factory=list)
     dead: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.readings) + len(self.heartbeats) + len(self.dead)
 
     def add(self, topic: str, payload: bytes) -> None:
-        """Parse one message (:func:`~iotlab.ingest.messages.parse_message`) and keep it."""
-        parsed = parse_message(topic, payload, root=self.root, max_payload=self.max_payload)
-        if parsed.kind == "reading":
-            self.readings.append(parsed.row)
-            self.reading_topics.append(topic)
-            self.reading_payloads.append(payload)
-        elif parsed.kind == "heartbeat":
-            self.heartbeats.append(parsed.row)
-            self.heartbeat_topics.append(topic)
-            self.heartbeat_payloads.append(payload)
-        else:
-            self.dead.append(
-                (self.source, letter_text(topic), letter_text(payload), parsed.reason)
-            )
+        """Parse one message (:func:`~iotlab.ingest.messages.parse_payload`) and keep its
+        readings and heartbeats; each row keeps the message's topic and payload."""
+        rows = parse_payload(topic, payload, root=self.root, max_payload=self.max_payload)
+        many = len(rows) > 1
+        for i, parsed in enumerate(rows):
+            element = f"[{i}]." if many else ""
+            if parsed.kind == "reading":
+                self.readings.append(parsed.row)
+                self.reading_topics.append(topic)
+                self.reading_payloads.append(payload)
+                self.reading_elements.append(element)
+            elif parsed.kind == "heartbeat":
+                self.heartbeats.append(parsed.row)
+                self.heartbeat_topics.append(topic)
+                self.heartbeat_payloads.append(payload)
+                self.heartbeat_elements.append(element)
+            else:
+                self.dead.append(
+                    (self.source, letter_text(topic), letter_text(payload), parsed.reason)
+                )
 
     def extend(self, other: ParsedMessages) -> None:
         """Append another lot of parsed messages."""
@@ -152,7 +166,16 @@ class PendingBatch:
         for got in reversed(self._lots()):
             if got.readings:
                 frame = _frame_from_ms(got.readings, READING_COLUMNS, 2)
-                parts.insert(0, Part(frame, got.source, got.reading_topics, got.reading_payloads))
+                parts.insert(
+                    0,
+                    Part(
+                        frame,
+                        got.source,
+                        got.reading_topics,
+                        got.reading_payloads,
+                        got.reading_elements,
+                    ),
+                )
         return parts
 
     def metric_parts(self) -> list[Part]:
@@ -161,6 +184,13 @@ class PendingBatch:
             if got.heartbeats:
                 frame = _frame_from_ms(got.heartbeats, HEARTBEAT_COLUMNS, 1)
                 parts.insert(
-                    0, Part(frame, got.source, got.heartbeat_topics, got.heartbeat_payloads)
+                    0,
+                    Part(
+                        frame,
+                        got.source,
+                        got.heartbeat_topics,
+                        got.heartbeat_payloads,
+                        got.heartbeat_elements,
+                    ),
                 )
         return parts

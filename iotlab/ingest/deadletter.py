@@ -1,9 +1,11 @@
 """Dead letters: messages and rows the service refused, kept with the reason and raw payload.
 
 They live in the ``dead_letters`` table (partitioned by day of ``received_at``). The
-``id`` of a dead letter is a hash of its source, topic and payload, so an MQTT message
-redelivered after a crash is stored under the same id; :func:`read_dead_letters` keeps
-one row per id and day (two byte-identical bad messages on one day count once).
+``id`` of a dead letter is a hash of its source, topic and payload (and, for an element
+of a message that carries several readings, its position, which its reason starts with:
+``[3].value: ...``), so an MQTT message redelivered after a crash is stored under the
+same id; :func:`read_dead_letters` keeps one row per id and day (two byte-identical bad
+messages on one day count once).
 
 Examples
 --------
@@ -35,9 +37,13 @@ __all__ = ["DEAD_LETTER_COLUMNS", "dead_letter_rows", "read_dead_letters", "writ
 DEAD_LETTER_COLUMNS = ("received_at", "id", "source", "topic", "payload", "reason")
 
 
-def _letter_id(source: str, topic: str, payload: str) -> str:
-    digest = hashlib.blake2b(f"{source}\0{topic}\0{payload}".encode(), digest_size=12)
-    return digest.hexdigest()
+def _letter_id(source: str, topic: str, payload: str, reason: str) -> str:
+    # Not the whole reason: some name the time they were judged at, and a redelivery
+    # must keep its id. Only the element's position, so that two bad elements of one
+    # message are two letters.
+    element = reason[: reason.find("]") + 1] if reason.startswith("[") else ""
+    key = f"{source}\0{topic}\0{payload}" + (f"\0{element}" if element else "")
+    return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
 def dead_letter_rows(
@@ -48,7 +54,7 @@ def dead_letter_rows(
     received_at: pd.Timestamp,
 ) -> pd.DataFrame:
     """A frame for the ``dead_letters`` table (the store derives ``day``)."""
-    ids = [_letter_id(s, t, p) for s, t, p in zip(sources, topics, payloads)]
+    ids = [_letter_id(*letter) for letter in zip(sources, topics, payloads, reasons)]
     return pd.DataFrame(
         {
             "received_at": pd.Series([received_at] * len(ids), dtype="datetime64[ms, UTC]"),

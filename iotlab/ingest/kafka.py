@@ -3,8 +3,10 @@
 The wire format is MQTT's (:mod:`iotlab.ingest.messages`) with the topic levels below the
 root moved into the message key: a record keyed ``<device_id>/<sensor_id>`` carries one
 reading, one keyed ``<device_id>/heartbeat`` one heartbeat, and its value is the same
-JSON payload as on MQTT. Keying by sensor sends each sensor's readings to one partition,
-in order. A record without a key, or with a malformed one, is a dead letter.
+JSON payload as on MQTT; a value may carry several as a JSON array, and a record keyed
+``<device_id>`` a device's readings of several sensors. Keying by sensor (or device)
+sends each sensor's readings to one partition, in order. A record without a key, or with
+a malformed one, is a dead letter.
 
 :class:`KafkaSource` consumes a topic as a member of a consumer group, so that several
 ``iotlab serve`` processes with the same group share its partitions (Kafka gives each
@@ -33,12 +35,17 @@ import logging
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pandas as pd
 
-from iotlab.errors import InvalidURLError, MissingDependencyError, StoreConnectionError
+from iotlab.errors import (
+    InvalidURLError,
+    MissingDependencyError,
+    StoreConnectionError,
+    ValidationError,
+)
 
 __all__ = [
     "KafkaPublisher",
@@ -509,12 +516,26 @@ class KafkaPublisher:
         if self.sent % 1000 == 0:
             self._producer.poll(0)  # delivery reports
 
-    def publish_readings(self, readings: pd.DataFrame) -> int:
-        """Send each reading, keyed ``<device_id>/<sensor_id>``; return how many."""
-        from iotlab.ingest.publisher import reading_messages
+    def publish_readings(
+        self, readings: pd.DataFrame, *, per: Literal["reading", "device"] = "reading"
+    ) -> int:
+        """Send readings; return how many. ``per="reading"`` (default): each keyed
+        ``<device_id>/<sensor_id>``; ``per="device"``: each device's readings as one JSON
+        array keyed ``<device_id>`` (see :func:`~iotlab.ingest.publisher.device_messages`).
 
-        for device, sensor, body in reading_messages(readings):
-            self.send(f"{device}/{sensor}", body)
+        Keep to one of the two for a sensor: the key picks the partition, and a worker
+        owns the sensors of its partitions (their roll-ups are refreshed by it alone).
+        """
+        from iotlab.ingest.publisher import device_messages, reading_messages
+
+        if per == "device":
+            for device, body in device_messages(readings):
+                self.send(device, body)
+        elif per == "reading":
+            for device, sensor, body in reading_messages(readings):
+                self.send(f"{device}/{sensor}", body)
+        else:
+            raise ValidationError(f"must be 'reading' or 'device', got {per!r}", field="per")
         return len(readings)
 
     def publish_heartbeats(self, heartbeats: pd.DataFrame) -> int:

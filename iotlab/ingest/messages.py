@@ -10,6 +10,18 @@ The root is ``iotlab`` by default. ``ts`` is an ISO 8601 string with a UTC offse
 ``Z``), or a number of epoch milliseconds. ``quality`` (default 100) and ``status``
 (default ``"ok"``) are optional; heartbeat metrics may be ``null`` (not reported).
 
+Several readings in one message
+-------------------------------
+A payload may also be a JSON *array* of such objects: a sensor's readings buffered
+while it was offline, or a device's sensors read together. On a sensor (or heartbeat)
+topic every element is one of that sensor's readings (heartbeats); on the device topic
+``<root>/<device_id>`` every element names its sensor,
+``[{"sensor_id": "temp_01", "ts": ..., "value": 21.5}, {"sensor_id": "hum_01", ...}]``.
+A real device that samples all its sensors at once sends one message instead of one
+per sensor, and the broker, the network and the service handle a fraction of the
+packets. Each element is judged on its own: a bad one becomes a dead letter whose
+reason names its position (``[2].value: ...``), and the others are stored.
+
 Parsing never raises: a message that is not one of these becomes a :class:`Parsed`
 with ``kind="dead"`` and a reason naming the field, and goes to the dead letters.
 
@@ -21,6 +33,11 @@ Parsed(kind='reading', row=('d1', 'temp_01', 1767225600000, 21.5, 100, 'ok'), re
 'ts: naive timestamp: give a time zone'
 >>> parse_message("iotlab/d1/temp_01", b'{"ts": 1767225600000, "value": NaN}').reason
 'value: must be a finite number, got nan'
+>>> [p.row[1:4] for p in parse_payload("iotlab/d1",
+...     b'[{"sensor_id": "t", "ts": 0, "value": 1}, {"sensor_id": "h", "ts": 0, "value": 2}]')]
+[('t', 0, 1.0), ('h', 0, 2.0)]
+>>> [p.reason for p in parse_payload("iotlab/d1/t", b'[{"ts": 0, "value": 1}, {"ts": 0}]')]
+['', '[1].value: is missing']
 """
 
 from __future__ import annotations
@@ -50,6 +67,7 @@ __all__ = [
     "heartbeat_payload",
     "letter_text",
     "parse_message",
+    "parse_payload",
     "reading_payload",
 ]
 
@@ -151,48 +169,101 @@ def _number(payload: dict[str, Any], name: str, *, required: bool) -> float | st
     return value
 
 
-def _topic_parts(topic: str, root: str) -> tuple[str, str] | str:
+def _topic_parts(topic: str, root: str) -> tuple[str, str | None] | str:
+    """``(device_id, sensor_id)`` of a topic (``sensor_id`` ``None`` on the device topic
+    ``<root>/<device_id>``), or the reason it is refused."""
     parts = topic.split("/")
-    if len(parts) != 3 or parts[0] != root or not parts[1] or not parts[2]:
+    if not 2 <= len(parts) <= 3 or parts[0] != root or not all(parts[1:]):
         shown = _shown(letter_text(topic, limit=200))
-        return f"topic: expected {root}/<device_id>/<sensor_id|heartbeat>, got {shown}"
-    for name, text in (("device_id", parts[1]), ("sensor_id", parts[2])):
+        return f"topic: expected {root}/<device_id>[/<sensor_id|heartbeat>], got {shown}"
+    for name, text in zip(("device_id", "sensor_id"), parts[1:]):
         problem = text_problem(text, name)
         if problem:
             return f"topic: {problem}"
-    return parts[1], parts[2]
+    return parts[1], parts[2] if len(parts) == 3 else None
 
 
 def parse_message(
     topic: str, payload: bytes, *, root: str = "iotlab", max_payload: int = MAX_PAYLOAD_BYTES
 ) -> Parsed:
-    """Parse one MQTT message into a reading, a heartbeat, or a dead letter's reason.
+    """Parse a message of one reading or heartbeat into it, or a dead letter's reason.
 
     Never raises: whatever ``topic`` and ``payload`` hold (over ``max_payload`` bytes,
     nested a million deep, numbers no float holds, timestamps no pandas holds, text no
-    store can encode), the worst outcome is ``kind="dead"`` with a reason.
+    store can encode), the worst outcome is ``kind="dead"`` with a reason. A message that
+    carries several (a JSON array, or the device topic) is for :func:`parse_payload`.
+    """
+    parsed = parse_payload(topic, payload, root=root, max_payload=max_payload)
+    if len(parsed) == 1:
+        return parsed[0]
+    return _dead(f"payload: carries {len(parsed)} readings; parse_payload reads them all")
+
+
+def parse_payload(
+    topic: str, payload: bytes, *, root: str = "iotlab", max_payload: int = MAX_PAYLOAD_BYTES
+) -> list[Parsed]:
+    """Every reading or heartbeat a message carries, in order (see the module docstring).
+
+    A payload that is one JSON object gives one :class:`Parsed`, an array one per
+    element; an element that cannot be stored gives a dead one whose reason starts with
+    its position (``[3].ts: ...``). A message that cannot be read at all (its topic, its
+    size, not JSON, an empty array) gives a single dead one. Never raises.
     """
     try:
         return _parse(topic, payload, root, max_payload)
     except Exception as exc:  # a case the checks below missed must not stop the service
-        return _dead(f"payload: cannot be parsed ({type(exc).__name__})")
+        return [_dead(f"payload: cannot be parsed ({type(exc).__name__})")]
 
 
-def _parse(topic: str, payload: bytes, root: str, max_payload: int) -> Parsed:
+def _parse(topic: str, payload: bytes, root: str, max_payload: int) -> list[Parsed]:
     where = _topic_parts(topic, root)
     if isinstance(where, str):
-        return _dead(where)
+        return [_dead(where)]
     device_id, sensor_id = where
     if len(payload) > max_payload:
-        return _dead(f"payload: {len(payload)} bytes, over the {max_payload}-byte limit")
+        return [_dead(f"payload: {len(payload)} bytes, over the {max_payload}-byte limit")]
     try:
         body = json.loads(payload)
     except RecursionError:
-        return _dead("payload: JSON nested too deeply")
+        return [_dead("payload: JSON nested too deeply")]
     except (UnicodeDecodeError, ValueError) as exc:
-        return _dead(f"payload: not JSON ({_shown(str(exc))})")
+        return [_dead(f"payload: not JSON ({_shown(str(exc))})")]
+    if isinstance(body, dict):
+        return [_element(body, device_id, sensor_id, "")]
+    if not isinstance(body, list):
+        return [_dead(f"payload: expected a JSON object or array, got {type(body).__name__}")]
+    if not body:
+        return [_dead("payload: an empty array carries no reading")]
+    return [_element(item, device_id, sensor_id, f"[{i}].") for i, item in enumerate(body)]
+
+
+def _element(body: object, device_id: str, sensor_id: str | None, at: str) -> Parsed:
+    """One reading or heartbeat object; ``at`` prefixes a reason with its array position."""
     if not isinstance(body, dict):
-        return _dead(f"payload: expected a JSON object, got {type(body).__name__}")
+        where = f"{at[:-1]}: " if at else "payload: "
+        return _dead(f"{where}expected a JSON object, got {type(body).__name__}")
+    if sensor_id is None:  # the device topic: each element names its sensor
+        named = body.get("sensor_id")
+        problem = _sensor_problem(named)
+        if problem:
+            return _dead(at + problem)
+        sensor_id = str(named)
+    parsed = _one(body, device_id, sensor_id)
+    return parsed if not at or parsed.kind != "dead" else _dead(at + parsed.reason)
+
+
+def _sensor_problem(sensor_id: object) -> str | None:
+    """Why an element's ``sensor_id`` cannot name a sensor, or ``None``."""
+    if sensor_id is None:
+        return "sensor_id: is missing"
+    if not isinstance(sensor_id, str) or not sensor_id:
+        return f"sensor_id: must be a non-empty string, got {_shown(sensor_id)}"
+    if sensor_id == HEARTBEAT:
+        return f"sensor_id: {HEARTBEAT!r} is not a sensor (heartbeats have a topic of their own)"
+    return text_problem(sensor_id, "sensor_id")
+
+
+def _one(body: dict[str, Any], device_id: str, sensor_id: str) -> Parsed:
     if "ts" not in body:
         return _dead("ts: is missing")
     ts = _epoch_ms(body["ts"])

@@ -13,15 +13,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from iotlab.errors import StoreConnectionError
+from iotlab.errors import StoreConnectionError, ValidationError
 from iotlab.ingest.messages import HEARTBEAT, METRIC_FIELDS
 
-__all__ = ["Publisher", "heartbeat_messages", "reading_messages"]
+__all__ = ["Publisher", "device_messages", "heartbeat_messages", "reading_messages"]
 
 #: MQTT 5's default Receive Maximum, when the broker's CONNACK names none; also the
 #: most QoS 1 messages one client can have unacknowledged (16-bit message ids).
@@ -32,6 +32,9 @@ PUMP_EVERY = 64
 KEEPER_EVERY = 0.5
 #: Seconds between attempts to reconnect to the broker.
 RECONNECT_EVERY = 1.0
+#: Most readings in one device message (``per="device"``): ~100 bytes each, so a
+#: message stays far below the service's payload limit.
+DEVICE_MESSAGE_READINGS = 1000
 
 
 def _iso_ms(ts: pd.Series) -> np.ndarray:
@@ -192,11 +195,25 @@ class Publisher:
         if self.sent % PUMP_EVERY == 0:
             self._pump(0.0)  # take in the PUBACKs that arrived meanwhile
 
-    def publish_readings(self, readings: pd.DataFrame) -> int:
-        """Publish each reading to ``<root>/<device_id>/<sensor_id>``; return how many."""
+    def publish_readings(
+        self, readings: pd.DataFrame, *, per: Literal["reading", "device"] = "reading"
+    ) -> int:
+        """Publish readings; return how many.
+
+        ``per="reading"`` (default): each to ``<root>/<device_id>/<sensor_id>``.
+        ``per="device"``: each device's readings together, as a JSON array on
+        ``<root>/<device_id>`` (see :func:`device_messages`), as a device that reads its
+        sensors at once would send them: fewer messages for the broker and the service.
+        """
         with self._lock:  # one frame, one hold of the client
-            for device, sensor, body in reading_messages(readings):
-                self._publish(f"{self.topic_root}/{device}/{sensor}", body)
+            if per == "device":
+                for device, body in device_messages(readings):
+                    self._publish(f"{self.topic_root}/{device}", body)
+            elif per == "reading":
+                for device, sensor, body in reading_messages(readings):
+                    self._publish(f"{self.topic_root}/{device}/{sensor}", body)
+            else:
+                raise ValidationError(f"must be 'reading' or 'device', got {per!r}", field="per")
         return len(readings)
 
     def publish_heartbeats(self, heartbeats: pd.DataFrame) -> int:
@@ -207,10 +224,8 @@ class Publisher:
         return len(heartbeats)
 
 
-def reading_messages(readings: pd.DataFrame) -> Iterator[tuple[str, str, str]]:
-    """``(device_id, sensor_id, JSON payload)`` of each reading, as MQTT and Kafka carry it."""
-    if readings.empty:
-        return
+def _reading_fields(readings: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """``(device_id, sensor_id, payload dict)`` of each reading (JSON-ready values)."""
     stamps = _iso_ms(readings["ts"])
     quality = readings["quality"] if "quality" in readings else pd.Series(100, readings.index)
     status = readings["status"] if "status" in readings else pd.Series("ok", readings.index)
@@ -229,7 +244,45 @@ def reading_messages(readings: pd.DataFrame) -> Iterator[tuple[str, str, str]]:
             "quality": int(q),
             "status": str(s),
         }
+        yield device, sensor, body
+
+
+def reading_messages(readings: pd.DataFrame) -> Iterator[tuple[str, str, str]]:
+    """``(device_id, sensor_id, JSON payload)`` of each reading, as MQTT and Kafka carry it."""
+    if readings.empty:
+        return
+    for device, sensor, body in _reading_fields(readings):
         yield device, sensor, json.dumps(body)
+
+
+def device_messages(
+    readings: pd.DataFrame, *, max_readings: int = DEVICE_MESSAGE_READINGS
+) -> Iterator[tuple[str, str]]:
+    """``(device_id, JSON array payload)``: each device's readings, in frame order, at most
+    ``max_readings`` per message, each element naming its ``sensor_id``.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"device_id": ["d1", "d2", "d1"], "sensor_id": ["t", "t", "h"],
+    ...     "ts": pd.to_datetime([0, 0, 0], unit="s", utc=True), "value": [1.0, 2.0, 3.0]})
+    >>> for device, body in device_messages(frame):
+    ...     print(device, body)  # doctest: +NORMALIZE_WHITESPACE
+    d1 [{"sensor_id": "t", "ts": "1970-01-01T00:00:00.000Z", "value": 1.0, "quality": 100,
+         "status": "ok"}, {"sensor_id": "h", "ts": "1970-01-01T00:00:00.000Z", "value": 3.0,
+         "quality": 100, "status": "ok"}]
+    d2 [{"sensor_id": "t", "ts": "1970-01-01T00:00:00.000Z", "value": 2.0, "quality": 100,
+         "status": "ok"}]
+    """
+    if readings.empty:
+        return
+    if max_readings < 1:
+        raise ValidationError(f"must be >= 1, got {max_readings}", field="max_readings")
+    by_device: dict[str, list[dict[str, Any]]] = {}
+    for device, sensor, body in _reading_fields(readings):
+        by_device.setdefault(device, []).append({"sensor_id": sensor, **body})
+    for device, bodies in by_device.items():
+        for start in range(0, len(bodies), max_readings):
+            yield device, json.dumps(bodies[start : start + max_readings])
 
 
 def heartbeat_messages(heartbeats: pd.DataFrame) -> Iterator[tuple[str, str]]:

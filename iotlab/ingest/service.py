@@ -635,7 +635,7 @@ class IngestionService:
                 )
             clean_frames.append(clean)
             for row, reason in zip(rejected["row"], rejected["reason"]):
-                dead.append((*part.letter(int(row)), str(reason)))
+                dead.append((*part.letter(int(row)), part.reason(int(row), str(reason))))
         if not clean_frames:
             return pd.DataFrame()
         return (

@@ -52,7 +52,7 @@ POISON = [
         b'{"ts": "2026-01-05T00:00:00Z", "value": 1, "pad": "' + b"x" * (3 << 20) + b'"}',
         "payload: 3145",
     ),
-    ("{d}", b'{"ts": "2026-01-05T00:00:00Z", "value": 1}', "topic: expected"),
+    ("{d}", b'{"ts": "2026-01-05T00:00:00Z", "value": 1}', "sensor_id: is missing"),
     ("{d}/{s}/x", b'{"ts": "2026-01-05T00:00:00Z", "value": 1}', "topic: expected"),
     (
         "{d}/{s}",

@@ -30,7 +30,7 @@ MALFORMED = [  # (key, payload, reason prefix)
     ("{d}/{s}", b"{broken", "payload: not JSON"),
     ("{d}/{s}", b'{"value": 1.0}', "ts: is missing"),
     (None, VALID, "topic: expected"),
-    ("{d}", VALID.replace(b"1.0", b"2.0"), "topic: expected"),
+    ("{d}", VALID.replace(b"1.0", b"2.0"), "sensor_id: is missing"),
     ("ghost-device/{s}", VALID.replace(b"1.0", b"3.0"), "sensor not provisioned"),
 ]
 

@@ -34,7 +34,7 @@ POISON = [
         b"{" + TS + b', "value": 1, "pad": "' + b"x" * HUGE + b'"}',
         "payload: 2097",
     ),
-    ("iotlab/{d}", b"{" + TS + b', "value": 1}', "topic: expected iotlab/<device_id>"),
+    ("iotlab/{d}", b"{" + TS + b', "value": 1}', "sensor_id: is missing"),
     ("iotlab/{d}/{s}/extra", b"{" + TS + b', "value": 1}', "topic: expected iotlab/<device_id>"),
     ("iotlab/{d}/{s}", b"{" + TS + b', "value": 1, "status": "\\ud800"}', "status: not valid"),
     ("iotlab/" + "x" * 70_000 + "/{s}", b"{" + TS + b', "value": 1}', "topic: device_id: longer"),
@@ -137,6 +137,7 @@ reading_fields = st.fixed_dictionaries(
         "quality": json_values,
         "status": json_values,
         "cpu": json_values,
+        "sensor_id": json_values | st.sampled_from(["temp_01", "heartbeat", ""]),
     },
 )
 topics = st.one_of(
@@ -146,6 +147,7 @@ topics = st.one_of(
         st.text(max_size=12),
         st.sampled_from(["heartbeat", "temp_01"]) | st.text(max_size=12),
     ).map("/".join),
+    st.text(max_size=12).map("iotlab/".__add__),  # the device topic
 )
 
 
@@ -154,15 +156,20 @@ def _dumps(body: object) -> bytes:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(topic=topics, body=reading_fields | json_values, raw=st.binary(max_size=64) | st.none())
+@given(
+    topic=topics,
+    body=reading_fields | st.lists(reading_fields, max_size=4) | json_values,
+    raw=st.binary(max_size=64) | st.none(),
+)
 def test_fuzzed_messages_become_rows_that_store_or_dead_letters(topic, body, raw) -> None:
     payload = raw if raw is not None else _dumps(body)
     batch = PendingBatch()
     batch.add_message(topic, payload)  # never raises
-    assert len(batch.messages) == 1
-    if batch.dead:
-        assert batch.dead[0][3]  # a reason
-        return
+    n_elements = len(body) if raw is None and isinstance(body, list) and body else 1
+    # One row or dead letter per element of an array, unless the message as a whole
+    # cannot be read (then one dead letter).
+    assert len(batch.messages) in {1, n_elements}
+    assert all(reason for *_, reason in batch.dead)
     # A parsed row passes the batch validator untouched: the parser lets through nothing
     # the store would refuse (or wrap, or overflow on).
     for parts, validate in (
@@ -172,7 +179,7 @@ def test_fuzzed_messages_become_rows_that_store_or_dead_letters(topic, body, raw
         for part in parts:
             clean, rejected = validate(part.frame, require_provisioned=False)
             assert rejected.empty, rejected["reason"].tolist()
-            assert len(clean) == 1
+            assert len(clean) == len(part.frame)
 
 
 cells = st.one_of(
