@@ -79,7 +79,10 @@ def test_mqtt_stores_each_valid_reading_once_and_dead_letters_the_rest(
     try:
         with Publisher(url) as publisher:
             publisher.publish_heartbeats(beats)
-            publisher.publish_readings(_ordered(readings))
+            # Half the fleet sends a reading per message, half its sensors together.
+            by_device = readings["device_id"].isin(clean_fleet.devices["device_id"][::2])
+            publisher.publish_readings(_ordered(readings[~by_device]))
+            publisher.publish_readings(_ordered(readings[by_device]), per="device")
             for topic, payload, _ in MALFORMED:
                 publisher.publish(topic.format(d=key[0], s=key[1]), payload)
         total = len(readings) + len(beats) + len(MALFORMED)
