@@ -2,7 +2,9 @@
 
 The simulator streams a fleet (default 200 devices, 4 sensors each: 800 readings per
 minute of data). A publisher in its own process, as devices would be, sends every
-reading to the broker (QoS 1, one JSON message per reading) and notes when; an
+reading to the broker (QoS 1, one JSON message per reading; ``--per device``: one per
+device and minute, its sensors' readings together, as a device that reads them at once
+sends them) and notes when; an
 ``IngestionService`` in this process, fed by an ``MqttSource`` (whose MQTT client runs in
 a child process of its own), stores and scores them; a subscriber notes when each
 reading was stored (wall clock, comparable across the two
@@ -58,7 +60,7 @@ def four_sensor_fleet(n: int, seed: int) -> Fleet:
     return fleet
 
 
-def publish(url: str, frames: list[pd.DataFrame], rate: float, go, results) -> None:
+def publish(url: str, frames: list[pd.DataFrame], rate: float, per: str, go, results) -> None:
     """Publisher process: wait for ``go``, publish every frame, return the send times."""
     from iotlab.ingest.publisher import Publisher
 
@@ -73,7 +75,7 @@ def publish(url: str, frames: list[pd.DataFrame], rate: float, go, results) -> N
                 if delay > 0:
                     time.sleep(delay)
             sent.append(time.time())
-            publisher.publish_readings(frame)
+            publisher.publish_readings(frame, per=per)
             done += len(frame)
         publisher.wait(120)
         acked = time.time()
@@ -84,7 +86,9 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
     total = sum(len(f) for f in frames)
     context = multiprocessing.get_context("spawn")  # this process has driver threads
     go, results = context.Event(), context.Queue()
-    publisher = context.Process(target=publish, args=(args.mqtt, frames, rate, go, results))
+    publisher = context.Process(
+        target=publish, args=(args.mqtt, frames, rate, args.per, go, results)
+    )
     publisher.start()
 
     stored_at: list[tuple[np.ndarray, float]] = []
@@ -137,7 +141,7 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
     stats = service.stats
     print(
         f"{label}: published {total} in {sent[-1] - began:.1f} s "
-        f"({total / max(acked - began, 1e-9):,.0f} msg/s acknowledged by the broker); "
+        f"({total / max(acked - began, 1e-9):,.0f} readings/s acknowledged by the broker); "
         f"stored {stored} in {elapsed:.1f} s = {rate_stored:,.0f} readings/s; "
         f"batches {stats.batches}, anomalies {stats.anomalies}, alerts {stats.alerts}; "
         f"service busy {stats.busy_seconds:.1f} s (after fitting {warmed} sensors' "
@@ -173,6 +177,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--max-delay", type=float, default=0.2)
     parser.add_argument("--no-scoring", action="store_true")
+    parser.add_argument(
+        "--per",
+        choices=("reading", "device"),
+        default="reading",
+        help="a message per reading (default), or per device and minute",
+    )
     args = parser.parse_args()
     fleet = four_sensor_fleet(args.devices, seed=11)
     start = pd.Timestamp.now(tz="UTC").ceil("D") + pd.Timedelta(f"{uuid.uuid4().int % 300}D")

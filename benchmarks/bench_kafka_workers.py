@@ -5,7 +5,8 @@ A fleet (default 200 devices, 4 sensors each) is simulated; each phase gets a fr
 same work). The workers are real ``iotlab serve --kafka`` processes, started and given
 their partitions before the producer begins. The producer is a process of its own (as
 devices, or a gateway, would be) that sends every reading as fast as it can, one keyed
-record per reading. A phase ends when the group's committed offsets cover every record
+record per reading (``--per device``: one record per device and minute, its sensors'
+readings together). A phase ends when the group's committed offsets cover every record
 (offsets are committed only once the readings, and their roll-ups, are stored); its
 rate is readings / (last commit - first send): end-to-end, producer included. The
 stored readings are then counted from the store: nothing may be missing.
@@ -39,16 +40,17 @@ from _fleets import four_sensor_types, load_average
 
 import iotlab
 from iotlab.ingest.kafka import KafkaPublisher, consumer_group_lag, create_topic
+from iotlab.ingest.publisher import DEVICE_MESSAGE_READINGS
 from iotlab.simulate import Fleet
 
 
-def produce(url: str, topic: str, frames: list[pd.DataFrame], go, results) -> None:
+def produce(url: str, topic: str, frames: list[pd.DataFrame], per: str, go, results) -> None:
     """Producer process: wait for ``go``, send every reading, report when it began/ended."""
     with KafkaPublisher(url, topic=topic) as publisher:
         go.wait()
         began = time.time()
         for frame in frames:
-            publisher.publish_readings(frame)
+            publisher.publish_readings(frame, per=per)
         publisher.close()
         results.put((began, time.time(), time.process_time()))
 
@@ -74,6 +76,12 @@ def held(log: Path) -> list[int]:
 
 def run_phase(args, fleet: Fleet, frames: list[pd.DataFrame], n_workers: int, tmp: Path) -> dict:
     total = sum(len(f) for f in frames)
+    records = total
+    if args.per == "device":  # one record per device and frame (a minute of 4 sensors)
+        records = sum(
+            int((-(-f.groupby("device_id").size() // DEVICE_MESSAGE_READINGS)).sum())
+            for f in frames
+        )
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     group = f"g-{topic}"
     create_topic(args.kafka, topic, partitions=4)
@@ -88,17 +96,19 @@ def run_phase(args, fleet: Fleet, frames: list[pd.DataFrame], n_workers: int, tm
             time.sleep(0.2)
         context = multiprocessing.get_context("spawn")
         go, results = context.Event(), context.Queue()
-        producer = context.Process(target=produce, args=(args.kafka, topic, frames, go, results))
+        producer = context.Process(
+            target=produce, args=(args.kafka, topic, frames, args.per, go, results)
+        )
         producer.start()
         time.sleep(2)  # the producer's imports and connection, before the clock starts
         go.set()
         committed = 0
-        while committed < total:
+        while committed < records:
             time.sleep(0.1)
             lag = consumer_group_lag(args.kafka, topic=topic, group_id=group)
             committed = int(lag["committed"].clip(lower=0).sum())
             if time.time() > deadline + 600:
-                raise RuntimeError(f"{label}: only {committed} of {total} committed")
+                raise RuntimeError(f"{label}: only {committed} of {records} records committed")
         done = time.time()
         began, sent, producer_cpu = results.get(timeout=60)
         producer.join()
@@ -109,7 +119,7 @@ def run_phase(args, fleet: Fleet, frames: list[pd.DataFrame], n_workers: int, tm
             worker.wait(60)
     rate = total / (done - began)
     print(
-        f"{label}: {total:,} readings sent in {sent - began:.1f} s "
+        f"{label}: {total:,} readings in {records:,} records sent in {sent - began:.1f} s "
         f"({total / (sent - began):,.0f}/s, producer CPU {producer_cpu:.1f} s); all stored "
         f"and committed after {done - began:.1f} s = {rate:,.0f} readings/s; {load_average()}"
     )
@@ -163,6 +173,12 @@ def main() -> None:
         default="none",
         help="how the workers score readings (default none: storage alone)",
     )
+    parser.add_argument(
+        "--per",
+        choices=("reading", "device"),
+        default="reading",
+        help="a record per reading (default), or per device and minute",
+    )
     args = parser.parse_args()
     fleet = Fleet(args.devices, seed=11, device_types=four_sensor_types())
     start = pd.Timestamp.now(tz="UTC").ceil("D") + pd.Timedelta(f"{uuid.uuid4().int % 300}D")
@@ -171,7 +187,7 @@ def main() -> None:
     print(
         f"fleet: {args.devices} devices, {len(fleet.sensors)} sensors; 2 x {args.minutes} "
         f"one-minute frames; store {args.store.split('?')[0]}; detector "
-        f"{args.detector}; {load_average()}"
+        f"{args.detector}; a record per {args.per}; {load_average()}"
     )
     with iotlab.connect(args.store) as lab:
         lab.provision(fleet)

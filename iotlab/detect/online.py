@@ -679,6 +679,29 @@ class OnlineProphet:
                 return held[at]
         return None
 
+    def keep_unjudged(self, t_ns: np.ndarray, values: np.ndarray) -> bool:
+        """Remember readings that no model can judge yet, if that is all :meth:`judge`
+        would do with them: the series has begun, has no model, none of the readings is
+        old enough for one (:func:`judging_refit` is ``NO_MODEL``) and all are newer than
+        what was seen. Returns whether it did (else call :meth:`judge`).
+
+        A sensor in its first ``min_history`` is judged by the rolling z-score alone;
+        this spares it the whole of :meth:`judge` at every batch.
+        """
+        t_ns = np.asarray(t_ns, dtype=np.int64)
+        newest = self.buffer.newest()
+        if (
+            self.model is not None
+            or self.first_ns is None
+            or not len(t_ns)
+            or (newest is not None and int(t_ns[0]) <= newest)
+            or int(self.points(t_ns[-1:])[0]) != NO_MODEL  # points grow with time
+        ):
+            return False
+        values = np.asarray(values, dtype=float)
+        self._keep(np.arange(len(t_ns)), t_ns, values, np.zeros(len(t_ns), dtype=bool))
+        return True
+
     def _keep(self, rows: np.ndarray, t_ns: np.ndarray, values: np.ndarray, flagged) -> None:
         ok = np.isfinite(values[rows])
         self.buffer.append(t_ns[rows][ok], values[rows][ok], np.asarray(flagged)[ok])

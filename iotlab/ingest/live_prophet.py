@@ -192,6 +192,10 @@ class LiveProphet:
             k, engine = int(present[i]), engines[i]
             lo, hi = int(bounds[k]), int(bounds[k + 1])
             t, v = t_sorted[lo:hi], v_sorted[lo:hi]
+            if engine.keep_unjudged(t, v):  # too early for a model: the z-score's rows
+                if (keys[k], "short") not in self._noted:
+                    self._note(keys[k], engine, codes[lo:hi], t, False, bool(refit[i]))
+                continue
             had_model = engine.model is not None
             judged = engine.judge(t, v, refit=bool(refit[i]))
             expected[lo:hi], scale[lo:hi], width[lo:hi], repeat[lo:hi] = (

@@ -313,3 +313,32 @@ def test_tail_p_values_of_many_tables_at_once_equal_each_tables_own():
         rows = codes == code
         want = table.log10_p(abs_z[rows]) if table is not None else gaussian_log10_p(abs_z[rows])
         np.testing.assert_array_equal(got[rows], want)  # to the last bit
+
+
+def test_a_sensor_too_young_for_a_model_is_only_remembered(stream, monkeypatch):
+    """Until min_history has passed, a sensor's readings are kept for its first fit and
+    scored by the z-score, without a pass through its engine's judge at every batch; the
+    scores stay those of the parity test above (which covers the same stream)."""
+    from iotlab.detect.online import OnlineProphet
+
+    judged_by: list[int | None] = []  # the judged series' first reading
+    kept: list[int] = []
+    judge, keep = OnlineProphet.judge, OnlineProphet.keep_unjudged
+
+    def counting_judge(self, t_ns, values, **kwargs):
+        judged_by.append(self.first_ns)
+        return judge(self, t_ns, values, **kwargs)
+
+    def counting_keep(self, t_ns, values):
+        done = keep(self, t_ns, values)
+        kept.append(len(t_ns) if done else 0)
+        return done
+
+    monkeypatch.setattr(OnlineProphet, "judge", counting_judge)
+    monkeypatch.setattr(OnlineProphet, "keep_unjudged", counting_keep)
+    live = _live(stream, [1, 2, 150, 151, 463, 600, 601, 777])
+    d2 = stream["device_id"] == "d2"
+    assert sum(kept) >= d2.sum()  # every reading of the short sensor, and d1's first days
+    assert judged_by  # d1, from its first fit on
+    assert (FIRST + pd.Timedelta("3.5D")).value not in judged_by  # d2 never needs it
+    assert set(live.loc[live["device_id"] == "d2", "detector"]) == {"rolling_zscore"}
