@@ -20,14 +20,18 @@ fits its forecasts before the first reading arrives (``IngestionService.warm``).
 - **flood**: the publisher sends as fast as it can; the rate at which readings are
   stored is the sustained throughput. If the publisher outruns the service, messages
   queue in the broker and latency grows with the queue, so latency is measured in:
-- **paced**: the publisher sends at ``--rate`` readings/s (default 5,000), evenly; the
+- **paced**: the publisher sends at ``--rate`` readings/s (default 10,000), evenly; the
   publish-to-stored latency p50/p99 is what a reading waits at that load.
 
     IOTLAB_TEST_MQTT=127.0.0.1:11884 .venv/bin/python benchmarks/bench_ingest.py \\
         --store "cassandra://127.0.0.1:9042/bench_ingest?replication_factor=1"
     ... --store sqlite:////tmp/bench.db
 
-Targets: >= 5,000 readings/s sustained, p99 publish-to-stored latency < 1 s.
+Targets: >= 10,000 readings/s sustained, p99 publish-to-stored latency < 1 s at
+10,000 readings/s, on a 2-core machine that also runs the broker, the Cassandra node and
+the publisher. Each message costs paho-mqtt (pure Python) ~100 us of CPU to send and as
+much to receive, so one message per reading cannot reach that here; ``--per device``
+(4 readings per message) can.
 """
 
 from __future__ import annotations
@@ -173,7 +177,7 @@ def main() -> None:
     )
     parser.add_argument("--devices", type=int, default=200, help="200 x 4 sensors = 800 series")
     parser.add_argument("--minutes", type=int, default=60, help="minutes of data per phase")
-    parser.add_argument("--rate", type=float, default=5000, help="paced phase, readings/s")
+    parser.add_argument("--rate", type=float, default=10000, help="paced phase, readings/s")
     parser.add_argument("--batch-size", type=int, default=5000)
     parser.add_argument("--max-delay", type=float, default=0.2)
     parser.add_argument("--no-scoring", action="store_true")
@@ -208,7 +212,7 @@ def main() -> None:
     lost = flood["total"] - flood["stored"] + paced["total"] - paced["stored"]
     print(
         f"sustained (flood) {flood['rate']:,.0f} readings/s = {flood['rate'] / base:.2f}x "
-        f"baseline; target >= 5,000: {'met' if flood['rate'] >= 5000 else 'NOT met'}"
+        f"baseline; target >= 10,000: {'met' if flood['rate'] >= 10000 else 'NOT met'}"
     )
     print(
         f"p99 latency at {args.rate:,.0f}/s: {paced['p99'] * 1000:.0f} ms; target < 1 s: "
