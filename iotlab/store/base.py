@@ -25,6 +25,7 @@ against it. Code above the store asks a store what it can do (``store.capabiliti
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import pandas as pd
 
 from iotlab._time import TimeLike, utc_timestamp
 from iotlab.errors import InvalidURLError, ValidationError
+from iotlab.store.rollups import RollupMemory
 from iotlab.store.schema import TABLES, TableSpec, bucket_column
 from iotlab.store.url import StoreURL, URLParts, check_options
 
@@ -146,6 +148,13 @@ class Store(ABC):
     def __init__(self, url: StoreURL, tables: Mapping[str, TableSpec] | None = None) -> None:
         self.url = url
         self.tables: dict[str, TableSpec] = dict(tables or TABLES)
+        #: The roll-ups the last read-based refresh of an ingest through this store
+        #: wrote, and the lock that lets one such refresh use it at a time: a notebook
+        #: that ingests minute after minute then reads one hour roll-up per sensor, not
+        #: every raw row of the hour so far (see :class:`~iotlab.store.rollups.RollupMemory`,
+        #: which checks each remembered hour against the stored one before trusting it).
+        self.rollup_memory = RollupMemory()
+        self.rollup_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     @abstractmethod

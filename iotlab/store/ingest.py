@@ -163,6 +163,7 @@ def _write_chunks(
             else:
                 written += store.write_rows(table, chunk)
                 if rollups:
-                    refresh_rollups(store, chunk)
+                    with store.rollup_lock:
+                        refresh_rollups(store, chunk, memory=store.rollup_memory)
             bar.update(len(chunk))
     return written
