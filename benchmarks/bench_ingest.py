@@ -41,11 +41,10 @@ import multiprocessing
 import os
 import time
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _fleets import four_sensor_types, load_average
+from _fleets import four_sensor_types, load_average, machine_busy_seconds, process_cpu_seconds
 
 import iotlab
 from iotlab.ingest.mqtt import MqttSource
@@ -118,14 +117,16 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
     service.start()
     source = MqttSource(service, args.mqtt, client_id=f"bench-{uuid.uuid4().hex[:6]}").start()
     cpu0 = time.process_time()
-    receiver0 = _cpu_seconds(source._process.pid)
+    receiver0 = process_cpu_seconds(source._process.pid)
+    busy0 = machine_busy_seconds()
     go.set()
     began, sent, acked, publisher_cpu = results.get(timeout=600)
     publisher.join()
     deadline = time.time() + 120
     while sum(len(ts) for ts, _ in stored_at) < total and time.time() < deadline:
         time.sleep(0.02)
-    receiver_cpu = _cpu_seconds(source._process.pid) - receiver0
+    receiver_cpu = process_cpu_seconds(source._process.pid) - receiver0
+    busy = machine_busy_seconds() - busy0
     source.pause()
     service.stop()
     source.stop(end_session=True)
@@ -153,20 +154,12 @@ def run_phase(lab, args, frames: list[pd.DataFrame], rate: float, label: str) ->
     )
     print(
         f"{label}: CPU seconds: service {cpu:.1f}, MQTT receiver {receiver_cpu:.1f}, "
-        f"publisher {publisher_cpu:.1f}"
+        f"publisher {publisher_cpu:.1f}, the whole machine {busy:.1f} "
+        f"({busy / total * 1e6:.0f} us per reading)"
     )
     p50, p99 = np.percentile(latency, [50, 99]) if stored else (np.nan, np.nan)
     print(f"{label}: publish-to-stored latency p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
     return {"rate": rate_stored, "p50": p50, "p99": p99, "stored": stored, "total": total}
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
