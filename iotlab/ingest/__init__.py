@@ -6,10 +6,12 @@ Examples
 >>> from iotlab.ingest import IngestionService, parse_message
 >>> parse_message("iotlab/d1/heartbeat", b'{"ts": 0, "cpu": 3}').kind
 'heartbeat'
+>>> [p.kind for p in parse_payload("iotlab/d1", b'[{"sensor_id": "t", "ts": 0, "value": 1}]')]
+['reading']
 """
 
 from iotlab.ingest.deadletter import read_dead_letters, write_dead_letters
-from iotlab.ingest.messages import Parsed, parse_message
+from iotlab.ingest.messages import Parsed, parse_message, parse_payload
 from iotlab.ingest.notify import NOTIFICATION_KINDS, Alert, Notification
 from iotlab.ingest.scoring import ForecastCache
 from iotlab.ingest.service import IngestionService, ServiceStats, ServiceStatus
@@ -27,6 +29,7 @@ __all__ = [
     "feed_frames",
     "feed_stream",
     "parse_message",
+    "parse_payload",
     "read_dead_letters",
     "write_dead_letters",
 ]
