@@ -36,11 +36,14 @@ class Part:
     elements: list[str] | None = None  # per row: "[i]." in a message of several, else ""
 
     def letter(self, row: int) -> tuple[str, str, str]:
-        """(source, topic, payload) of the row at position ``row``."""
-        if self.payloads is not None and self.topics is not None:
-            return self.source, letter_text(self.topics[row]), letter_text(self.payloads[row])
+        """(source, topic, payload) of the row at position ``row``; for a row that came in
+        a message of several, the payload is the row's own fields, not the message's."""
+        several = self.elements is not None and bool(self.elements[row])
+        topic = letter_text(self.topics[row]) if self.topics is not None else ""
+        if self.payloads is not None and not several:
+            return self.source, topic, letter_text(self.payloads[row])
         record = self.frame.iloc[row].to_dict()
-        return self.source, "", letter_text(json.dumps(record, default=str))
+        return self.source, topic, letter_text(json.dumps(record, default=str))
 
     def reason(self, row: int, reason: str) -> str:
         """``reason`` for refusing the row at ``row``, with its position in its message
@@ -53,6 +56,16 @@ def _frame_from_ms(rows: list[tuple], columns: tuple[str, ...], ts_at: int) -> p
     ms = frame[columns[ts_at]].to_numpy(dtype=np.int64)
     frame[columns[ts_at]] = pd.Series(ms.astype("datetime64[ms]")).dt.tz_localize("UTC")
     return frame
+
+
+def _elements(payload: bytes) -> list[str]:
+    """Each element of a JSON array payload as the text a dead letter stores, or ``[]``
+    if they cannot be shown: a bad element's letter holds that element, not the whole
+    message (a megabyte of bad elements must not become a megabyte per letter)."""
+    try:
+        return [letter_text(json.dumps(item)) for item in json.loads(payload)]
+    except (ValueError, TypeError, RecursionError):
+        return []
 
 
 @dataclass
@@ -81,6 +94,7 @@ class ParsedMessages:
         readings and heartbeats; each row keeps the message's topic and payload."""
         rows = parse_payload(topic, payload, root=self.root, max_payload=self.max_payload)
         many = len(rows) > 1
+        shown: list[str] | None = None  # what a dead letter stores of each element
         for i, parsed in enumerate(rows):
             element = f"[{i}]." if many else ""
             if parsed.kind == "reading":
@@ -94,9 +108,12 @@ class ParsedMessages:
                 self.heartbeat_payloads.append(payload)
                 self.heartbeat_elements.append(element)
             else:
-                self.dead.append(
-                    (self.source, letter_text(topic), letter_text(payload), parsed.reason)
-                )
+                if shown is None:  # once per message, and only for one with a dead letter
+                    shown = _elements(payload) if many else []
+                    if len(shown) != len(rows):
+                        shown = [letter_text(payload)] * len(rows)
+                    topic_text = letter_text(topic)
+                self.dead.append((self.source, topic_text, shown[i], parsed.reason))
 
     def extend(self, other: ParsedMessages) -> None:
         """Append another lot of parsed messages."""

@@ -61,6 +61,7 @@ from iotlab._reasons import NAIVE_TIMESTAMP
 __all__ = [
     "HEARTBEAT",
     "LETTER_PAYLOAD_BYTES",
+    "MAX_ELEMENTS",
     "MAX_PAYLOAD_BYTES",
     "METRIC_FIELDS",
     "Parsed",
@@ -75,6 +76,10 @@ HEARTBEAT = "heartbeat"
 METRIC_FIELDS = ("cpu", "memory", "battery", "signal")
 #: Largest payload parsed (bytes); a larger one is a dead letter, unparsed.
 MAX_PAYLOAD_BYTES = 1 << 20
+#: Most readings one message may carry (a JSON array); a longer array is one dead letter:
+#: a week of one-minute readings fits, a megabyte of ``[1,1,1,...]`` does not become half
+#: a million dead letters.
+MAX_ELEMENTS = 10_000
 #: Most bytes of a payload (and topic) a dead letter keeps; the rest is named by its size
 #: and SHA-256, so a 20 MB message never becomes a 20 MB row.
 LETTER_PAYLOAD_BYTES = 4096
@@ -234,6 +239,8 @@ def _parse(topic: str, payload: bytes, root: str, max_payload: int) -> list[Pars
         return [_dead(f"payload: expected a JSON object or array, got {type(body).__name__}")]
     if not body:
         return [_dead("payload: an empty array carries no reading")]
+    if len(body) > MAX_ELEMENTS:
+        return [_dead(f"payload: {len(body)} elements, over the {MAX_ELEMENTS}-element limit")]
     return [_element(item, device_id, sensor_id, f"[{i}].") for i, item in enumerate(body)]
 
 

@@ -95,3 +95,26 @@ def test_each_refused_element_of_one_message_is_a_letter_of_its_own(platform, cl
     assert sorted(r[:4] for r in letters["reason"]) == ["[1].", "[2].", "[3].", "[4]."]
     assert letters["reason"].str.contains("not provisioned").sum() == 2
     assert letters["id"].is_unique
+    # Each letter holds its own element, not the whole message.
+    assert letters["payload"].str.len().max() < len(json.dumps(body)) / 2
+    ghost = letters[letters["reason"].str.startswith("[2].")]
+    assert "ghost_2" in ghost["payload"].iloc[0] and "ghost_1" not in ghost["payload"].iloc[0]
+
+
+def test_a_hostile_array_costs_one_letter_or_letters_the_size_of_its_elements() -> None:
+    from iotlab.ingest.batch import ParsedMessages
+    from iotlab.ingest.messages import MAX_ELEMENTS
+
+    lot = ParsedMessages()
+    lot.add("iotlab/d1/t", b"[" + b",".join([b"1"] * (MAX_ELEMENTS + 1)) + b"]")
+    assert [reason for *_, reason in lot.dead] == [
+        f"payload: {MAX_ELEMENTS + 1} elements, over the {MAX_ELEMENTS}-element limit"
+    ]
+    # A message of thousands of bad elements next to a big good one: each letter holds its
+    # element, not the whole (100 kB) message.
+    lot = ParsedMessages()
+    bad = [{"ts": 0, "value": "x" * 10}] * 3000
+    lot.add("iotlab/d1/t", json.dumps([{"ts": 0, "value": 1, "status": "p" * 900}] + bad).encode())
+    assert len(lot.readings) == 1 and len(lot.dead) == 3000
+    assert {len(payload) for _, _, payload, _ in lot.dead} == {len(json.dumps(bad[0]))}
+    assert lot.dead[0][3] == "[1].value: must be a number, got 'xxxxxxxxxx'"
