@@ -40,12 +40,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from iotlab.errors import (
-    InvalidURLError,
-    MissingDependencyError,
-    StoreConnectionError,
-    ValidationError,
-)
+from iotlab.errors import InvalidURLError, MissingDependencyError, StoreConnectionError
 
 __all__ = [
     "KafkaPublisher",
@@ -526,16 +521,10 @@ class KafkaPublisher:
         Keep to one of the two for a sensor: the key picks the partition, and a worker
         owns the sensors of its partitions (their roll-ups are refreshed by it alone).
         """
-        from iotlab.ingest.publisher import device_messages, reading_messages
+        from iotlab.ingest.publisher import keyed_messages
 
-        if per == "device":
-            for device, body in device_messages(readings):
-                self.send(device, body)
-        elif per == "reading":
-            for device, sensor, body in reading_messages(readings):
-                self.send(f"{device}/{sensor}", body)
-        else:
-            raise ValidationError(f"must be 'reading' or 'device', got {per!r}", field="per")
+        for key, body in keyed_messages(readings, per):
+            self.send(key, body)
         return len(readings)
 
     def publish_heartbeats(self, heartbeats: pd.DataFrame) -> int:

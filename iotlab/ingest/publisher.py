@@ -21,7 +21,13 @@ import pandas as pd
 from iotlab.errors import StoreConnectionError, ValidationError
 from iotlab.ingest.messages import HEARTBEAT, METRIC_FIELDS
 
-__all__ = ["Publisher", "device_messages", "heartbeat_messages", "reading_messages"]
+__all__ = [
+    "Publisher",
+    "device_messages",
+    "heartbeat_messages",
+    "keyed_messages",
+    "reading_messages",
+]
 
 #: MQTT 5's default Receive Maximum, when the broker's CONNACK names none; also the
 #: most QoS 1 messages one client can have unacknowledged (16-bit message ids).
@@ -205,15 +211,10 @@ class Publisher:
         ``<root>/<device_id>`` (see :func:`device_messages`), as a device that reads its
         sensors at once would send them: fewer messages for the broker and the service.
         """
+        messages = keyed_messages(readings, per)  # checks ``per`` before anything is sent
         with self._lock:  # one frame, one hold of the client
-            if per == "device":
-                for device, body in device_messages(readings):
-                    self._publish(f"{self.topic_root}/{device}", body)
-            elif per == "reading":
-                for device, sensor, body in reading_messages(readings):
-                    self._publish(f"{self.topic_root}/{device}/{sensor}", body)
-            else:
-                raise ValidationError(f"must be 'reading' or 'device', got {per!r}", field="per")
+            for key, body in messages:
+                self._publish(f"{self.topic_root}/{key}", body)
         return len(readings)
 
     def publish_heartbeats(self, heartbeats: pd.DataFrame) -> int:
@@ -283,6 +284,19 @@ def device_messages(
     for device, bodies in by_device.items():
         for start in range(0, len(bodies), max_readings):
             yield device, json.dumps(bodies[start : start + max_readings])
+
+
+def keyed_messages(
+    readings: pd.DataFrame, per: Literal["reading", "device"] = "reading"
+) -> Iterator[tuple[str, str]]:
+    """``(key, JSON payload)`` of readings as MQTT (topic ``<root>/<key>``) and Kafka (the
+    record key) carry them: ``<device_id>/<sensor_id>`` per reading, or ``<device_id>``
+    per device (:func:`device_messages`). A wrong ``per`` raises here, before any is made."""
+    if per == "device":
+        return device_messages(readings)
+    if per == "reading":
+        return ((f"{d}/{s}", body) for d, s, body in reading_messages(readings))
+    raise ValidationError(f"must be 'reading' or 'device', got {per!r}", field="per")
 
 
 def heartbeat_messages(heartbeats: pd.DataFrame) -> Iterator[tuple[str, str]]:
