@@ -73,7 +73,9 @@ class ServiceStatus:
     ``consumer_lag`` (a Kafka source: records in this worker's partitions not yet
     stored) and ``queue_depth`` (an MQTT source: messages taken from the broker and not
     yet stored) say how far behind the service is; ``None`` without such a source. One
-    that keeps growing means the workers do not keep up: add one.
+    that keeps growing means the workers do not keep up: add one. ``broker_connected``
+    is ``False`` while an MQTT source has lost its broker (it reconnects by itself; the
+    service is then not ``healthy``), ``None`` without such a source.
     """
 
     state: str
@@ -86,6 +88,7 @@ class ServiceStatus:
     retries: int = 0
     consumer_lag: int | None = None
     queue_depth: int | None = None
+    broker_connected: bool | None = None
 
 
 class Abandoned(Exception):

@@ -42,6 +42,7 @@ from iotlab.errors import (
     StoreConnectionError,
     ValidationError,
 )
+from iotlab.ingest.receiver import RECONNECT_SECONDS
 
 __all__ = ["MqttSource", "connect_client", "parse_mqtt_url", "publish_simulation", "pump"]
 
@@ -81,6 +82,7 @@ def connect_client(
     manual_ack: bool = False,
     on_connect: Any = None,
     on_message: Any = None,
+    on_subscribe: Any = None,
     max_inflight: int = 0,
     timeout: float = 10.0,
     background: bool = True,
@@ -124,6 +126,8 @@ def connect_client(
     client.on_connect = _on_connect
     if on_message is not None:
         client.on_message = on_message
+    if on_subscribe is not None:  # set before connecting: the SUBACK may come at once
+        client.on_subscribe = on_subscribe
     props = Properties(PacketTypes.CONNECT)
     props.ReceiveMaximum = RECEIVE_MAXIMUM
     if persistent:
@@ -234,6 +238,8 @@ class MqttSource:
         self._paused = False
         self._reader: threading.Thread | None = None
         self.restarts = 0  # receiver processes started again after one ended
+        self.connected = False  # to the broker, as the receiver last said
+        self.reconnects = 0  # times the receiver got the broker back after losing it
         self._restarts: list[float] = []
 
     def start(self, timeout: float = 30.0) -> MqttSource:
@@ -288,6 +294,7 @@ class MqttSource:
         if answer[0] != "ready":
             self._end_process()
             raise StoreConnectionError(answer[1])
+        self.connected = True
 
     def _read(self) -> None:
         try:
@@ -304,6 +311,21 @@ class MqttSource:
             except (EOFError, OSError):
                 if self._paused or not self._restart():
                     return
+                continue
+            if message[0] == "lost":
+                self.connected = False
+                logger.error(
+                    "MQTT broker %s lost (%s): reconnecting every %.0f s; nothing is "
+                    "received meanwhile",
+                    self.url,
+                    message[1],
+                    RECONNECT_SECONDS,
+                )
+                continue
+            if message[0] == "connected":
+                self.connected = True
+                self.reconnects += 1
+                logger.warning("MQTT broker %s back: subscribed again to %s", self.url, self.topic)
                 continue
             if message[0] != "chunk":
                 return  # "stopped"

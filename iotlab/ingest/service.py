@@ -362,10 +362,14 @@ class IngestionService:
         status = self._guard.status()
         if not self._sources:
             return status
+        links = [s.connected for s in self._sources if hasattr(s, "connected")]
+        connected = all(links) if links else None
         return dataclasses.replace(
             status,
+            healthy=status.healthy and connected is not False,
             consumer_lag=self._backlog("consumer_lag"),
             queue_depth=self._backlog("queue_depth"),
+            broker_connected=connected,
         )
 
     def _backlog(self, name: str) -> int | None:

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from iotlab.ingest.mqtt import connect_client
 from iotlab.ingest.publisher import RECEIVE_MAXIMUM, Publisher
 
-pytestmark = pytest.mark.mqtt
+from .conftest import OwnBroker
 
-MOSQUITTO_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "mosquitto"
+pytestmark = pytest.mark.mqtt
 
 
 def test_more_messages_than_message_ids_all_arrive_once(mqtt_contact) -> None:
@@ -64,20 +60,13 @@ def test_a_broker_restart_loses_nothing_the_publisher_sent(mqtt_contact, tmp_pat
     """The broker goes down mid-stream and comes back: the publisher reconnects on its
     own and sends again what was not acknowledged, and a persistent subscriber session
     gets every message. A broker of the test's own, so the shared one stays up."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "MQTT_PORT": str(port), "MOSQUITTO_BASE": str(tmp_path / "broker")}
-
-    def broker(command: str) -> None:
-        subprocess.run([str(MOSQUITTO_SCRIPT), command], env=env, check=True, capture_output=True)
-
-    url = f"mqtt://127.0.0.1:{port}"
+    broker = OwnBroker(tmp_path / "broker")
+    url = broker.url
     topic = f"iotlab-test/{uuid.uuid4().hex[:8]}/x"
     listener_id = f"test-listen-{uuid.uuid4().hex[:8]}"
     seen: set[bytes] = set()
     subscribed = threading.Event()
-    broker("start")
+    broker.start()
     try:
         listener = connect_client(url, listener_id, persistent=True, on_message=_keep_in(seen))
         listener.on_subscribe = lambda *args: subscribed.set()
@@ -89,11 +78,11 @@ def test_a_broker_restart_loses_nothing_the_publisher_sent(mqtt_contact, tmp_pat
             for i in range(100):
                 publisher.publish(topic, f"before-{i}")
             publisher.wait(10)
-            broker("stop")
+            broker.stop()
             for i in range(100):  # the broker is down: paho keeps these
                 publisher.publish(topic, f"during-{i}")
             time.sleep(1.5)  # at least one failed reconnect attempt
-            broker("start")
+            broker.start()
             publisher.wait(20)  # only the restarted broker's PUBACKs can get here
             for i in range(100):
                 publisher.publish(topic, f"after-{i}")
@@ -104,7 +93,7 @@ def test_a_broker_restart_loses_nothing_the_publisher_sent(mqtt_contact, tmp_pat
         listener.disconnect()
         listener.loop_stop()
     finally:
-        broker("stop")
+        broker.stop()
     want = {f"{when}-{i}".encode() for when in ("before", "during", "after") for i in range(100)}
     assert seen == want
 
