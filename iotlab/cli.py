@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -203,24 +203,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 # -- simulate -----------------------------------------------------------------------------
-def _publish_to_mqtt(simulation: Any, url: str) -> None:
-    """Hook for ``iotlab simulate --mqtt URL``: publishing belongs to ``iotlab.ingest``.
+def _publish_to_mqtt(simulation: Any, url: str, per: Literal["reading", "device"]) -> None:
+    from iotlab.ingest.mqtt import publish_simulation
 
-    It calls ``iotlab.ingest.mqtt.publish_simulation(simulation, url)`` once that exists.
-    """
-    try:
-        from iotlab.ingest.mqtt import publish_simulation
-    except ImportError as exc:
-        raise ConfigurationError(
-            "--mqtt: publishing to a broker is not available in this build "
-            "(iotlab.ingest.mqtt.publish_simulation is missing)"
-        ) from exc
-    publish_simulation(simulation, url)
+    readings, heartbeats = publish_simulation(simulation, url, per=per)
+    shape = "a message per device, up to 1,000 each" if per == "device" else "a message each"
+    print(f"published:   {readings} readings ({shape}), {heartbeats} heartbeats -> {url}")
 
 
 def _simulate(args: argparse.Namespace) -> int:
     from iotlab.simulate import Fleet
 
+    if args.per != "reading" and not args.mqtt:
+        raise ValidationError(
+            "only with --mqtt (it says how readings are published)", field="--per"
+        )
     fleet = Fleet(n_devices=args.devices, seed=args.seed)
     start = args.start or pd.Timestamp.now("UTC").floor("D") - pd.Timedelta(days=args.days)
     sim = fleet.simulate(start=start, days=args.days, freq=args.freq)
@@ -241,7 +238,7 @@ def _simulate(args: argparse.Namespace) -> int:
         with _connect(args.store) as lab:
             print(f"provisioned: {len(lab.provision(fleet))} devices in {_where(lab)}")
     if args.mqtt:
-        _publish_to_mqtt(sim, args.mqtt)
+        _publish_to_mqtt(sim, args.mqtt, args.per)
     return 0
 
 
@@ -505,6 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--provision", action="store_true", help="also provision the fleet into --store"
     )
     simulate.add_argument("--mqtt", metavar="URL", help="also publish readings to a broker")
+    simulate.add_argument(
+        "--per",
+        choices=("reading", "device"),
+        default="reading",
+        help="with --mqtt: a message per reading (default), or per device (its readings "
+        "together, up to 1,000 per message)",
+    )
     simulate.add_argument("--force", action="store_true", help="replace existing files")
     simulate.set_defaults(run=_simulate)
 

@@ -27,6 +27,7 @@ def store(tmp_path) -> str:
         ),
         (["report", "device_performance", "--devices", "ghost"], "unknown devices"),
         (["ingest", "missing.csv"], "no such file: missing.csv"),
+        (["simulate", "--out", "r.csv", "--per", "device"], "--per: only with --mqtt"),
     ],
 )
 def test_errors_are_one_line_with_exit_2(argv, message, store, capsys) -> None:
@@ -141,3 +142,49 @@ def test_ingest_metrics_honours_allow_unprovisioned(tmp_path, store, capsys, mon
     assert "not provisioned" in pd.read_csv(tmp_path / "beats.rejected.csv")["reason"].iloc[0]
     assert main([*base, "--allow-unprovisioned"]) == 0
     assert "written:     3" in capsys.readouterr().out
+
+
+@pytest.mark.mqtt
+def test_simulate_publishes_per_device_to_a_real_broker(tmp_path, mqtt_contact, capsys) -> None:
+    """``simulate --mqtt URL --per device``: every reading reaches the broker, a device's
+    together in one message (fewer than 1,000 here), each element naming its sensor,
+    and the command says how many it published."""
+    import json
+    import threading
+    import uuid
+
+    from iotlab.ingest.mqtt import connect_client
+
+    url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
+    received: list[tuple[str, bytes]] = []
+    subscribed = threading.Event()
+    listener = connect_client(
+        url,
+        f"test-cli-{uuid.uuid4().hex[:8]}",
+        persistent=False,
+        on_message=lambda client, userdata, m: received.append((m.topic, m.payload)),
+    )
+    listener.on_subscribe = lambda *args: subscribed.set()
+    listener.subscribe("iotlab/#", qos=1)
+    assert subscribed.wait(10)
+    out = tmp_path / "readings.csv"
+    argv = ["simulate", "--devices", "3", "--days", "1", "--freq", "1h", "--seed", "5"]
+    try:
+        code = main([*argv, "--out", str(out), "--mqtt", url, "--per", "device"])
+        readings = pd.read_csv(out)
+        deadline = pd.Timestamp.now() + pd.Timedelta("20s")
+        while len(received) < readings["device_id"].nunique():
+            assert pd.Timestamp.now() < deadline, f"{len(received)} messages arrived"
+            threading.Event().wait(0.05)
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"published:   {len(readings)} readings (a message per device" in printed
+    ours = [(t, json.loads(p)) for t, p in received if t.count("/") == 1]  # device topics
+    devices = readings.groupby("device_id").size()
+    assert len(ours) == len(devices)
+    assert sorted(len(body) for _, body in ours) == sorted(devices.tolist())
+    sent = {(t.split("/")[1], e["sensor_id"], e["ts"]) for t, body in ours for e in body}
+    assert len(sent) == len(readings)

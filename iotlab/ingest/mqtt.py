@@ -33,7 +33,7 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from iotlab.errors import (
@@ -440,14 +440,20 @@ def _child_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": here if not path else os.pathsep.join([here, path])}
 
 
-def publish_simulation(simulation: Any, url: str, **options: Any) -> int:
-    """Publish a simulation's readings and heartbeats to a broker; return messages sent.
+def publish_simulation(
+    simulation: Any, url: str, *, per: Literal["reading", "device"] = "reading", **options: Any
+) -> tuple[int, int]:
+    """Publish a simulation's readings and heartbeats to a broker (QoS 1); return
+    ``(readings, heartbeats)`` published, each acknowledged by the broker.
 
-    Used by ``iotlab simulate --mqtt URL``; see :func:`iotlab.ingest.publisher.publish`.
+    ``per="device"`` sends each device's readings together, up to 1,000 per message (see
+    :meth:`~iotlab.ingest.publisher.Publisher.publish_readings`). Used by
+    ``iotlab simulate --mqtt URL [--per device]``; ``options`` go to
+    :class:`~iotlab.ingest.publisher.Publisher`.
     """
     from iotlab.ingest.publisher import Publisher
 
     with Publisher(url, **options) as publisher:
-        sent = publisher.publish_readings(simulation.readings)
-        sent += publisher.publish_heartbeats(simulation.device_metrics)
-    return sent
+        readings = publisher.publish_readings(simulation.readings, per=per)
+        heartbeats = publisher.publish_heartbeats(simulation.device_metrics)
+    return readings, heartbeats
