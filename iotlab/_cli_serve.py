@@ -284,6 +284,8 @@ def _log_until(stop: threading.Event, service: Any, sources: list[Any], every: f
                 for name in ("consumer_lag", "queue_depth")
                 if (value := getattr(status, name)) is not None
             )
+            if status.broker_connected is False:
+                backlog += ", BROKER UNREACHABLE (nothing is received)"
             logger.info(
                 "%s: %.0f readings/s (%d stored, %d dead letters, %d alerts, "
                 "%d store outages, %d receiver restarts%s)",

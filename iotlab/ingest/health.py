@@ -74,8 +74,9 @@ class ServiceStatus:
     stored) and ``queue_depth`` (an MQTT source: messages taken from the broker and not
     yet stored) say how far behind the service is; ``None`` without such a source. One
     that keeps growing means the workers do not keep up: add one. ``broker_connected``
-    is ``False`` while an MQTT source has lost its broker (it reconnects by itself; the
-    service is then not ``healthy``), ``None`` without such a source.
+    is ``False`` while a source has lost its broker (MQTT) or all its brokers (Kafka); it
+    gets them back by itself, and the service is not ``healthy`` meanwhile. ``None``
+    without a source.
     """
 
     state: str

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from typing import Any, Literal
@@ -60,6 +61,8 @@ CHUNK_RECORDS = 2000
 SESSION_TIMEOUT_MS = 6000
 #: Seconds between refreshes of the consumer lag.
 LAG_EVERY = 1.0
+#: Seconds between checks that the brokers are back, once all were unreachable.
+BROKER_CHECK_EVERY = 1.0
 
 
 def parse_kafka_url(url: str) -> str:
@@ -84,13 +87,35 @@ class _ClientLog:
     """Where librdkafka's own log lines go: logger ``iotlab.kafka.client``, its warnings
     as INFO. It warns of what it retries by itself (a broker restarting, a group
     coordinator loading, a commit overtaken by a rebalance); what iotlab cannot ride out
-    reaches the source as an error, which says so."""
+    reaches the source as an error, which says so.
 
-    def __init__(self) -> None:
+    A line like one logged in the last ``quiet`` seconds (the same but for its numbers)
+    is counted, not logged: while a broker is down, librdkafka retries its connection
+    many times a second, and each attempt would have been a line of the service's log.
+    The next such line logged says how many were left out.
+    """
+
+    def __init__(self, quiet: float = 30.0) -> None:
         self.logger = logging.getLogger("iotlab.kafka.client")
+        self.quiet = quiet
+        self._seen: dict[str, tuple[float, int]] = {}  # shape -> (logged at, left out since)
+        self._lock = threading.Lock()
 
     def log(self, level: int, message: str, *args: Any) -> None:
-        self.logger.log(logging.INFO if level == logging.WARNING else level, message, *args)
+        text = message % args if args else message
+        shape = re.sub(r"\d+", "#", text)
+        now = time.monotonic()
+        with self._lock:
+            logged_at, left_out = self._seen.get(shape, (-self.quiet, 0))
+            if now - logged_at < self.quiet:
+                self._seen[shape] = (logged_at, left_out + 1)
+                return
+            if len(self._seen) > 1000:  # shapes of lines long past
+                self._seen.clear()
+            self._seen[shape] = (now, 0)
+        if left_out:
+            text += f" ({left_out} more like it in the last {now - logged_at:.0f} s)"
+        self.logger.log(logging.INFO if level == logging.WARNING else level, "%s", text)
 
 
 def _confluent() -> Any:
@@ -158,6 +183,9 @@ class KafkaSource:
         self.stored = 0  # ... of which the service has stored (committed or to be)
         self.rebalances = 0  # partition assignments received
         self.error: str | None = None  # why the consumer stopped, if it did
+        self.connected = False  # to the brokers: False while none answers
+        self.reconnects = 0  # times the brokers came back after all were unreachable
+        self._checked_at = 0.0  # last check that the brokers are back
         self._consumer: Any = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -211,6 +239,7 @@ class KafkaSource:
             "partition.assignment.strategy": "range",
             "fetch.wait.max.ms": 50,
             "client.id": f"iotlab-serve-{self.group_id}",
+            "error_cb": self._on_client_error,
             **self.config,
         }
         self._consumer = kafka.Consumer(settings, logger=_ClientLog())
@@ -220,6 +249,7 @@ class KafkaSource:
             self._consumer.close()
             self._consumer = None
             raise StoreConnectionError(f"no Kafka broker answered at {self.url}: {exc}") from exc
+        self.connected = True
         self._consumer.subscribe(
             [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
@@ -265,6 +295,7 @@ class KafkaSource:
         max_payload = self.max_payload or MAX_PAYLOAD_BYTES
         accepting = getattr(self.service, "accepting", None)
         while not self._stopping.is_set():
+            self._check_brokers()
             self._commit()
             self._refresh_lag()
             hold = self.in_flight >= self.max_in_flight or (
@@ -300,6 +331,34 @@ class KafkaSource:
             self.service.submit_parsed(
                 parsed, ack=lambda ends=ends, n=count: self._acked.put((ends, n))
             )
+
+    def _on_client_error(self, error: Any) -> None:
+        """librdkafka's errors (it retries them itself); all brokers down is the one a
+        user must hear of: logged once, and :attr:`connected` is False until they answer."""
+        kafka = _confluent()
+        if error.code() == kafka.KafkaError._ALL_BROKERS_DOWN and self.connected:
+            self.connected = False
+            self._checked_at = time.monotonic()
+            logger.error(
+                "no Kafka broker at %s answers (%s): retrying; nothing is received "
+                "meanwhile, and the records wait in the topic",
+                self.url,
+                error.str(),
+            )
+
+    def _check_brokers(self) -> None:
+        """Once all brokers were down, ask every :data:`BROKER_CHECK_EVERY` seconds for the
+        topic's metadata: the first answer means they are back."""
+        if self.connected or time.monotonic() - self._checked_at < BROKER_CHECK_EVERY:
+            return
+        self._checked_at = time.monotonic()
+        try:
+            self._consumer.list_topics(self.topic, timeout=BROKER_CHECK_EVERY / 2)
+        except _confluent().KafkaException:
+            return
+        self.connected = True
+        self.reconnects += 1
+        logger.warning("Kafka broker at %s answers again: consuming %s", self.url, self.topic)
 
     def _hold(self, hold: bool) -> None:
         """Pause the assigned partitions while the service cannot take more (the consumer

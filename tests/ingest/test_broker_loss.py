@@ -1,0 +1,194 @@
+"""Against brokers of the tests' own: the MQTT and Kafka sources outlive their broker.
+
+A long-running ``iotlab serve`` meets a broker's restart sooner or later. The source must
+notice and say so (log, ``status.broker_connected``, not ``healthy``), get the broker
+back by itself (no restart of the process), and lose or double nothing it was sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import iotlab
+from iotlab.ingest.kafka import KafkaPublisher, KafkaSource, _ClientLog, create_topic
+from iotlab.ingest.mqtt import MqttSource
+from iotlab.ingest.publisher import Publisher
+
+from .conftest import START, OwnBroker, per_key_counts
+from .test_mqtt import _wait
+
+KAFKA_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kafka"
+
+
+def _stored(lab: iotlab.Platform, devices) -> pd.DataFrame:
+    return pd.concat([lab.readings(d) for d in devices], ignore_index=True)
+
+
+def _hours(clean_fleet) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Two hours of the fleet's readings, and each hour apart."""
+    sim = clean_fleet.simulate(START, days=2 / 24, freq="1min")
+    readings = sim.readings.sort_values(["ts", "device_id", "sensor_id"], ignore_index=True)
+    first = readings["ts"] < START + pd.Timedelta("1h")
+    return readings, readings[first], readings[~first]
+
+
+@pytest.mark.mqtt
+def test_the_mqtt_source_reconnects_by_itself_after_the_broker_crashed(
+    tmp_path, clean_fleet
+) -> None:
+    broker = OwnBroker(tmp_path / "broker")
+    broker.start()
+    readings, before, after = _hours(clean_fleet)
+    devices = clean_fleet.devices["device_id"]
+    with iotlab.connect(f"sqlite:///{tmp_path / 'lab.db'}") as lab:
+        lab.provision(clean_fleet)
+        service = lab.ingestion_service(
+            batch_size=200, max_delay=0.05, scoring=None, connectivity_every=None
+        )
+        service.start()
+        source = MqttSource(service, broker.url, client_id=f"t-{uuid.uuid4().hex[:8]}")
+        source.start()
+        try:
+            with Publisher(broker.url) as publisher:
+                publisher.publish_readings(before, per="device")
+            _wait(lambda: service.stats.readings_written == len(before), 60, "the first hour")
+            receiver = source.pid
+            assert service.status.broker_connected is True
+            broker.crash()
+            _wait(lambda: not source.connected, 30, "the receiver to notice")
+            status = service.status
+            assert status.broker_connected is False and not status.healthy
+            broker.start()
+            # The crashed broker forgot the subscription: what is published before the
+            # receiver subscribes again goes to no one (MQTT), so wait for it.
+            _wait(lambda: source.connected, 30, "the receiver to subscribe again")
+            with Publisher(broker.url) as publisher:
+                publisher.publish_readings(after, per="device")
+            _wait(
+                lambda: service.stats.readings_written >= len(readings),
+                60,
+                "the second hour, sent after the broker came back",
+            )
+            service.flush()
+            time.sleep(0.5)  # anything sent twice would be written by now
+            stored = _stored(lab, devices)
+        finally:
+            source.pause()
+            service.stop()
+            source.stop(end_session=True)
+            broker.stop()
+    assert service.error is None and source.error is None
+    assert source.restarts == 0 and source.reconnects == 1  # reconnected, not restarted
+    assert receiver is not None and service.status.broker_connected is not False
+    assert len(stored) == len(readings)
+    assert set(per_key_counts(stored, ["device_id", "sensor_id", "ts"])) == {1}
+    assert service.stats.readings_written == len(readings)
+
+
+def _free_port_pair() -> int:
+    """A port whose next one is free too (Kafka's client and controller ports)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+
+
+class OwnKafka:
+    """A Kafka broker of this test's own (scripts/kafka), to stop and start again."""
+
+    def __init__(self, base: Path) -> None:
+        self.port = _free_port_pair()
+        self.url = f"kafka://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_BASE": str(base)}
+
+    def run(self, command: str) -> None:
+        result = subprocess.run(
+            [str(KAFKA_SCRIPT), command], env=self.env, capture_output=True, text=True, timeout=180
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.kafka
+def test_the_kafka_source_says_the_brokers_are_gone_and_goes_on_when_back(
+    tmp_path, clean_fleet, caplog
+) -> None:
+    broker = OwnKafka(tmp_path / "kafka")
+    broker.run("start")
+    readings, before, after = _hours(clean_fleet)
+    topic = f"loss-{uuid.uuid4().hex[:6]}"
+    create_topic(broker.url, topic, partitions=2)
+    devices = clean_fleet.devices["device_id"]
+    caplog.set_level(logging.INFO, logger="iotlab")
+    with iotlab.connect(f"sqlite:///{tmp_path / 'lab.db'}") as lab:
+        lab.provision(clean_fleet)
+        service = lab.ingestion_service(
+            batch_size=200, max_delay=0.05, scoring=None, connectivity_every=None
+        )
+        service.start()
+        source = KafkaSource(service, broker.url, topic=topic, group_id=f"g-{topic}").start()
+        try:
+            with KafkaPublisher(broker.url, topic=topic) as publisher:
+                publisher.publish_readings(before, per="device")
+            _wait(lambda: service.stats.readings_written == len(before), 60, "the first hour")
+            assert service.status.broker_connected is True
+            broker.run("stop")
+            _wait(lambda: not source.connected, 60, "the source to notice")
+            status = service.status
+            assert status.broker_connected is False and not status.healthy
+            time.sleep(3)  # librdkafka retries its connections many times meanwhile
+            broker.run("start")
+            _wait(lambda: source.connected, 60, "the source to find the broker again")
+            with KafkaPublisher(broker.url, topic=topic) as publisher:
+                publisher.publish_readings(after, per="device")
+            _wait(
+                lambda: service.stats.readings_written >= len(readings),
+                90,
+                "the second hour, sent after the broker came back",
+            )
+            service.flush()
+            time.sleep(0.5)  # anything stored twice would be written by now
+            stored = _stored(lab, devices)
+        finally:
+            source.stop()
+            service.stop()
+            broker.run("stop")
+    assert service.error is None and source.error is None
+    assert source.reconnects == 1
+    assert len(stored) == len(readings)
+    assert set(per_key_counts(stored, ["device_id", "sensor_id", "ts"])) == {1}
+    said = [r for r in caplog.records if r.name == "iotlab.ingest.kafka"]
+    assert sum("no Kafka broker" in r.getMessage() for r in said) == 1
+    assert sum("answers again" in r.getMessage() for r in said) == 1
+    # The client's own connection retries are a few lines, not one per attempt.
+    refused = [r for r in caplog.records if "Connection refused" in r.getMessage()]
+    assert 1 <= len(refused) <= 3, [r.getMessage() for r in refused]
+
+
+def test_the_kafka_client_log_says_a_repeated_line_once_and_counts_the_rest(caplog) -> None:
+    log = _ClientLog(quiet=0.2)
+    caplog.set_level(logging.DEBUG, logger="iotlab.kafka.client")
+    for attempt in range(50):  # as librdkafka retries a refused connection
+        log.log(logging.ERROR, "FAIL [c#1]: Connect failed (after %dms in state CONNECT)", attempt)
+    log.log(logging.WARNING, "another line")
+    time.sleep(0.25)
+    log.log(logging.ERROR, "FAIL [c#1]: Connect failed (after %dms in state CONNECT)", 7)
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert lines[0] == (logging.ERROR, "FAIL [c#1]: Connect failed (after 0ms in state CONNECT)")
+    assert lines[1] == (logging.INFO, "another line")  # librdkafka's warnings are INFO
+    assert len(lines) == 3 and lines[2][1].startswith("FAIL [c#1]: Connect failed (after 7ms")
+    assert "(49 more like it in the last 0 s)" in lines[2][1]
