@@ -210,6 +210,14 @@ def run_serve(args: argparse.Namespace) -> int:
                 shared_sensors=bool(args.mqtt and args.group),
             )
             channels = _alert_channels(service, args)
+            if scoring is not None and args.mqtt and args.group:
+                logger.warning(
+                    "scoring on the MQTT shared subscription %r: each worker sees only its "
+                    "share of a sensor's readings, so a stuck sensor is found later; for "
+                    "live detection across workers, use Kafka (a sensor's records stay "
+                    "with one worker)",
+                    args.group,
+                )
             if scoring is not None:
                 logger.info("fitting %s forecasts", scoring.name)
                 logger.info("fitted %d sensors' forecasts", service.warm())

@@ -142,7 +142,10 @@ class IngestionService:
     shared_sensors
         Other workers may store readings of the same sensors at the same time (MQTT
         shared subscriptions): roll-ups are refreshed so that concurrent refreshes
-        converge (``refresh_rollups(concurrent=True)``), at the cost of more reads.
+        converge (``refresh_rollups(concurrent=True)``), at the cost of more reads; and
+        an anomaly that starts an episode as far as this worker knows is alerted only if
+        the store holds none of that sensor within ``alert_gap`` before it (another
+        worker's), a read per such anomaly.
     """
 
     def __init__(
@@ -705,6 +708,8 @@ class IngestionService:
             self._last_flagged[key] = record.ts
             if last is not None and record.ts - last <= self.alert_gap:
                 continue  # the same ongoing episode: stored, not alerted again
+            if self.shared_sensors and self._flagged_elsewhere(record):
+                continue  # the same episode, alerted by the worker that got its start
             alerts.append(
                 Alert(
                     record.device_id,
@@ -722,6 +727,22 @@ class IngestionService:
             )
         self.stats.alerts += len(alerts)
         return alerts
+
+    def _flagged_elsewhere(self, record: Any) -> bool:
+        """Whether the store holds an anomaly of ``record``'s sensor within ``alert_gap``
+        before it: with ``shared_sensors``, another worker may have stored the start of
+        the episode, which this worker's memory never saw. (Two workers flagging an
+        episode's first readings within one batch's time of each other may both alert.)"""
+        earlier = self._guard.call(
+            lambda: self.store.read_rows(
+                "anomalies",
+                {"device_id": record.device_id},
+                start=record.ts - self.alert_gap,
+                end=record.ts,
+            ),
+            "checking for an ongoing anomaly episode",
+        )
+        return bool((earlier["sensor_id"] == record.sensor_id).any())
 
     def _advance_clock(self, readings: pd.DataFrame, heartbeats: pd.DataFrame) -> None:
         latest = [f["ts"].max() for f in (readings, heartbeats) if len(f)]

@@ -310,3 +310,80 @@ def test_two_workers_on_a_shared_subscription_survive_kill_9(
     expected = readings.groupby(["device_id", "sensor_id"])["value"].sum()
     got = hours.groupby(["device_id", "sensor_id"])["sum"].sum()
     assert (got.reindex(expected.index) - expected).abs().max() < 1e-6
+
+
+def test_an_episode_split_over_shared_workers_is_alerted_once(
+    mqtt_contact, tmp_path, clean_fleet
+) -> None:
+    """Two scoring workers on one shared subscription: the broker hands an anomaly
+    episode's readings to both, and only the one that got its start alerts (the other
+    finds that start in the store)."""
+    url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
+    tag = uuid.uuid4().hex[:8]
+    root, group = f"episode{tag}", f"g{tag}"
+    sim = clean_fleet.simulate(START, days=4 / 24, freq="1min")
+    live_from = START + pd.Timedelta("3h")
+    readings, key, spike_times = spiked(
+        sim.readings, clean_fleet, live_from + pd.Timedelta("20min"), n=4
+    )
+    live = readings[readings["ts"] >= live_from]
+    is_spike = (
+        (live["device_id"] == key[0])
+        & (live["sensor_id"] == key[1])
+        & live["ts"].isin(spike_times)
+    )
+    store = f"sqlite:///{tmp_path / 'lab.db'}"
+    with iotlab.connect(store) as lab:
+        lab.provision(clean_fleet)
+        lab.ingest(readings[readings["ts"] < live_from])
+    labs = [iotlab.connect(store) for _ in range(2)]
+    alerts: list = []
+    services, sources = [], []
+    try:
+        for i, lab in enumerate(labs):
+            service = lab.ingestion_service(
+                batch_size=50,
+                max_delay=0.05,
+                scoring=ForecastCache(lab.store, detector="zscore"),
+                connectivity_every=None,
+                topic_root=root,
+                shared_sensors=True,
+            )
+            service.add_alert_handler(alerts.append)
+            services.append(service.start())
+            client = f"w{i}-{tag}"
+            sources.append(MqttSource(service, url, client_id=client, share_group=group).start())
+
+        def stored() -> int:
+            return sum(s.stats.readings_written for s in services)
+
+        with Publisher(url, topic_root=root) as publisher:
+            publisher.publish_readings(_ordered(live[live["ts"] < spike_times[0]]))
+            publisher.wait(10)
+            _wait(lambda: stored() == (live["ts"] < spike_times[0]).sum(), what="the calm")
+            got_spike = []
+            for _, row in live[is_spike].iterrows():  # one message each, as minutes pass
+                before = [s.stats.readings_written for s in services]
+                want = sum(before) + 1
+                publisher.publish_readings(row.to_frame().T.astype(live.dtypes.to_dict()))
+                _wait(lambda want=want: stored() == want, what="a spike reading")
+                after = [s.stats.readings_written for s in services]
+                got_spike.append(next(i for i in range(2) if after[i] > before[i]))
+            rest = live[~is_spike & (live["ts"] >= spike_times[0])]
+            publisher.publish_readings(_ordered(rest))
+        _wait(lambda: stored() == len(live), what="every reading")
+    finally:
+        for source in sources:
+            source.pause()
+        for service in services:
+            service.stop()
+        for source in sources:
+            source.stop(end_session=True)
+    anomalies = labs[0].anomalies(devices=key[0])
+    for lab in labs:
+        lab.close()
+    assert set(got_spike) == {0, 1}  # the episode was split over the workers
+    flagged = anomalies[(anomalies["sensor_id"] == key[1]) & anomalies["ts"].isin(spike_times)]
+    assert len(flagged) >= 2  # ... and both flagged readings of it
+    mine = [a for a in alerts if (a.device_id, a.sensor_id) == key]
+    assert [a.ts for a in mine] == [spike_times[0]]
