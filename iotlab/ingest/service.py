@@ -62,6 +62,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import queue
 import threading
@@ -700,7 +701,7 @@ class IngestionService:
         """One alert per new anomaly episode among stored anomaly ``rows`` (an ongoing
         episode, flagged again within ``alert_gap``, raises none)."""
         self.stats.anomalies += len(rows)
-        alerts = []
+        starts = []
         record: Any  # a row of ``rows``: its fields are typed by the columns, not statically
         for record in rows.itertuples(index=False):
             key = (record.device_id, record.sensor_id)
@@ -708,41 +709,51 @@ class IngestionService:
             self._last_flagged[key] = record.ts
             if last is not None and record.ts - last <= self.alert_gap:
                 continue  # the same ongoing episode: stored, not alerted again
-            if self.shared_sensors and self._flagged_elsewhere(record):
-                continue  # the same episode, alerted by the worker that got its start
-            alerts.append(
-                Alert(
-                    record.device_id,
-                    record.sensor_id,
-                    record.ts,
-                    record.value,
-                    record.expected,
-                    record.lower,
-                    record.upper,
-                    record.score,
-                    record.confidence,
-                    record.severity,
-                    record.detector,
-                )
+            starts.append(record)
+        if self.shared_sensors and starts:
+            # The same episode, alerted by the worker that got its start.
+            elsewhere = self._flagged_elsewhere(starts)
+            starts = [r for r, seen in zip(starts, elsewhere) if not seen]
+        alerts = [
+            Alert(
+                r.device_id,
+                r.sensor_id,
+                r.ts,
+                r.value,
+                r.expected,
+                r.lower,
+                r.upper,
+                r.score,
+                r.confidence,
+                r.severity,
+                r.detector,
             )
+            for r in starts
+        ]
         self.stats.alerts += len(alerts)
         return alerts
 
-    def _flagged_elsewhere(self, record: Any) -> bool:
-        """Whether the store holds an anomaly of ``record``'s sensor within ``alert_gap``
-        before it: with ``shared_sensors``, another worker may have stored the start of
-        the episode, which this worker's memory never saw. (Two workers flagging an
-        episode's first readings within one batch's time of each other may both alert.)"""
-        earlier = self._guard.call(
-            lambda: self.store.read_rows(
-                "anomalies",
-                {"device_id": record.device_id},
-                start=record.ts - self.alert_gap,
-                end=record.ts,
-            ),
-            "checking for an ongoing anomaly episode",
-        )
-        return bool((earlier["sensor_id"] == record.sensor_id).any())
+    def _flagged_elsewhere(self, records: list[Any]) -> list[bool]:
+        """For each anomaly record: whether the store holds an anomaly of its sensor
+        within ``alert_gap`` before it. With ``shared_sensors``, another worker may have
+        stored the start of an episode this worker's memory never saw. One read per
+        device. (Two workers flagging an episode's first readings within one batch's
+        time of each other may both alert.)"""
+        by_device: dict[str, list[Any]] = {}
+        for record in records:
+            by_device.setdefault(record.device_id, []).append(record)
+        seen: dict[int, bool] = {}
+        for device_id, mine in by_device.items():
+            start = min(r.ts for r in mine) - self.alert_gap
+            end = max(r.ts for r in mine)
+            read = functools.partial(
+                self.store.read_rows, "anomalies", {"device_id": device_id}, start=start, end=end
+            )
+            earlier = self._guard.call(read, "checking for ongoing anomaly episodes")
+            for r in mine:
+                before = earlier[(earlier["sensor_id"] == r.sensor_id) & (earlier["ts"] < r.ts)]
+                seen[id(r)] = bool((before["ts"] >= r.ts - self.alert_gap).any())
+        return [seen[id(r)] for r in records]
 
     def _advance_clock(self, readings: pd.DataFrame, heartbeats: pd.DataFrame) -> None:
         latest = [f["ts"].max() for f in (readings, heartbeats) if len(f)]
