@@ -86,6 +86,7 @@ def connect_client(
     max_inflight: int = 0,
     timeout: float = 10.0,
     background: bool = True,
+    keepalive: int = 30,
 ) -> Any:
     """A connected paho 2.x MQTT 5 client.
 
@@ -133,7 +134,9 @@ def connect_client(
     if persistent:
         props.SessionExpiryInterval = SESSION_EXPIRY
     try:
-        client.connect(host, port, keepalive=30, clean_start=not persistent, properties=props)
+        client.connect(
+            host, port, keepalive=keepalive, clean_start=not persistent, properties=props
+        )
     except OSError as exc:
         raise StoreConnectionError(f"cannot reach MQTT broker at {url}: {exc}") from exc
     if background:
@@ -203,6 +206,9 @@ class MqttSource:
         Subscribe through the MQTT 5 shared subscription ``$share/<group>/<root>/#``:
         the broker hands each message to one of the group's subscribers, so several
         ``iotlab serve`` workers (each with its own ``client_id``) share the stream.
+    keepalive
+        MQTT keep-alive, in seconds: the broker drops a connection silent for 1.5 times
+        as long, and the receiver finds a dead broker within about that time.
     """
 
     def __init__(
@@ -213,8 +219,12 @@ class MqttSource:
         client_id: str = "iotlab-ingest",
         topic_root: str | None = None,
         share_group: str | None = None,
+        keepalive: int = 30,
     ) -> None:
         parse_mqtt_url(url)  # a bad URL fails here, not in the child
+        if not 1 <= keepalive <= 65535:
+            raise ValidationError(f"must be 1-65535 seconds, got {keepalive}", field="keepalive")
+        self.keepalive = keepalive
         if share_group is not None and not _valid_share_name(share_group):
             raise ValidationError(
                 f"must be a non-empty name without '/', '+' or '#', got {share_group!r}",
@@ -280,6 +290,7 @@ class MqttSource:
             command += [self.url, self.client_id, self.root, str(child_end.fileno())]
             command.append(str(int(self.max_payload or 0)))
             command.append(self.share_group or "")
+            command.append(str(self.keepalive))
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

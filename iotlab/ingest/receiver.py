@@ -17,14 +17,15 @@ socket pair, and takes back acknowledgements per chunk:
 - parent -> child: ``("ack", seq)`` once the service stored a chunk (the child PUBACKs its
   messages then, not before), and ``("stop", end_session)``.
 
-One thread does all of it: it waits on the broker's socket and the parent's at once, reads
-every packet that has arrived, parses, hands over and acknowledges. (With paho's own
-network thread and a hand-over thread, each message cost a wake-up and a GIL switch
-between them, and every PUBACK a wake-up of paho's thread: 44 us of CPU per reading sent
-four to a message, against about 40 now.) If the broker goes away, the thread tells the
-parent, reconnects every ``RECONNECT_SECONDS`` and subscribes again (a broker that
-crashed has forgotten the subscription); the broker's persistent session, if it kept it,
-redelivers what was not acknowledged.
+One thread runs the broker's connection: it waits on the broker's socket and the parent's
+at once, reads every packet that has arrived, parses a chunk at a time and acknowledges.
+(With paho's own network thread, each message cost a wake-up and a GIL switch, and every
+PUBACK a wake-up of paho's thread.) A second thread only writes to the parent, a chunk at
+a time: a parent that takes nothing for a while (a store outage holds it) must not stop
+the connection's keep-alives, or the broker would drop it after 45 s. If the broker goes
+away, the first thread tells the parent, reconnects every ``RECONNECT_SECONDS`` and
+subscribes again (a broker that crashed has forgotten the subscription); the broker's
+persistent session, if it kept it, redelivers what was not acknowledged.
 
 If the parent dies (kill -9), the pipe closes and the child exits at once without
 acknowledging anything, so the broker redelivers to the next session: at-least-once
@@ -36,8 +37,11 @@ never a silent stall.
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
 import select
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -61,6 +65,7 @@ def receive(
     connection: Any,
     max_payload: int | None = None,
     share_group: str | None = None,
+    keepalive: int = 30,
 ) -> None:
     """Child process: subscribe to ``<root>/#`` and trade chunks for acks over ``connection``.
 
@@ -89,6 +94,7 @@ def receive(
             on_message=receiver.on_message,
             on_subscribe=receiver.on_subscribe,
             background=False,
+            keepalive=keepalive,
         )
         receiver.wait_subscribed(client, 10.0)
     except Exception as exc:  # reported to the parent, which raises it
@@ -96,13 +102,16 @@ def receive(
         return
     settle_heap()  # this process only receives from here on
     connection.send(("ready",))
+    sender = threading.Thread(target=receiver.send_all, name="iotlab-receiver-send", daemon=True)
+    sender.start()
     try:
-        receiver.run(client)
+        receiver.run(client, sender)
     except (EOFError, OSError):
-        pass  # the parent is gone: acknowledge nothing, the broker redelivers
+        os._exit(1)  # the parent is gone: acknowledge nothing, the broker redelivers
     except BaseException:  # end loudly: the parent restarts the receiver
         traceback.print_exc()
-        sys.exit(1)
+        os._exit(1)
+    sender.join()  # "stopped" is out
 
 
 class _Receiver:
@@ -111,7 +120,8 @@ class _Receiver:
     def __init__(self, root: str, max_payload: int, connection: Any) -> None:
         self.root = root
         self.max_payload = max_payload
-        self.connection = connection  # to the parent
+        self.connection = connection  # to the parent; written to by `send_all` only
+        self.outbox: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self.pending: list[tuple[str, bytes, int, int]] = []  # topic, payload, mid, qos
         self.first_pending = 0.0  # when the oldest pending message arrived
         self.unacked: dict[int, list[tuple[int, int]]] = {}  # chunk -> (mid, qos)
@@ -131,7 +141,7 @@ class _Receiver:
     def on_subscribe(self, *args: Any) -> None:
         if self.lost_at is not None:  # subscribed again after a reconnection
             self.lost_at = None
-            self.connection.send(("connected",))
+            self.outbox.put(("connected",))
         self.subscribed = True
 
     def wait_subscribed(self, client: Any, timeout: float) -> None:
@@ -143,13 +153,23 @@ class _Receiver:
             if time.monotonic() > deadline or pump(client, 0.05) != 0:
                 raise StoreConnectionError("the MQTT broker did not confirm the subscription")
 
-    def run(self, client: Any) -> None:
+    def send_all(self) -> None:
+        """Sender thread: write the outbox to the parent until ``None``."""
+        while (message := self.outbox.get()) is not None:
+            try:
+                self.connection.send(message)
+            except OSError:
+                os._exit(1)  # the parent is gone: acknowledge nothing
+
+    def run(self, client: Any, sender: threading.Thread) -> None:
         """Serve until the parent says stop (or is gone: EOFError/OSError)."""
         from iotlab.ingest.mqtt import pump
 
         connection = self.connection
         tried_at = 0.0  # last reconnection attempt
         while True:
+            if not sender.is_alive():  # it ended without being told: end loudly
+                raise RuntimeError("the receiver's sender thread died")
             wait = IDLE_SECONDS
             if self.pending:
                 wait = max(0.0, self.first_pending + CHUNK_SECONDS - time.monotonic())
@@ -167,7 +187,7 @@ class _Receiver:
                 code = pump(client, 0.0, max_packets=CHUNK_MESSAGES)
                 if code != 0 and self.lost_at is None:
                     self.lost_at = tried_at = time.monotonic()
-                    connection.send(("lost", _paho_error(code)))
+                    self.outbox.put(("lost", _paho_error(code)))
             elif time.monotonic() - tried_at >= RECONNECT_SECONDS:
                 tried_at = time.monotonic()
                 self.reconnect(client)
@@ -188,7 +208,7 @@ class _Receiver:
         for message_topic, payload, _, _ in taken:
             parsed.add(message_topic, payload)  # never raises: a bad one is a dead letter
         self.unacked[self.seq] = [(mid, qos) for _, _, mid, qos in taken if qos > 0]
-        self.connection.send(("chunk", self.seq, parsed))
+        self.outbox.put(("chunk", self.seq, parsed))
 
     def command(self, client: Any) -> bool:
         """Carry out the parent's waiting commands; ``True`` once told to stop."""
@@ -200,7 +220,8 @@ class _Receiver:
                     client.ack(mid, qos)
             elif command[0] == "stop":
                 _disconnect(client, end_session=command[1])
-                connection.send(("stopped",))
+                self.outbox.put(("stopped",))
+                self.outbox.put(None)
                 return True
         return False
 
@@ -234,14 +255,16 @@ def _disconnect(client: Any, *, end_session: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD [MAX_PAYLOAD [SHARE_GROUP]]``;
-    FD: the parent's socket; MAX_PAYLOAD: largest payload parsed, in bytes (0: the
-    default); SHARE_GROUP: subscribe through that shared subscription."""
+    """``python -m iotlab.ingest.receiver URL CLIENT_ID ROOT FD [MAX_PAYLOAD [SHARE_GROUP
+    [KEEPALIVE]]]``; FD: the parent's socket; MAX_PAYLOAD: largest payload parsed, in bytes
+    (0: the default); SHARE_GROUP: subscribe through that shared subscription; KEEPALIVE:
+    MQTT keep-alive in seconds (30)."""
     args = argv if argv is not None else sys.argv[1:]
     url, client_id, root, fd = args[:4]
     max_payload = int(args[4]) if len(args) > 4 and int(args[4]) > 0 else None
     share_group = args[5] if len(args) > 5 and args[5] else None
-    receive(url, client_id, root, Connection(int(fd)), max_payload, share_group)
+    keepalive = int(args[6]) if len(args) > 6 else 30
+    receive(url, client_id, root, Connection(int(fd)), max_payload, share_group, keepalive)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import pytest
 
 import iotlab
 from iotlab.ingest.kafka import KafkaPublisher, KafkaSource, _ClientLog, create_topic
+from iotlab.ingest.messages import reading_payload
 from iotlab.ingest.mqtt import MqttSource
 from iotlab.ingest.publisher import Publisher
 
@@ -192,3 +193,51 @@ def test_the_kafka_client_log_says_a_repeated_line_once_and_counts_the_rest(capl
     assert lines[1] == (logging.INFO, "another line")  # librdkafka's warnings are INFO
     assert len(lines) == 3 and lines[2][1].startswith("FAIL [c#1]: Connect failed (after 7ms")
     assert "(49 more like it in the last 0 s)" in lines[2][1]
+
+
+class _HeldService:
+    """Takes chunks as a service does, but holds the first for ``hold`` seconds (as a
+    store outage holds the MQTT source) and counts what it was given."""
+
+    topic_root = "held"
+    max_payload = None
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.readings = 0
+
+    def submit_parsed(self, parsed, ack) -> None:
+        if self.hold:
+            time.sleep(self.hold)
+            self.hold = 0
+        self.readings += len(parsed)
+        ack()
+
+
+@pytest.mark.mqtt
+def test_a_parent_that_takes_nothing_for_a_while_does_not_cost_the_broker_connection(
+    mqtt_contact, caplog
+) -> None:
+    """While the service takes nothing (a store outage), the receiver keeps its connection
+    alive: the broker, which drops a client silent for 1.5 keep-alives, does not drop it,
+    and nothing is delivered twice."""
+    url = f"mqtt://{mqtt_contact[0]}:{mqtt_contact[1]}"
+    root = f"held{uuid.uuid4().hex[:8]}"
+    payloads = [reading_payload(START.value // 10**6 + i * 1000, 1.0) for i in range(30_000)]
+    service = _HeldService(hold=6.0)  # three keep-alives of 2 s
+    service.topic_root = root
+    caplog.set_level(logging.INFO, logger="iotlab")
+    source = MqttSource(service, url, client_id=f"held-{uuid.uuid4().hex[:8]}", keepalive=2)
+    source.start()
+    try:
+        with Publisher(url, topic_root=root) as publisher:  # far more than the pipe holds
+            for payload in payloads:
+                publisher.publish(f"{root}/d1/t1", payload)
+        _wait(lambda: service.readings >= len(payloads), 60, "every reading")
+        time.sleep(0.5)  # a redelivery would arrive by now
+    finally:
+        source.pause()
+        source.stop(end_session=True)
+    assert service.readings == len(payloads)
+    assert source.reconnects == 0 and source.restarts == 0
+    assert not [r for r in caplog.records if "lost" in r.getMessage()]
