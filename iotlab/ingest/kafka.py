@@ -102,7 +102,10 @@ class _ClientLog:
         self._lock = threading.Lock()
 
     def log(self, level: int, message: str, *args: Any) -> None:
-        text = message % args if args else message
+        try:
+            text = message % args if args else message
+        except (TypeError, ValueError):  # not a format string after all: keep every part
+            text = " ".join(map(str, (message, *args)))
         shape = re.sub(r"\d+", "#", text)
         now = time.monotonic()
         with self._lock:

@@ -42,6 +42,26 @@ def _hours(clean_fleet) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return readings, readings[first], readings[~first]
 
 
+def _lose_and_get_back(service, source, publish, lose, restore, before, after) -> None:
+    """Publish ``before``, lose the broker, check that the service says so, get the broker
+    back and publish ``after`` once the source says it is connected again; return once
+    everything is stored (and anything stored twice would have been)."""
+    publish(before)
+    _wait(lambda: service.stats.readings_written == len(before), 60, "the first hour")
+    assert service.status.broker_connected is True
+    lose()
+    _wait(lambda: not source.connected, 60, "the source to notice")
+    status = service.status
+    assert status.broker_connected is False and not status.healthy
+    restore()
+    _wait(lambda: source.connected, 60, "the source to get the broker back")
+    publish(after)
+    total = len(before) + len(after)
+    _wait(lambda: service.stats.readings_written >= total, 90, "what was sent after")
+    service.flush()
+    time.sleep(0.5)  # anything stored twice would be written by now
+
+
 @pytest.mark.mqtt
 def test_the_mqtt_source_reconnects_by_itself_after_the_broker_crashed(
     tmp_path, clean_fleet
@@ -59,37 +79,25 @@ def test_the_mqtt_source_reconnects_by_itself_after_the_broker_crashed(
         source = MqttSource(service, broker.url, client_id=f"t-{uuid.uuid4().hex[:8]}")
         source.start()
         try:
-            with Publisher(broker.url) as publisher:
-                publisher.publish_readings(before, per="device")
-            _wait(lambda: service.stats.readings_written == len(before), 60, "the first hour")
             receiver = source.pid
-            assert service.status.broker_connected is True
-            broker.crash()
-            _wait(lambda: not source.connected, 30, "the receiver to notice")
-            status = service.status
-            assert status.broker_connected is False and not status.healthy
-            broker.start()
-            # The crashed broker forgot the subscription: what is published before the
-            # receiver subscribes again goes to no one (MQTT), so wait for it.
-            _wait(lambda: source.connected, 30, "the receiver to subscribe again")
-            with Publisher(broker.url) as publisher:
-                publisher.publish_readings(after, per="device")
-            _wait(
-                lambda: service.stats.readings_written >= len(readings),
-                60,
-                "the second hour, sent after the broker came back",
-            )
-            service.flush()
-            time.sleep(0.5)  # anything sent twice would be written by now
+
+            def publish(frame: pd.DataFrame) -> None:
+                with Publisher(broker.url) as publisher:
+                    publisher.publish_readings(frame, per="device")
+
+            # The crashed broker forgets the subscription: what is published before the
+            # receiver subscribes again goes to no one (MQTT), hence the wait for it.
+            _lose_and_get_back(service, source, publish, broker.crash, broker.start, before, after)
             stored = _stored(lab, devices)
+            same_receiver = source.pid == receiver
         finally:
             source.pause()
             service.stop()
             source.stop(end_session=True)
             broker.stop()
     assert service.error is None and source.error is None
-    assert source.restarts == 0 and source.reconnects == 1  # reconnected, not restarted
-    assert receiver is not None and service.status.broker_connected is not False
+    # The same receiver process reconnected: it was not restarted.
+    assert same_receiver and source.restarts == 0 and source.reconnects == 1
     assert len(stored) == len(readings)
     assert set(per_key_counts(stored, ["device_id", "sensor_id", "ts"])) == {1}
     assert service.stats.readings_written == len(readings)
@@ -143,26 +151,18 @@ def test_the_kafka_source_says_the_brokers_are_gone_and_goes_on_when_back(
         service.start()
         source = KafkaSource(service, broker.url, topic=topic, group_id=f"g-{topic}").start()
         try:
-            with KafkaPublisher(broker.url, topic=topic) as publisher:
-                publisher.publish_readings(before, per="device")
-            _wait(lambda: service.stats.readings_written == len(before), 60, "the first hour")
-            assert service.status.broker_connected is True
-            broker.run("stop")
-            _wait(lambda: not source.connected, 60, "the source to notice")
-            status = service.status
-            assert status.broker_connected is False and not status.healthy
-            time.sleep(3)  # librdkafka retries its connections many times meanwhile
-            broker.run("start")
-            _wait(lambda: source.connected, 60, "the source to find the broker again")
-            with KafkaPublisher(broker.url, topic=topic) as publisher:
-                publisher.publish_readings(after, per="device")
-            _wait(
-                lambda: service.stats.readings_written >= len(readings),
-                90,
-                "the second hour, sent after the broker came back",
+
+            def publish(frame: pd.DataFrame) -> None:
+                with KafkaPublisher(broker.url, topic=topic) as publisher:
+                    publisher.publish_readings(frame, per="device")
+
+            def restart() -> None:
+                time.sleep(3)  # librdkafka retries its connections many times meanwhile
+                broker.run("start")
+
+            _lose_and_get_back(
+                service, source, publish, lambda: broker.run("stop"), restart, before, after
             )
-            service.flush()
-            time.sleep(0.5)  # anything stored twice would be written by now
             stored = _stored(lab, devices)
         finally:
             source.stop()
@@ -193,6 +193,8 @@ def test_the_kafka_client_log_says_a_repeated_line_once_and_counts_the_rest(capl
     assert lines[1] == (logging.INFO, "another line")  # librdkafka's warnings are INFO
     assert len(lines) == 3 and lines[2][1].startswith("FAIL [c#1]: Connect failed (after 7ms")
     assert "(49 more like it in the last 0 s)" in lines[2][1]
+    log.log(logging.ERROR, "not a format", "but an argument")  # logged, parts kept
+    assert caplog.records[-1].getMessage() == "not a format but an argument"
 
 
 class _HeldService:
