@@ -127,7 +127,7 @@ class _Receiver:
         self.unacked: dict[int, list[tuple[int, int]]] = {}  # chunk -> (mid, qos)
         self.seq = 0
         self.subscribed = False
-        self.lost_at: float | None = None  # when the broker connection dropped, if it did
+        self.lost = False  # the broker connection dropped and is not back yet
 
     def on_message(self, client: Any, userdata: Any, message: Any) -> None:
         try:
@@ -139,8 +139,8 @@ class _Receiver:
         self.pending.append((name, message.payload, message.mid, message.qos))
 
     def on_subscribe(self, *args: Any) -> None:
-        if self.lost_at is not None:  # subscribed again after a reconnection
-            self.lost_at = None
+        if self.lost:  # subscribed again after a reconnection
+            self.lost = False
             self.outbox.put(("connected",))
         self.subscribed = True
 
@@ -185,8 +185,8 @@ class _Receiver:
                 # Reads what has arrived (its callbacks fill `pending`), writes the
                 # PUBACKs queued by `command`, keeps the connection alive.
                 code = pump(client, 0.0, max_packets=CHUNK_MESSAGES)
-                if code != 0 and self.lost_at is None:
-                    self.lost_at = tried_at = time.monotonic()
+                if code != 0 and not self.lost:
+                    self.lost, tried_at = True, time.monotonic()
                     self.outbox.put(("lost", _paho_error(code)))
             elif time.monotonic() - tried_at >= RECONNECT_SECONDS:
                 tried_at = time.monotonic()

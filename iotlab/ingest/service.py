@@ -146,7 +146,7 @@ class IngestionService:
         converge (``refresh_rollups(concurrent=True)``), at the cost of more reads; and
         an anomaly that starts an episode as far as this worker knows is alerted only if
         the store holds none of that sensor within ``alert_gap`` before it (another
-        worker's), a read per such anomaly.
+        worker's): one read per device of a batch with such anomalies.
     """
 
     def __init__(
@@ -739,21 +739,23 @@ class IngestionService:
         stored the start of an episode this worker's memory never saw. One read per
         device. (Two workers flagging an episode's first readings within one batch's
         time of each other may both alert.)"""
-        by_device: dict[str, list[Any]] = {}
-        for record in records:
-            by_device.setdefault(record.device_id, []).append(record)
-        seen: dict[int, bool] = {}
-        for device_id, mine in by_device.items():
-            start = min(r.ts for r in mine) - self.alert_gap
-            end = max(r.ts for r in mine)
+        earlier: dict[str, pd.DataFrame] = {}
+        for device_id in {r.device_id for r in records}:
+            times = [r.ts for r in records if r.device_id == device_id]
             read = functools.partial(
-                self.store.read_rows, "anomalies", {"device_id": device_id}, start=start, end=end
+                self.store.read_rows,
+                "anomalies",
+                {"device_id": device_id},
+                start=min(times) - self.alert_gap,
+                end=max(times),
             )
-            earlier = self._guard.call(read, "checking for ongoing anomaly episodes")
-            for r in mine:
-                before = earlier[(earlier["sensor_id"] == r.sensor_id) & (earlier["ts"] < r.ts)]
-                seen[id(r)] = bool((before["ts"] >= r.ts - self.alert_gap).any())
-        return [seen[id(r)] for r in records]
+            earlier[device_id] = self._guard.call(read, "checking for ongoing anomaly episodes")
+        seen = []
+        for r in records:
+            stored = earlier[r.device_id]
+            before = (stored["ts"] < r.ts) & (stored["ts"] >= r.ts - self.alert_gap)
+            seen.append(bool((before & (stored["sensor_id"] == r.sensor_id)).any()))
+        return seen
 
     def _advance_clock(self, readings: pd.DataFrame, heartbeats: pd.DataFrame) -> None:
         latest = [f["ts"].max() for f in (readings, heartbeats) if len(f)]
